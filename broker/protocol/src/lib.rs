@@ -1,0 +1,1 @@
+//! ironlog-protocol (being written)

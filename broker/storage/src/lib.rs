@@ -1,0 +1,1 @@
+//! ironlog-storage (being written)

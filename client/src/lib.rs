@@ -1,0 +1,1 @@
+//! ironlog-client (being written)

@@ -1,0 +1,1 @@
+//! ironlog-operator (being written)
