@@ -1,0 +1,74 @@
+//! The API versions this broker serves, as advertised in ApiVersions.
+//!
+//! Each range is our own cap intersected with what the `kafka_protocol` crate can decode.
+//! Caps are chosen so every field of every version in range is handled by the broker; raising
+//! a cap means reading the new version's schema and handling its new fields.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
+
+/// `(api, min, max)` before intersecting with the codec's range.
+const CAPS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 0, 16),
+    (ApiKey::ListOffsets, 0, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+/// The version range served for `api`, or `None` if the broker doesn't serve that API.
+pub fn supported(api: ApiKey) -> Option<VersionRange> {
+    CAPS.iter().find(|(key, _, _)| *key == api).and_then(|&(_, min, max)| {
+        let range = VersionRange { min, max }.intersect(&api.valid_versions());
+        (!range.is_empty()).then_some(range)
+    })
+}
+
+/// Every served API with its version range, in API key order.
+pub fn all_supported() -> Vec<(ApiKey, VersionRange)> {
+    let mut apis: Vec<_> = CAPS
+        .iter()
+        .filter_map(|&(key, _, _)| supported(key).map(|range| (key, range)))
+        .collect();
+    apis.sort_by_key(|(key, _)| *key as i16);
+    apis
+}
+
+/// Whether `version` of `api` is served.
+pub fn is_supported(api: ApiKey, version: i16) -> bool {
+    supported(api).is_some_and(|r| r.min <= version && version <= r.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_within_the_codec() {
+        for (api, range) in all_supported() {
+            let codec = api.valid_versions();
+            assert!(range.min >= codec.min && range.max <= codec.max, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn versions_that_kafka_2_1_and_later_clients_negotiate_are_served() {
+        // librdkafka 2.0 asks for Produce v7, Fetch v11, Metadata v9/12; Kafka 2.1 Java
+        // clients for Produce v7 and Fetch v10.
+        assert!(is_supported(ApiKey::Produce, 7));
+        assert!(is_supported(ApiKey::Fetch, 10) && is_supported(ApiKey::Fetch, 11));
+        assert!(is_supported(ApiKey::Fetch, 13), "topic-id fetches");
+        assert!(is_supported(ApiKey::Metadata, 1) && is_supported(ApiKey::Metadata, 12));
+        assert!(is_supported(ApiKey::ApiVersions, 0) && is_supported(ApiKey::ApiVersions, 3));
+        assert!(!is_supported(ApiKey::Produce, 2), "magic v0/v1 produce is not served");
+    }
+}
