@@ -1,1 +1,101 @@
-//! ironlog-storage (being written)
+//! ironlog-storage: the on-disk partition log of the Ironlog broker.
+//!
+//! **Dependency rule:** this crate is synchronous std I/O only. It must not
+//! depend on tokio, on networking, or on consensus (openraft); the server wraps
+//! it. Its dependencies are `crc32c`, `thiserror`, `tracing` and `bytes`.
+//!
+//! It stores Kafka record batches (magic v2) byte for byte as the producer
+//! sent them, in segment files, the way Apache Kafka's log does, using Kafka's
+//! names: [`Log`] (one partition), `LogSegment`, `OffsetIndex`, `TimeIndex`,
+//! [`LogManager`] (one data directory), `log_start_offset`, `log_end_offset`,
+//! recovery point.
+//!
+//! # Directory layout
+//!
+//! ```text
+//! <data_dir>/
+//!   .lock                              flock held by the owning LogManager
+//!   .clean-shutdown                    present only between a clean shutdown and the next open
+//!   recovery-point-offset-checkpoint   "0\n<count>\n<topic> <partition> <offset>\n..."
+//!   <topic>-<partition>/               partition parsed from the LAST '-'
+//!     00000000000000000000.log         segment: concatenated v2 record batches
+//!     00000000000000000000.index       sparse offset index
+//!     00000000000000000000.timeindex   sparse time index
+//!     00000000000000012345.log ...     next segment, named by its base offset
+//!     log-start-offset                 "<offset>\n", written by DeleteRecords/retention
+//! ```
+//!
+//! File names are the segment's base offset zero-padded to 20 digits.
+//! Checkpoint-style files are written via `*.tmp` + fsync + rename + directory
+//! fsync; a leftover `*.tmp` is removed on open.
+//!
+//! # On-disk format
+//!
+//! * **`.log`**: v2 record batches back to back, exactly their wire bytes
+//!   (61-byte header, see [`batch`]), with broker-assigned base offsets (and,
+//!   for LogAppendTime topics, the broker's timestamp and a recomputed CRC).
+//! * **`.index`**: 8-byte entries, big-endian: 4-byte offset relative to the
+//!   segment base + 4-byte byte position in the `.log`. An entry is written for
+//!   a batch when more than `index.interval.bytes` (default 4096) were appended
+//!   since the previous entry; it names that batch's *base* offset. The first
+//!   batch (position 0) is implied. Entries strictly increase in both fields.
+//! * **`.timeindex`**: 12-byte entries, big-endian: 8-byte timestamp + 4-byte
+//!   relative offset. Written alongside offset index entries (and once more
+//!   when a segment is rolled), only when the segment's max timestamp grew; it
+//!   maps that max timestamp to the last offset of the batch that first reached it.
+//! * Index files are exactly `entries × entry size` bytes (no preallocation);
+//!   they are kept in memory and appended to, so they need no memory map.
+//!
+//! # Invariants
+//!
+//! * Offsets strictly increase across batches and segments; a segment's
+//!   batches all have offsets in `[base, base + i32::MAX]` and the file is at
+//!   most 4 GiB (so relative offsets and positions fit the index entries).
+//! * Every stored batch has magic 2, a sane length and a valid CRC-32C.
+//! * `log_start_offset <= log_end_offset`; `recovery_point <= log_end_offset`.
+//! * Every segment except the active (last) one has been fsynced; rolling a
+//!   segment fsyncs it and moves the recovery point to the new base offset.
+//! * The active segment is never deleted by retention or DeleteRecords.
+//!
+//! # Recovery procedure ([`Log::open`])
+//!
+//! 1. Remove leftover `*.tmp`/`*.deleted`/`*.cleaned`/`*.swap` files and
+//!    index files without a `.log`.
+//! 2. For each segment, oldest first, load both indexes and sanity-check them
+//!    (size a multiple of the entry size, monotonic entries, positions inside
+//!    the `.log`, offsets below the segment's next offset).
+//! 3. A segment that may hold offsets at or above the recovery point (its
+//!    successor's base offset is above it), and always the active segment, is
+//!    *recovered*: every batch is read and checked (header, CRC, increasing
+//!    offsets) and both indexes are rebuilt. At the first bad batch the file is
+//!    truncated at the last valid batch boundary and **every later segment is
+//!    deleted**, since offsets after a hole cannot be trusted.
+//! 4. A segment below the recovery point is trusted (it was fsynced), so its
+//!    batches are not CRC-checked; only its headers after the last index entry
+//!    are walked to find its end and max timestamp. A broken index is rebuilt
+//!    from a header walk. If a header walk finds structural damage (bad magic,
+//!    length, a torn batch, non-increasing offsets) the segment is recovered as
+//!    in step 3, with the same truncation rule. CRC damage inside a trusted
+//!    segment is *not* detected at open (as in Kafka): it is served as stored
+//!    and consumers' CRC checks reject it; opening with recovery point 0 finds it.
+//! 5. After a clean shutdown ([`LogManager`] found `.clean-shutdown`) no
+//!    segment is CRC-checked, but the cheap checks of step 4 still run on all
+//!    segments, including the active one.
+//! 6. The log start offset is `max(log-start-offset file, first base offset)`,
+//!    capped at the log end offset; everything is fsynced and the recovery
+//!    point becomes the log end offset.
+//!
+//! Every repair is logged with `tracing::warn!` (file, what was found, what
+//! was done) and recorded in the [`RecoveryReport`] from [`Log::recovery_report`].
+
+pub mod batch;
+pub mod config;
+pub mod index;
+pub mod log;
+pub mod manager;
+pub mod segment;
+
+pub use crate::batch::{parse_batches, BatchError, BatchInfo};
+pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampType};
+pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
+pub use crate::manager::{LogHandle, LogManager, LogManagerError, TopicPartition};

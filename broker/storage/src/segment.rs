@@ -1,0 +1,322 @@
+//! One segment: a `.log` file of concatenated v2 batches plus its two indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
+use crate::index::{OffsetIndex, TimeIndex};
+
+/// `<dir>/<base offset, 20 digits>.<ext>`, as Kafka names segment files.
+pub fn segment_file(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Running statistics of a segment, updated batch by batch, and the sparse
+/// index rule shared by the append path and index rebuilds: an entry is added
+/// for a batch when more than `index.interval.bytes` were written since the
+/// last entry (so the first batch of a segment is never indexed; position 0
+/// is implied).
+#[derive(Debug, Clone)]
+pub struct SegmentStats {
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub first_batch_timestamp: Option<i64>,
+    pub bytes_since_last_index_entry: u64,
+    pub batches: u64,
+}
+
+/// Index entries due after observing a batch.
+pub struct IndexPoint {
+    pub offset: (i64, u64),
+    pub time: (i64, i64),
+}
+
+impl SegmentStats {
+    pub fn empty(base_offset: i64) -> Self {
+        SegmentStats {
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp: None,
+            bytes_since_last_index_entry: 0,
+            batches: 0,
+        }
+    }
+
+    pub fn observe(
+        &mut self,
+        header: &BatchHeader<'_>,
+        position: u64,
+        size: u64,
+        index_interval: u64,
+    ) -> Option<IndexPoint> {
+        let max_ts = header.max_timestamp();
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(max_ts);
+        }
+        if max_ts > self.max_timestamp {
+            self.max_timestamp = max_ts;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        self.next_offset = header.last_offset() + 1;
+        self.batches += 1;
+        let point = (self.bytes_since_last_index_entry > index_interval).then(|| {
+            self.bytes_since_last_index_entry = 0;
+            IndexPoint {
+                offset: (header.base_offset(), position),
+                time: (self.max_timestamp, self.offset_of_max_timestamp),
+            }
+        });
+        self.bytes_since_last_index_entry += size;
+        point
+    }
+}
+
+/// What a scan of a `.log` file found.
+pub struct ScanOutcome {
+    pub stats: SegmentStats,
+    /// Bytes from the scan start to the end of the last good batch.
+    pub valid_end: u64,
+    pub offset_entries: Vec<(i64, u64)>,
+    pub time_entries: Vec<(i64, i64)>,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stop: Option<ScanStop>,
+}
+
+/// A problem that ended a scan.
+pub struct ScanStop {
+    pub position: u64,
+    pub truncated: bool,
+    pub reason: String,
+}
+
+fn stop_from(err: BatchError, position: u64) -> ScanStop {
+    ScanStop {
+        position,
+        truncated: err.is_truncated(),
+        reason: err.to_string(),
+    }
+}
+
+/// Scans batches of `file` from `start` to `size`. Every batch gets the header
+/// checks and offset monotonicity checks; with `validate_crc` the whole batch
+/// is read and its CRC checked too (recovery), otherwise only headers are read
+/// (cheap tail checks and index rebuilds of trusted segments).
+pub fn scan(
+    file: &File,
+    base_offset: i64,
+    start: u64,
+    mut stats: SegmentStats,
+    size: u64,
+    validate_crc: bool,
+    index_interval: u64,
+) -> io::Result<ScanOutcome> {
+    let mut pos = start;
+    let mut offset_entries = Vec::new();
+    let mut time_entries = Vec::new();
+    let mut stop = None;
+    let mut buf = vec![0u8; HEADER_SIZE];
+    while pos < size {
+        let remaining = size - pos;
+        let hlen = remaining.min(HEADER_SIZE as u64) as usize;
+        buf.resize(hlen, 0);
+        file.read_exact_at(&mut buf[..hlen], pos)?;
+        let avail = usize::try_from(remaining).unwrap_or(usize::MAX);
+        let batch_size = match batch::check_header(&buf[..hlen], 0, avail) {
+            Ok(s) => s,
+            Err(e) => {
+                stop = Some(stop_from(e, pos));
+                break;
+            }
+        };
+        if validate_crc {
+            buf.resize(batch_size, 0);
+            file.read_exact_at(&mut buf, pos)?;
+            if let Err(e) = batch::validate_batch(&buf, 0) {
+                stop = Some(stop_from(e, pos));
+                break;
+            }
+        }
+        // check_header succeeded, so at least HEADER_SIZE bytes are in `buf`.
+        let Some(header) = BatchHeader::new(&buf) else {
+            break;
+        };
+        let base = header.base_offset();
+        let expected = stats.next_offset.max(base_offset);
+        if base < expected || header.last_offset() - base_offset > i64::from(u32::MAX) {
+            stop = Some(ScanStop {
+                position: pos,
+                truncated: false,
+                reason: format!(
+                    "batch at byte {pos} has base offset {base}, expected >= {expected} \
+                     (offsets must increase and stay within the segment)"
+                ),
+            });
+            break;
+        }
+        if let Some(p) = stats.observe(&header, pos, batch_size as u64, index_interval) {
+            offset_entries.push(p.offset);
+            time_entries.push(p.time);
+        }
+        pos += batch_size as u64;
+    }
+    Ok(ScanOutcome {
+        stats,
+        valid_end: pos,
+        offset_entries,
+        time_entries,
+        stop,
+    })
+}
+
+/// A `.log` file with its `.index` and `.timeindex`.
+#[derive(Debug)]
+pub struct LogSegment {
+    pub base_offset: i64,
+    pub log_path: PathBuf,
+    pub file: File,
+    pub size: u64,
+    pub stats: SegmentStats,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+}
+
+impl LogSegment {
+    /// Creates empty segment files at `base_offset` (truncating any leftovers).
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<LogSegment> {
+        let log_path = segment_file(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        for ext in ["index", "timeindex"] {
+            let p = segment_file(dir, base_offset, ext);
+            if p.exists() {
+                std::fs::remove_file(&p)?;
+            }
+            File::create(&p)?;
+        }
+        let (offset_index, _) =
+            OffsetIndex::open(&segment_file(dir, base_offset, "index"), base_offset, 0)?;
+        let (time_index, _) =
+            TimeIndex::open(&segment_file(dir, base_offset, "timeindex"), base_offset)?;
+        Ok(LogSegment {
+            base_offset,
+            log_path,
+            file,
+            size: 0,
+            stats: SegmentStats::empty(base_offset),
+            offset_index,
+            time_index,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.stats.next_offset
+    }
+
+    /// Reads the header of the batch at `pos`, or `None` at/after the end.
+    pub fn header_at(&self, pos: u64) -> io::Result<Option<[u8; HEADER_SIZE]>> {
+        if pos + HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut h = [0u8; HEADER_SIZE];
+        self.file.read_exact_at(&mut h, pos)?;
+        Ok(Some(h))
+    }
+
+    /// Appends already-validated batches (`infos` are positions in `data`) with one write.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        infos: &[batch::BatchInfo],
+        index_interval: u64,
+    ) -> io::Result<()> {
+        let start = self.size;
+        self.file.write_all_at(data, start)?;
+        self.size += data.len() as u64;
+        for info in infos {
+            // `infos` came from parse_batches over `data`: each range holds a header.
+            let Some(header) = BatchHeader::new(&data[info.range()]) else {
+                continue;
+            };
+            if let Some(p) = self.stats.observe(
+                &header,
+                start + info.position as u64,
+                info.size as u64,
+                index_interval,
+            ) {
+                self.offset_index.append(p.offset.0, p.offset.1)?;
+                self.time_index.maybe_append(p.time.0, p.time.1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites both indexes from a scan outcome and adopts its stats.
+    pub fn adopt_scan(&mut self, outcome: &ScanOutcome) -> io::Result<()> {
+        self.offset_index.rewrite(&outcome.offset_entries)?;
+        self.time_index.rewrite(&outcome.time_entries)?;
+        self.stats = outcome.stats.clone();
+        Ok(())
+    }
+
+    /// Rescans the whole file (headers only) and rebuilds both indexes.
+    pub fn rebuild_indexes(&mut self, index_interval: u64) -> io::Result<ScanOutcome> {
+        let outcome = scan(
+            &self.file,
+            self.base_offset,
+            0,
+            SegmentStats::empty(self.base_offset),
+            self.size,
+            false,
+            index_interval,
+        )?;
+        self.adopt_scan(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// Cuts the file at `position` and rebuilds indexes and stats.
+    pub fn truncate_at(&mut self, position: u64, index_interval: u64) -> io::Result<()> {
+        self.file.set_len(position)?;
+        self.size = position;
+        self.rebuild_indexes(index_interval)?;
+        Ok(())
+    }
+
+    /// Called when the segment stops being the active one: records its final
+    /// max timestamp in the time index (as Kafka does) and fsyncs everything.
+    pub fn on_become_inactive(&mut self) -> io::Result<()> {
+        if self.stats.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
+        }
+        self.sync()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Removes the segment's three files.
+    pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            match std::fs::remove_file(segment_file(dir, base_offset, ext)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
