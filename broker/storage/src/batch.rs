@@ -514,7 +514,7 @@ pub mod testing {
                 pos += 1; // attributes
                 let ts_delta = get_varint(b, &mut pos);
                 let off_delta = get_varint(b, &mut pos);
-                let mut field = |pos: &mut usize| {
+                let field = |pos: &mut usize| {
                     let l = get_varint(b, pos);
                     (l >= 0).then(|| {
                         let v = b[*pos..*pos + l as usize].to_vec();
