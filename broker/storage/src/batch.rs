@@ -68,7 +68,9 @@ const CONTROL_BIT: i16 = 0x20;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BatchError {
     /// The buffer ends before the batch does.
-    #[error("batch at byte {position} is truncated: needs {needed} bytes, only {available} remain")]
+    #[error(
+        "batch at byte {position} is truncated: needs {needed} bytes, only {available} remain"
+    )]
     Truncated {
         position: usize,
         needed: usize,
@@ -78,7 +80,9 @@ pub enum BatchError {
     #[error("batch at byte {position} has magic {magic}; only record batch format v2 (magic 2) is supported")]
     UnsupportedMagic { position: usize, magic: i8 },
     /// batchLength is smaller than a v2 header.
-    #[error("batch at byte {position} has invalid batchLength {length} (minimum {MIN_BATCH_LENGTH})")]
+    #[error(
+        "batch at byte {position} has invalid batchLength {length} (minimum {MIN_BATCH_LENGTH})"
+    )]
     InvalidLength { position: usize, length: i32 },
     /// The stored CRC-32C does not match the bytes.
     #[error("batch at byte {position} fails its CRC check: stored {stored:#010x}, computed {computed:#010x}")]
@@ -617,7 +621,10 @@ mod tests {
         set_base_offset(&mut buf, 1234);
         set_partition_leader_epoch(&mut buf, 7);
         let h = BatchHeader::new(&buf).unwrap();
-        assert_eq!((h.base_offset(), h.partition_leader_epoch(), h.crc()), (1234, 7, crc));
+        assert_eq!(
+            (h.base_offset(), h.partition_leader_epoch(), h.crc()),
+            (1234, 7, crc)
+        );
         parse_batches(&buf).unwrap();
     }
 

@@ -126,7 +126,10 @@ impl LogConfig {
             ),
             ("flush.messages", opt_max(self.flush_messages)),
             ("flush.ms", opt_max(self.flush_ms)),
-            ("index.interval.bytes", self.index_interval_bytes.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             (
                 "message.timestamp.type",
@@ -276,7 +279,10 @@ mod tests {
         assert_eq!(cfg.retention_ms, None);
         assert_eq!(cfg.retention_bytes, Some(1000));
         assert_eq!(cfg.flush_messages, Some(1));
-        assert_eq!(cfg.message_timestamp_type, MessageTimestampType::LogAppendTime);
+        assert_eq!(
+            cfg.message_timestamp_type,
+            MessageTimestampType::LogAppendTime
+        );
         assert_eq!(cfg.cleanup_policy, CleanupPolicy::CompactDelete);
         assert_eq!(cfg.segment_bytes, 1024);
     }
@@ -285,7 +291,10 @@ mod tests {
     fn errors_name_key_and_value() {
         let err = LogConfig::from_topic_configs([("segment.bytes", "abc")]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("segment.bytes") && msg.contains("abc"), "{msg}");
+        assert!(
+            msg.contains("segment.bytes") && msg.contains("abc"),
+            "{msg}"
+        );
         let err = LogConfig::from_topic_configs([("retention.ms", "-5")]).unwrap_err();
         assert!(err.to_string().contains("retention.ms"));
         assert!(matches!(

@@ -39,7 +39,11 @@ impl OffsetIndex {
     /// Opens (creating if missing) and loads the file. Returns the index and,
     /// if the file's contents are not a plausible index for a segment of
     /// `log_size` bytes, a description of what is wrong (the caller rebuilds).
-    pub fn open(path: &Path, base_offset: i64, log_size: u64) -> io::Result<(Self, Option<String>)> {
+    pub fn open(
+        path: &Path,
+        base_offset: i64,
+        log_size: u64,
+    ) -> io::Result<(Self, Option<String>)> {
         let existed = path.exists();
         let file = open_rw(path, false)?;
         let bytes = std::fs::read(path)?;

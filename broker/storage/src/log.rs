@@ -221,7 +221,9 @@ impl Log {
             match ext {
                 "log" => match stem.parse::<i64>() {
                     Ok(b) if stem.len() == 20 && b >= 0 => bases.push(b),
-                    _ => warn!(file = %path.display(), "ignoring file with a non-offset name in log directory"),
+                    _ => {
+                        warn!(file = %path.display(), "ignoring file with a non-offset name in log directory")
+                    }
                 },
                 "index" | "timeindex" => index_files.push((stem.to_string(), path)),
                 "tmp" | "deleted" | "cleaned" | "swap" => {
@@ -236,7 +238,10 @@ impl Log {
         }
         bases.sort_unstable();
         for (stem, path) in index_files {
-            if !stem.parse::<i64>().is_ok_and(|b| bases.binary_search(&b).is_ok()) {
+            if !stem
+                .parse::<i64>()
+                .is_ok_and(|b| bases.binary_search(&b).is_ok())
+            {
                 warn!(file = %path.display(), "removing index file that has no matching .log segment");
                 fs::remove_file(&path).map_err(io_err("removing orphaned index", &path))?;
                 report.repairs.push(Repair::RemovedStrayFile { file: path });
@@ -280,8 +285,10 @@ impl Log {
         let stored_start = read_log_start_offset(dir)?;
         if segments.is_empty() {
             let base = stored_start.unwrap_or(0).max(0);
-            let seg = LogSegment::create(dir, base)
-                .map_err(io_err("creating first segment", &segment_file(dir, base, "log")))?;
+            let seg = LogSegment::create(dir, base).map_err(io_err(
+                "creating first segment",
+                &segment_file(dir, base, "log"),
+            ))?;
             segments.insert(base, seg);
         }
         // Non-empty by construction just above.
@@ -290,7 +297,10 @@ impl Log {
             .values()
             .next_back()
             .map_or(0, LogSegment::next_offset);
-        let log_start_offset = stored_start.unwrap_or(first_base).max(first_base).min(log_end);
+        let log_start_offset = stored_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
 
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -335,8 +345,8 @@ impl Log {
             .metadata()
             .map_err(io_err("reading segment size", &log_path))?
             .len();
-        let (offset_index, mut offset_issue) =
-            OffsetIndex::open(&index_path, base, size).map_err(io_err("loading index", &index_path))?;
+        let (offset_index, mut offset_issue) = OffsetIndex::open(&index_path, base, size)
+            .map_err(io_err("loading index", &index_path))?;
         let (time_index, mut time_issue) =
             TimeIndex::open(&time_path, base).map_err(io_err("loading time index", &time_path))?;
         let mut seg = LogSegment {
@@ -378,8 +388,12 @@ impl Log {
                                 stats.offset_of_max_timestamp = off;
                             }
                         }
-                        if let Some(h) = seg.header_at(0).map_err(io_err("reading first batch header", &log_path))? {
-                            stats.first_batch_timestamp = BatchHeader::new(&h).map(|h| h.max_timestamp());
+                        if let Some(h) = seg
+                            .header_at(0)
+                            .map_err(io_err("reading first batch header", &log_path))?
+                        {
+                            stats.first_batch_timestamp =
+                                BatchHeader::new(&h).map(|h| h.max_timestamp());
                         }
                         stats.bytes_since_last_index_entry = size - start_pos;
                         seg.stats = stats;
@@ -393,7 +407,13 @@ impl Log {
                 if outcome.stop.is_some() {
                     needs_recovery = true;
                 } else {
-                    record_index_repairs(report, &index_path, &time_path, &offset_issue, &time_issue);
+                    record_index_repairs(
+                        report,
+                        &index_path,
+                        &time_path,
+                        &offset_issue,
+                        &time_issue,
+                    );
                 }
             }
         }
@@ -402,8 +422,16 @@ impl Log {
         }
 
         // Full recovery: CRC-check every batch, rebuild both indexes.
-        let outcome = scan(&seg.file, base, 0, SegmentStats::empty(base), size, true, interval)
-            .map_err(io_err("recovering segment", &log_path))?;
+        let outcome = scan(
+            &seg.file,
+            base,
+            0,
+            SegmentStats::empty(base),
+            size,
+            true,
+            interval,
+        )
+        .map_err(io_err("recovering segment", &log_path))?;
         report.segments_validated += 1;
         report.batches_validated += outcome.stats.batches;
         let mut truncated = false;
@@ -625,8 +653,7 @@ impl Log {
                 .is_some_and(|t| now_ms.saturating_sub(t) > cfg.segment_ms)
             || seg.offset_index.size_bytes() + crate::index::OFFSET_ENTRY_SIZE
                 > cfg.segment_index_bytes
-            || seg.time_index.size_bytes() + crate::index::TIME_ENTRY_SIZE
-                > cfg.segment_index_bytes
+            || seg.time_index.size_bytes() + crate::index::TIME_ENTRY_SIZE > cfg.segment_index_bytes
             || last_offset - seg.base_offset > i64::from(i32::MAX)
     }
 
@@ -679,7 +706,11 @@ impl Log {
             .map_err(io_err("reading batch header", &seg.log_path))?
         else {
             if pos < seg.size {
-                return Err(Self::corrupt(seg, pos, "segment ends inside a batch header"));
+                return Err(Self::corrupt(
+                    seg,
+                    pos,
+                    "segment ends inside a batch header",
+                ));
             }
             return Ok(None);
         };
@@ -821,8 +852,7 @@ impl Log {
     pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
         let mut best: Option<(i64, i64)> = None;
         for seg in self.segments.values() {
-            if seg.stats.max_timestamp >= 0
-                && best.is_none_or(|(_, t)| seg.stats.max_timestamp > t)
+            if seg.stats.max_timestamp >= 0 && best.is_none_or(|(_, t)| seg.stats.max_timestamp > t)
             {
                 best = Some((seg.stats.offset_of_max_timestamp, seg.stats.max_timestamp));
             }
@@ -988,7 +1018,8 @@ impl Log {
                 self.delete_segment(b, "truncation")?;
             }
             let path = segment_file(&self.dir, start, "log");
-            let seg = LogSegment::create(&self.dir, start).map_err(io_err("creating segment", &path))?;
+            let seg =
+                LogSegment::create(&self.dir, start).map_err(io_err("creating segment", &path))?;
             self.segments.insert(start, seg);
             if start != self.log_start_offset {
                 self.log_start_offset = start;

@@ -145,7 +145,9 @@ impl LogManager {
                     dir: data_dir.to_path_buf(),
                 })
             }
-            Err(TryLockError::Error(e)) => return Err(io_err("locking data directory", &lock_path)(e)),
+            Err(TryLockError::Error(e)) => {
+                return Err(io_err("locking data directory", &lock_path)(e))
+            }
         }
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let clean = marker.exists();

@@ -159,7 +159,13 @@ pub fn scan(
         }
         if let Some(p) = stats.observe(&header, pos, batch_size as u64, index_interval) {
             offset_entries.push(p.offset);
-            time_entries.push(p.time);
+            // Same rule as TimeIndex::maybe_append: only when the max timestamp grew.
+            if time_entries
+                .last()
+                .is_none_or(|&(t, _): &(i64, i64)| p.time.0 > t)
+            {
+                time_entries.push(p.time);
+            }
         }
         pos += batch_size as u64;
     }

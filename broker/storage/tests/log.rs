@@ -25,7 +25,11 @@ fn mid_batch_fetch_returns_containing_batch() {
     let recs = decode_records(&r.data);
     assert_eq!(recs.first().unwrap().offset, 5);
     assert_eq!(recs.last().unwrap().offset, 14);
-    assert_eq!(recs[2].value.as_deref(), Some(&b"v2"[..]), "values are the producer's bytes");
+    assert_eq!(
+        recs[2].value.as_deref(),
+        Some(&b"v2"[..]),
+        "values are the producer's bytes"
+    );
     assert_eq!(r.log_end_offset, 15);
 }
 
@@ -36,7 +40,11 @@ fn max_bytes_smaller_than_first_batch() {
     let first = append(&mut log, 10, 0);
     append(&mut log, 10, 0);
     let r = log.read(0, 10, true).unwrap();
-    assert_eq!(r.data.len() as u64, first.bytes, "exactly one whole batch (KIP-74)");
+    assert_eq!(
+        r.data.len() as u64,
+        first.bytes,
+        "exactly one whole batch (KIP-74)"
+    );
     assert_eq!(parse_batches(&r.data).unwrap().len(), 1);
     let r = log.read(0, 10, false).unwrap();
     assert!(r.data.is_empty());
@@ -55,16 +63,35 @@ fn offset_out_of_range() {
     assert!(log.read(10, 100, true).unwrap().data.is_empty());
     assert!(matches!(
         log.read(11, 100, true),
-        Err(LogError::OffsetOutOfRange { offset: 11, log_end_offset: 10, .. })
+        Err(LogError::OffsetOutOfRange {
+            offset: 11,
+            log_end_offset: 10,
+            ..
+        })
     ));
-    assert!(matches!(log.read(-1, 100, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(-1, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert_eq!(log.delete_records_before(7).unwrap(), 7);
     let err = log.read(6, 100, true).unwrap_err();
-    assert!(matches!(err, LogError::OffsetOutOfRange { log_start_offset: 7, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LogError::OffsetOutOfRange {
+                log_start_offset: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("out of range"));
     // Reading at the new start returns the batch containing it.
     assert_eq!(log.read(7, 100, true).unwrap().first_batch_offset, Some(5));
-    assert!(matches!(log.delete_records_before(11), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.delete_records_before(11),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -76,7 +103,10 @@ fn read_up_to_stops_at_max_offset() {
     }
     let r = log.read_up_to(0, 1 << 20, true, Some(4)).unwrap();
     let recs = decode_records(&r.data);
-    assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(
+        recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
 }
 
 #[test]
@@ -90,7 +120,10 @@ fn rolls_by_segment_bytes() {
     }
     assert_eq!(log.segment_count(), 3);
     let bases = log.segment_base_offsets();
-    assert_eq!(bases, vec![0, 3 * per_segment as i64, 6 * per_segment as i64]);
+    assert_eq!(
+        bases,
+        vec![0, 3 * per_segment as i64, 6 * per_segment as i64]
+    );
     assert_eq!(read_all(&log, 0).len() as i64, log.log_end_offset());
     // A roll makes the previous segments durable.
     assert_eq!(log.recovery_point(), bases[2]);
@@ -125,12 +158,21 @@ fn rejects_oversized_and_invalid_appends() {
     let mut big = simple_batch(0, 0, 20);
     assert!(big.len() > 200);
     let err = log.append(&mut big, 0).unwrap_err();
-    assert!(matches!(err, LogError::RecordTooLarge { max: 200, .. }), "{err}");
+    assert!(
+        matches!(err, LogError::RecordTooLarge { max: 200, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("max.message.bytes"));
     let mut bad = simple_batch(0, 0, 1);
     bad[16] = 1;
-    assert!(matches!(log.append(&mut bad, 0), Err(LogError::InvalidRecords { .. })));
-    assert!(matches!(log.append(&mut [], 0), Err(LogError::EmptyAppend { .. })));
+    assert!(matches!(
+        log.append(&mut bad, 0),
+        Err(LogError::InvalidRecords { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut [], 0),
+        Err(LogError::EmptyAppend { .. })
+    ));
     assert_eq!(log.log_end_offset(), 0, "nothing written by failed appends");
 }
 
@@ -152,7 +194,10 @@ fn log_append_time_rewrites_max_timestamp_and_keeps_crc_valid() {
     assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
     assert_eq!(h.max_timestamp(), 777_000);
     assert_eq!(h.base_timestamp(), 5, "records keep their own timestamps");
-    assert_eq!(log.offset_for_timestamp(700_000).unwrap(), Some((0, 777_000)));
+    assert_eq!(
+        log.offset_for_timestamp(700_000).unwrap(),
+        Some((0, 777_000))
+    );
 }
 
 #[test]
@@ -187,15 +232,24 @@ fn offset_for_timestamp_and_max_timestamp() {
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1001)));
     assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((0, 1001)));
     assert_eq!(log.offset_for_timestamp(1002).unwrap(), Some((2, 2001)));
-    assert_eq!(log.offset_for_timestamp(15_500).unwrap(), Some((30, 16_001)));
-    assert_eq!(log.offset_for_timestamp(20_001).unwrap(), Some((38, 20_001)));
+    assert_eq!(
+        log.offset_for_timestamp(15_500).unwrap(),
+        Some((30, 16_001))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(20_001).unwrap(),
+        Some((38, 20_001))
+    );
     assert_eq!(log.offset_for_timestamp(20_002).unwrap(), None);
     assert_eq!(log.max_timestamp_offset(), Some((39, 20_001)));
     // Survives a reopen (stats rebuilt from indexes and header walks).
     let cfg = log.config().clone();
     log.close().unwrap();
     let log = Log::open_clean(tmp.path(), cfg, 0).unwrap();
-    assert_eq!(log.offset_for_timestamp(15_500).unwrap(), Some((30, 16_001)));
+    assert_eq!(
+        log.offset_for_timestamp(15_500).unwrap(),
+        Some((30, 16_001))
+    );
     assert_eq!(log.max_timestamp_offset(), Some((39, 20_001)));
     // Below the log start offset the answer is clamped to it.
     let mut log = log;
@@ -214,7 +268,11 @@ fn retention_by_time_never_deletes_active_segment() {
     }
     let segments = log.segment_count();
     assert!(segments >= 3);
-    assert_eq!(log.apply_retention(5_000).unwrap(), 0, "nothing old enough yet");
+    assert_eq!(
+        log.apply_retention(5_000).unwrap(),
+        0,
+        "nothing old enough yet"
+    );
     let deleted = log.apply_retention(1_000_000).unwrap();
     assert_eq!(deleted, segments - 1);
     assert_eq!(log.segment_count(), 1);
@@ -244,13 +302,20 @@ fn retention_by_bytes() {
     log.set_config(cfg.clone());
     let deleted = log.apply_retention(0).unwrap();
     assert!(deleted >= 1 && deleted < before);
-    assert!(log.size_bytes() <= batch * 5 + 300, "within one segment of the limit");
+    assert!(
+        log.size_bytes() <= batch * 5 + 300,
+        "within one segment of the limit"
+    );
     assert!(log.size_bytes() > batch * 5 - 300);
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
     cfg.retention_bytes = Some(0);
     log.set_config(cfg);
     log.apply_retention(0).unwrap();
-    assert_eq!(log.segment_count(), 1, "active segment is kept even over the limit");
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "active segment is kept even over the limit"
+    );
     assert!(log.size_bytes() > 0);
 }
 
@@ -282,7 +347,11 @@ fn truncate_to_is_batch_granular_and_appends_continue() {
     for _ in 0..10 {
         append(&mut log, 3, 0);
     }
-    assert_eq!(log.truncate_to(13).unwrap(), 12, "batch 12..14 removed whole");
+    assert_eq!(
+        log.truncate_to(13).unwrap(),
+        12,
+        "batch 12..14 removed whole"
+    );
     assert_eq!(log.log_end_offset(), 12);
     let info = append(&mut log, 2, 0);
     assert_eq!(info.first_offset, 12);

@@ -22,7 +22,11 @@ fn build_log(dir: &Path, cfg: &LogConfig, batches: usize) -> u64 {
 }
 
 fn flip_byte(path: &Path, pos: u64) {
-    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, pos).unwrap();
     f.write_all_at(&[b[0] ^ 0x5a], pos).unwrap();
@@ -43,10 +47,13 @@ fn torn_tail_is_truncated_and_appends_continue() {
     assert_eq!(log.log_end_offset(), 12);
     let report = log.recovery_report().clone();
     assert_eq!(report.truncated_bytes(), size / 2);
-    assert!(matches!(
-        &report.repairs[..],
-        [Repair::TruncatedSegment { torn: true, valid_bytes, .. }] if *valid_bytes == size * 4
-    ), "{report:?}");
+    assert!(
+        matches!(
+            &report.repairs[..],
+            [Repair::TruncatedSegment { torn: true, valid_bytes, .. }] if *valid_bytes == size * 4
+        ),
+        "{report:?}"
+    );
     let recs = read_all(&log, 0);
     assert_eq!(recs.len(), 12);
     assert_eq!(recs[11].value.as_deref(), Some(&b"v2"[..]));
@@ -67,7 +74,13 @@ fn crc_corrupt_tail_batch_and_everything_after_are_dropped() {
     assert_eq!(log.log_end_offset(), 9);
     let report = log.recovery_report();
     match &report.repairs[..] {
-        [Repair::TruncatedSegment { torn: false, valid_bytes, truncated_bytes, found, .. }] => {
+        [Repair::TruncatedSegment {
+            torn: false,
+            valid_bytes,
+            truncated_bytes,
+            found,
+            ..
+        }] => {
             assert_eq!(*valid_bytes, size * 3);
             assert_eq!(*truncated_bytes, size * 3);
             assert!(found.contains("CRC"), "{found}");
@@ -118,16 +131,27 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     let indexes = segment_files(tmp.path(), "index");
     let timeindexes = segment_files(tmp.path(), "timeindex");
     assert!(indexes.len() >= 3);
-    assert!(fs::metadata(&indexes[0]).unwrap().len() > 0, "test needs non-empty indexes");
+    assert!(
+        fs::metadata(&indexes[0]).unwrap().len() > 0,
+        "test needs non-empty indexes"
+    );
     fs::remove_file(&indexes[0]).unwrap();
     // Torn entry: wrong size.
-    let f = OpenOptions::new().write(true).open(&timeindexes[0]).unwrap();
-    f.set_len(fs::metadata(&timeindexes[0]).unwrap().len() - 3).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&timeindexes[0])
+        .unwrap();
+    f.set_len(fs::metadata(&timeindexes[0]).unwrap().len() - 3)
+        .unwrap();
     // Position pointing past the end of the log.
     let f = OpenOptions::new().write(true).open(&indexes[1]).unwrap();
     f.write_all_at(&[0, 0, 0, 1, 0x7f, 0, 0, 0], 0).unwrap();
     // Timestamps going backwards.
-    let f = OpenOptions::new().read(true).write(true).open(&timeindexes[1]).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&timeindexes[1])
+        .unwrap();
     f.write_all_at(&i64::MAX.to_be_bytes(), 0).unwrap();
     drop(f);
 
@@ -144,7 +168,11 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
         .collect();
     let files: Vec<_> = rebuilt.iter().map(|(f, _)| f.clone()).collect();
     for p in [&indexes[0], &timeindexes[0], &indexes[1], &timeindexes[1]] {
-        assert!(files.contains(p), "{} not rebuilt: {rebuilt:?}", p.display());
+        assert!(
+            files.contains(p),
+            "{} not rebuilt: {rebuilt:?}",
+            p.display()
+        );
     }
     assert!(rebuilt.iter().any(|(_, f)| f.contains("missing")));
     assert!(rebuilt.iter().any(|(_, f)| f.contains("past the end")));
@@ -154,7 +182,11 @@ fn missing_or_corrupt_indexes_are_rebuilt() {
     // The rebuilt files are valid: the next open repairs nothing.
     drop(log);
     let log = Log::open_clean(tmp.path(), cfg, 0).unwrap();
-    assert!(log.recovery_report().repairs.is_empty(), "{:?}", log.recovery_report());
+    assert!(
+        log.recovery_report().repairs.is_empty(),
+        "{:?}",
+        log.recovery_report()
+    );
     assert!(fs::metadata(&indexes[0]).unwrap().len() > 0);
 }
 
@@ -177,7 +209,11 @@ fn damage_below_the_recovery_point() {
     let log = Log::open(tmp.path(), cfg.clone(), leo, 0).unwrap();
     assert_eq!(log.log_end_offset(), leo);
     assert!(log.recovery_report().repairs.is_empty());
-    assert_eq!(log.recovery_report().segments_validated, 1, "only the active segment");
+    assert_eq!(
+        log.recovery_report().segments_validated,
+        1,
+        "only the active segment"
+    );
     drop(log);
 
     // 2. Same damage with recovery point 0: found, segment 0 truncated, the rest dropped.
@@ -196,10 +232,16 @@ fn damage_below_the_recovery_point() {
     let log = Log::open(tmp.path(), cfg, leo, 0).unwrap();
     assert_eq!(log.log_end_offset(), 3);
     let r = log.recovery_report();
-    assert!(r.repairs.iter().any(|x| matches!(x,
-        Repair::TruncatedSegment { found, .. } if found.contains("magic 1"))), "{r:?}");
+    assert!(
+        r.repairs.iter().any(|x| matches!(x,
+        Repair::TruncatedSegment { found, .. } if found.contains("magic 1"))),
+        "{r:?}"
+    );
     assert_eq!(
-        r.repairs.iter().filter(|x| matches!(x, Repair::DeletedSegment { .. })).count(),
+        r.repairs
+            .iter()
+            .filter(|x| matches!(x, Repair::DeletedSegment { .. }))
+            .count(),
         segs.len() - 1
     );
 }
@@ -214,7 +256,12 @@ fn clean_open_skips_crc_checks_but_finds_torn_tail() {
     assert_eq!(log.log_end_offset(), 12);
     drop(log);
     let seg = &segment_files(tmp.path(), "log")[0];
-    OpenOptions::new().write(true).open(seg).unwrap().set_len(size * 3 + 10).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(seg)
+        .unwrap()
+        .set_len(size * 3 + 10)
+        .unwrap();
     let log = Log::open_clean(tmp.path(), cfg, 0).unwrap();
     assert_eq!(log.log_end_offset(), 9);
     assert_eq!(log.recovery_report().truncated_bytes(), 10);
