@@ -30,7 +30,10 @@ pub fn parse_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Bytes>,
     }
     let size = size as usize;
     if size > max_size {
-        return Err(FrameError::TooLarge { size, max: max_size });
+        return Err(FrameError::TooLarge {
+            size,
+            max: max_size,
+        });
     }
     if buf.len() < 4 + size {
         // Reserve now so the socket read can fill the whole frame without reallocating.
@@ -51,7 +54,10 @@ mod tests {
         buf.extend_from_slice(&[0, 0, 0, 3, b'a']);
         assert_eq!(parse_frame(&mut buf, 10), Ok(None));
         buf.extend_from_slice(b"bcX");
-        assert_eq!(parse_frame(&mut buf, 10), Ok(Some(Bytes::from_static(b"abc"))));
+        assert_eq!(
+            parse_frame(&mut buf, 10),
+            Ok(Some(Bytes::from_static(b"abc")))
+        );
         assert_eq!(&buf[..], b"X");
     }
 
@@ -66,12 +72,21 @@ mod tests {
     #[test]
     fn oversize_is_refused_from_the_prefix_alone() {
         let mut buf = BytesMut::from(&[0, 0, 1, 0][..]);
-        assert_eq!(parse_frame(&mut buf, 255), Err(FrameError::TooLarge { size: 256, max: 255 }));
+        assert_eq!(
+            parse_frame(&mut buf, 255),
+            Err(FrameError::TooLarge {
+                size: 256,
+                max: 255
+            })
+        );
     }
 
     #[test]
     fn negative_size_is_refused() {
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
-        assert_eq!(parse_frame(&mut buf, 255), Err(FrameError::NegativeSize { size: -2 }));
+        assert_eq!(
+            parse_frame(&mut buf, 255),
+            Err(FrameError::NegativeSize { size: -2 })
+        );
     }
 }

@@ -20,9 +20,18 @@ pub enum DecodeError {
     #[error("unknown API key {api_key} (correlation id {correlation_id})")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("{api:?} version {version} is not supported (correlation id {correlation_id})")]
-    UnsupportedVersion { api: ApiKey, version: i16, correlation_id: i32 },
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
     #[error("malformed {api:?} v{version} request (correlation id {correlation_id}): {reason}")]
-    Malformed { api: ApiKey, version: i16, correlation_id: i32, reason: String },
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        reason: String,
+    },
 }
 
 /// A request whose header has been decoded; the body is still bytes.
@@ -47,7 +56,11 @@ pub fn peek_prefix(frame: &[u8]) -> Result<HeaderPrefix, DecodeError> {
         return Err(DecodeError::TooShort { len: frame.len() });
     }
     let mut b = &frame[..8];
-    Ok(HeaderPrefix { api_key: b.get_i16(), api_version: b.get_i16(), correlation_id: b.get_i32() })
+    Ok(HeaderPrefix {
+        api_key: b.get_i16(),
+        api_version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
 }
 
 /// Decodes the request header of `frame` and checks the API version is served.
@@ -65,13 +78,18 @@ pub fn decode_header(mut frame: Bytes) -> Result<RawRequest, DecodeError> {
         });
     }
     let header_version = api.request_header_version(prefix.api_version);
-    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| DecodeError::Malformed {
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| DecodeError::Malformed {
+            api,
+            version: prefix.api_version,
+            correlation_id: prefix.correlation_id,
+            reason: format!("header: {e:#}"),
+        })?;
+    Ok(RawRequest {
         api,
-        version: prefix.api_version,
-        correlation_id: prefix.correlation_id,
-        reason: format!("header: {e:#}"),
-    })?;
-    Ok(RawRequest { api, header, body: frame })
+        header,
+        body: frame,
+    })
 }
 
 impl RawRequest {
@@ -92,9 +110,13 @@ impl RawRequest {
             correlation_id: self.correlation_id(),
             reason,
         };
-        let kind = RequestKind::decode(self.api, &mut body, self.version()).map_err(|e| malformed(format!("{e:#}")))?;
+        let kind = RequestKind::decode(self.api, &mut body, self.version())
+            .map_err(|e| malformed(format!("{e:#}")))?;
         if body.has_remaining() {
-            return Err(malformed(format!("{} trailing bytes after the body", body.remaining())));
+            return Err(malformed(format!(
+                "{} trailing bytes after the body",
+                body.remaining()
+            )));
         }
         Ok(kind)
     }

@@ -20,15 +20,26 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     version: i16,
     body: &R,
 ) -> Result<Bytes, EncodeError> {
-    let err = |reason: String| EncodeError { message: short_type_name::<R>(), version, reason };
+    let err = |reason: String| EncodeError {
+        message: short_type_name::<R>(),
+        version,
+        reason,
+    };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = R::header_version(version);
-    let size = header.compute_size(header_version).map_err(|e| err(format!("{e:#}")))?
-        + body.compute_size(version).map_err(|e| err(format!("{e:#}")))?;
+    let size = header
+        .compute_size(header_version)
+        .map_err(|e| err(format!("{e:#}")))?
+        + body
+            .compute_size(version)
+            .map_err(|e| err(format!("{e:#}")))?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(|e| err(format!("{e:#}")))?;
-    body.encode(&mut buf, version).map_err(|e| err(format!("{e:#}")))?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| err(format!("{e:#}")))?;
+    body.encode(&mut buf, version)
+        .map_err(|e| err(format!("{e:#}")))?;
     Ok(buf.freeze())
 }
 
@@ -43,20 +54,27 @@ mod tests {
     use crate::frame::parse_frame;
     use crate::request::decode_header;
     use kafka_protocol::messages::{
-        ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader,
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, RequestHeader,
         RequestKind,
     };
     use kafka_protocol::protocol::{Decodable, StrBytes};
     use proptest::prelude::*;
 
-    fn request_frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> BytesMut {
+    fn request_frame<R: Encodable>(
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &R,
+    ) -> BytesMut {
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("test")));
         let mut inner = BytesMut::new();
-        header.encode(&mut inner, api.request_header_version(version)).unwrap();
+        header
+            .encode(&mut inner, api.request_header_version(version))
+            .unwrap();
         body.encode(&mut inner, version).unwrap();
         let mut framed = BytesMut::new();
         framed.put_i32(inner.len() as i32);
@@ -69,7 +87,10 @@ mod tests {
         let body = ApiVersionsResponse::default();
         let frame = encode_response(7, 3, &body).unwrap();
         let mut rest = frame.slice(4..);
-        assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, rest.len());
+        assert_eq!(
+            i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
+            rest.len()
+        );
         assert_eq!(i32::from_be_bytes(rest[..4].try_into().unwrap()), 7);
         rest = rest.slice(4..);
         assert_eq!(ApiVersionsResponse::decode(&mut rest, 3).unwrap(), body);
@@ -103,14 +124,21 @@ mod tests {
         buf[4..6].copy_from_slice(&999i16.to_be_bytes());
         let frame = parse_frame(&mut buf, 1 << 20).unwrap().unwrap();
         match decode_header(frame) {
-            Err(crate::request::DecodeError::UnknownApiKey { api_key: 999, correlation_id: 42 }) => {}
+            Err(crate::request::DecodeError::UnknownApiKey {
+                api_key: 999,
+                correlation_id: 42,
+            }) => {}
             other => panic!("{other:?}"),
         }
         let mut buf = request_frame(ApiKey::ApiVersions, 0, 43, &ApiVersionsRequest::default());
         buf[6..8].copy_from_slice(&77i16.to_be_bytes());
         let frame = parse_frame(&mut buf, 1 << 20).unwrap().unwrap();
         match decode_header(frame) {
-            Err(crate::request::DecodeError::UnsupportedVersion { version: 77, correlation_id: 43, .. }) => {}
+            Err(crate::request::DecodeError::UnsupportedVersion {
+                version: 77,
+                correlation_id: 43,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -125,6 +153,9 @@ mod tests {
         buf[..4].copy_from_slice(&new_len.to_be_bytes());
         let frame = parse_frame(&mut buf, 1 << 20).unwrap().unwrap();
         let raw = decode_header(frame).unwrap();
-        assert!(matches!(raw.decode_body(), Err(crate::request::DecodeError::Malformed { .. })));
+        assert!(matches!(
+            raw.decode_body(),
+            Err(crate::request::DecodeError::Malformed { .. })
+        ));
     }
 }

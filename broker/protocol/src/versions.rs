@@ -27,10 +27,12 @@ const CAPS: &[(ApiKey, i16, i16)] = &[
 
 /// The version range served for `api`, or `None` if the broker doesn't serve that API.
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
-    CAPS.iter().find(|(key, _, _)| *key == api).and_then(|&(_, min, max)| {
-        let range = VersionRange { min, max }.intersect(&api.valid_versions());
-        (!range.is_empty()).then_some(range)
-    })
+    CAPS.iter()
+        .find(|(key, _, _)| *key == api)
+        .and_then(|&(_, min, max)| {
+            let range = VersionRange { min, max }.intersect(&api.valid_versions());
+            (!range.is_empty()).then_some(range)
+        })
 }
 
 /// Every served API with its version range, in API key order.
@@ -69,6 +71,9 @@ mod tests {
         assert!(is_supported(ApiKey::Fetch, 13), "topic-id fetches");
         assert!(is_supported(ApiKey::Metadata, 1) && is_supported(ApiKey::Metadata, 12));
         assert!(is_supported(ApiKey::ApiVersions, 0) && is_supported(ApiKey::ApiVersions, 3));
-        assert!(!is_supported(ApiKey::Produce, 2), "magic v0/v1 produce is not served");
+        assert!(
+            !is_supported(ApiKey::Produce, 2),
+            "magic v0/v1 produce is not served"
+        );
     }
 }

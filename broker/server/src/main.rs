@@ -1,1 +1,89 @@
-fn main() {}
+//! `ironlog`: the broker and the user's toolbox in one binary.
+
+use clap::{Parser, Subcommand};
+use ironlog_server::config::{BrokerArgs, BrokerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ironlog",
+    version,
+    about = "Kafka-compatible event streaming",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a broker.
+    Broker(Box<BrokerArgs>),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let log_level = match &cli.command {
+        Command::Broker(args) => args.log_level.clone(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&log_level).unwrap_or_else(|e| {
+        eprintln!("invalid --log-level {log_level:?} ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Broker(args) => run_broker(*args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = BrokerConfig::from_args(&args)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; finishing requests in hand and flushing logs");
+        let _ = stop.send(true);
+    });
+    ironlog_server::broker::run(config, stopped).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

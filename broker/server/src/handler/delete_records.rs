@@ -1,0 +1,61 @@
+//! DeleteRecords (key 21): advance partitions' log start offsets.
+
+use std::sync::Arc;
+
+use ironlog_protocol::kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use ironlog_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use super::error_code;
+use crate::broker::Broker;
+use crate::replica_manager::{log_error_code, write};
+
+const API: &str = "DeleteRecords";
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    match broker.replicas.log(&name, p.partition_index) {
+                        Err(e) => result.error_code = error_code(broker, API, Some(e.error_code())),
+                        Ok(log) => {
+                            let mut log = write(&log);
+                            // -1 means "up to the high watermark".
+                            let offset = if p.offset == -1 {
+                                log.log_end_offset()
+                            } else {
+                                p.offset
+                            };
+                            match log.delete_records_before(offset) {
+                                Ok(low_watermark) => result.low_watermark = low_watermark,
+                                Err(e) => {
+                                    result.error_code =
+                                        error_code(broker, API, Some(log_error_code(&e)))
+                                }
+                            }
+                        }
+                    }
+                    result
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,70 @@
+//! DeleteTopics (key 20): by name, or by topic id (v6+).
+
+use std::sync::Arc;
+
+use ironlog_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use ironlog_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use ironlog_protocol::ResponseError;
+
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+
+const API: &str = "DeleteTopics";
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // (name as given, id as given)
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let resolved = match &name {
+                Some(name) => Ok(name.clone()),
+                None => broker
+                    .replicas
+                    .metadata()
+                    .topic_by_id(id)
+                    .map(|t| t.name.clone())
+                    .ok_or(ResponseError::UnknownTopicId),
+            };
+            let mut result = DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| str_bytes(n).into()));
+            if version >= 6 {
+                result.topic_id = id;
+            }
+            match resolved
+                .and_then(|n| broker.replicas.delete_topic(&n).map_err(|e| e.error_code()))
+            {
+                Ok(meta) => {
+                    if version >= 6 {
+                        result.topic_id = meta.id;
+                        result.name = Some(str_bytes(meta.name).into());
+                    }
+                }
+                Err(code) => {
+                    result.error_code = error_code(broker, API, Some(code));
+                    if version >= 5 {
+                        result.error_message = Some(str_bytes(format!("{code}")));
+                    }
+                }
+            }
+            result
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

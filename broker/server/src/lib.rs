@@ -1,0 +1,22 @@
+//! The Ironlog broker: a Kafka-compatible server on a segmented log.
+//!
+//! Dependency rule: the server wires the sans-IO protocol crate and the storage crate to
+//! tokio. Handlers never touch sockets; the storage crate never sees the network.
+//!
+//! # Layout
+//! - [`config`]: flags / environment → [`config::BrokerConfig`].
+//! - [`broker`]: shared state, start-up, clean shutdown.
+//! - [`net`]: listener and per-connection request loop (ordered responses).
+//! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
+//! - [`replica_manager`]: topics and partitions on top of metadata and logs.
+//! - [`metadata`]: the cluster metadata image and its persistence.
+//! - [`metrics`], [`http`]: Prometheus metrics on `/metrics`, health on `/health`.
+
+pub mod broker;
+pub mod config;
+pub mod handler;
+pub mod http;
+pub mod metadata;
+pub mod metrics;
+pub mod net;
+pub mod replica_manager;

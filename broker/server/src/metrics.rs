@@ -1,0 +1,174 @@
+//! Prometheus metrics, served on `GET /metrics`. Names use base units (`_seconds`,
+//! `_bytes`, `_total`); labels are low-cardinality (API name, error name) except the
+//! per-partition log gauges, which Kafka users expect.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::replica_manager::ReplicaManager;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub errors: IntCounterVec,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub records_in: IntCounter,
+    pub produced_bytes: IntCounter,
+    pub connections_open: IntGauge,
+    pub connections_total: IntCounter,
+    log_start_offset: IntGaugeVec,
+    log_end_offset: IntGaugeVec,
+    log_size: IntGaugeVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("ironlog".into()), None).expect("static prefix is valid");
+        // Metric definitions are static: a failure here is a programming error caught by
+        // the first test that starts a broker, hence the expects.
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let counter = |name: &str, help: &str| {
+            let m = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let gauge_vec = |name: &str, help: &str| {
+            let m = IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
+                .expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from a request's arrival to its response, by API.",
+            )
+            .buckets(vec![
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+            &["api"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let connections_open =
+            IntGauge::new("connections_open", "Client connections currently open.").expect("valid");
+        registry
+            .register(Box::new(connections_open.clone()))
+            .expect("unique metric");
+        Metrics {
+            requests: counter_vec("requests_total", "Requests handled, by API.", &["api"]),
+            errors: counter_vec(
+                "errors_total",
+                "Error codes returned, by API and Kafka error name.",
+                &["api", "error"],
+            ),
+            bytes_in: counter(
+                "network_received_bytes_total",
+                "Bytes of requests received.",
+            ),
+            bytes_out: counter("network_sent_bytes_total", "Bytes of responses sent."),
+            records_in: counter(
+                "produced_records_total",
+                "Records appended by Produce requests.",
+            ),
+            produced_bytes: counter(
+                "produced_bytes_total",
+                "Record batch bytes appended by Produce requests.",
+            ),
+            connections_total: counter(
+                "connections_accepted_total",
+                "Client connections accepted.",
+            ),
+            log_start_offset: gauge_vec("log_start_offset", "First offset of each partition log."),
+            log_end_offset: gauge_vec(
+                "log_end_offset",
+                "Offset the next appended record gets, per partition.",
+            ),
+            log_size: gauge_vec(
+                "log_size_bytes",
+                "Bytes on disk of each partition log's segments.",
+            ),
+            request_duration,
+            connections_open,
+            registry,
+        }
+    }
+
+    /// Counts an error code returned by `api`.
+    pub fn record_error(&self, api: &str, error: ironlog_protocol::ResponseError) {
+        self.errors
+            .with_label_values(&[api, &error_name(error)])
+            .inc();
+    }
+
+    /// The text exposition, with the per-partition gauges refreshed from the logs.
+    pub fn render(&self, replicas: &ReplicaManager) -> String {
+        for gauge in [&self.log_start_offset, &self.log_end_offset, &self.log_size] {
+            gauge.reset(); // drop deleted partitions
+        }
+        for (topic, partition, start, end, size) in replicas.partition_stats() {
+            let p = partition.to_string();
+            let labels = [topic.as_str(), p.as_str()];
+            self.log_start_offset.with_label_values(&labels).set(start);
+            self.log_end_offset.with_label_values(&labels).set(end);
+            self.log_size.with_label_values(&labels).set(size as i64);
+        }
+        let mut out = Vec::new();
+        // Encoding to a Vec can't fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// `UNKNOWN_TOPIC_OR_PARTITION` style name for an error code.
+pub fn error_name(error: ironlog_protocol::ResponseError) -> String {
+    let camel = format!("{error:?}");
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_are_kafka_style() {
+        assert_eq!(
+            error_name(ironlog_protocol::ResponseError::UnknownTopicOrPartition),
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        assert_eq!(
+            error_name(ironlog_protocol::ResponseError::CorruptMessage),
+            "CORRUPT_MESSAGE"
+        );
+    }
+}

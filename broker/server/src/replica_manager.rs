@@ -1,0 +1,441 @@
+//! The partitions this broker hosts: topic lifecycle (create, grow, reconfigure, delete) on
+//! top of the metadata store and the log manager, and the append/read paths the Produce and
+//! Fetch handlers use.
+//!
+//! Single-node rules: every partition's leader is this broker, the ISR is `{this broker}`,
+//! and the high watermark is the log end offset (an acknowledged append is committed as soon
+//! as it is in the leader's log). Replication replaces those rules, not the handlers.
+//!
+//! Why `std::sync::RwLock` around each log rather than a tokio lock: the critical sections
+//! are short, never held across an `.await`, and appends to one partition must be serialised
+//! anyway; a blocking lock keeps the storage crate free of async.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ironlog_protocol::ResponseError;
+use ironlog_storage::{AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::metadata::image::validate_topic_name;
+use crate::metadata::{topic_config, MetadataError, MetadataRecord, MetadataStore, TopicMeta};
+
+/// Why a topic or partition operation failed. [`ReplicaError::error_code`] is the one
+/// place these become Kafka error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("partition {partition} of topic {topic:?} does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(#[from] topic_config::TopicConfigError),
+    #[error("{0}")]
+    Metadata(#[from] MetadataError),
+    #[error("partition {topic}-{partition}: {source}")]
+    Log {
+        topic: String,
+        partition: i32,
+        source: LogError,
+    },
+    #[error("{0}")]
+    LogManager(#[from] LogManagerError),
+}
+
+impl ReplicaError {
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            ReplicaError::UnknownTopic(_) | ReplicaError::UnknownPartition { .. } => {
+                ResponseError::UnknownTopicOrPartition
+            }
+            ReplicaError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+            ReplicaError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            ReplicaError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            ReplicaError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            ReplicaError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            ReplicaError::Metadata(_) => ResponseError::KafkaStorageError,
+            ReplicaError::Log { source, .. } => log_error_code(source),
+            ReplicaError::LogManager(LogManagerError::Log { source, .. }) => log_error_code(source),
+            ReplicaError::LogManager(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// Kafka error code for a storage error.
+pub fn log_error_code(e: &LogError) -> ResponseError {
+    match e {
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::InvalidRecords { source, .. } if source.is_unsupported_magic() => {
+            ResponseError::UnsupportedForMessageFormat
+        }
+        LogError::InvalidRecords { .. } | LogError::EmptyAppend { .. } => {
+            ResponseError::CorruptMessage
+        }
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct ReplicaManager {
+    node_id: i32,
+    metadata: MetadataStore,
+    logs: LogManager,
+    /// Broker-wide topic config defaults (`--default-topic-config`).
+    default_configs: Vec<(String, String)>,
+    default_log_config: LogConfig,
+    /// Bumped after every append; long-polling fetches wait for it to change.
+    appended: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    /// Opens metadata and logs, then makes them agree: a partition in the metadata without
+    /// a log gets an empty one; a log of a topic the metadata no longer has (a crash
+    /// between the two steps of a delete) is removed.
+    pub fn open(
+        node_id: i32,
+        data_dir: &std::path::Path,
+        default_configs: Vec<(String, String)>,
+    ) -> Result<Self, ReplicaError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| {
+            ReplicaError::Metadata(MetadataError::Io {
+                op: "create",
+                path: data_dir.to_path_buf(),
+                source,
+            })
+        })?;
+        let metadata = MetadataStore::open(data_dir)?;
+        let default_log_config = topic_config::log_config(&LogConfig::default(), &default_configs)?;
+        let logs = LogManager::open(data_dir, default_log_config.clone(), now_ms())?;
+        let (appended, _) = watch::channel(0);
+        let manager = ReplicaManager {
+            node_id,
+            metadata,
+            logs,
+            default_configs,
+            default_log_config,
+            appended,
+        };
+        manager.reconcile_logs()?;
+        Ok(manager)
+    }
+
+    fn reconcile_logs(&self) -> Result<(), ReplicaError> {
+        let image = self.metadata.image();
+        for (tp, _) in self.logs.logs() {
+            let known = image
+                .topic(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(%tp, "removing log of a partition the metadata doesn't have (deleted topic)");
+                self.logs.delete_log(&tp.topic, tp.partition)?;
+            }
+        }
+        for topic in image.topics.values() {
+            let config = self.log_config(&topic.configs)?;
+            for partition in 0..topic.partitions {
+                if self.logs.get(&topic.name, partition).is_none() {
+                    self.create_log(&topic.name, partition, config.clone())?;
+                } else if let Some(log) = self.logs.get(&topic.name, partition) {
+                    write(&log).set_config(config.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn metadata(&self) -> Arc<crate::metadata::MetadataImage> {
+        self.metadata.image()
+    }
+
+    pub fn metadata_store(&self) -> &MetadataStore {
+        &self.metadata
+    }
+
+    /// The topic config defaults in force: Kafka's, overridden by the broker's flags.
+    pub fn default_topic_configs(&self) -> BTreeMap<String, String> {
+        let mut all = topic_config::defaults();
+        all.extend(self.default_configs.iter().cloned());
+        all
+    }
+
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> Result<LogConfig, ReplicaError> {
+        let pairs: Vec<(String, String)> = configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(topic_config::log_config(&self.default_log_config, &pairs)?)
+    }
+
+    fn create_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<(), ReplicaError> {
+        self.logs.create_log(topic, partition, config, now_ms())?;
+        Ok(())
+    }
+
+    /// Checks a topic creation without doing it (CreateTopics' validate_only).
+    pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), ReplicaError> {
+        validate_topic_name(&topic.name).map_err(ReplicaError::InvalidTopic)?;
+        if self.metadata.image().topic(&topic.name).is_some() {
+            return Err(ReplicaError::TopicExists(topic.name.clone()));
+        }
+        if topic.partitions < 1 {
+            return Err(ReplicaError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {}",
+                topic.partitions
+            )));
+        }
+        if topic.replication_factor != 1 {
+            return Err(ReplicaError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                topic.replication_factor
+            )));
+        }
+        let pairs: Vec<_> = topic
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        topic_config::validate(&pairs)?;
+        Ok(())
+    }
+
+    pub fn create_topic(&self, topic: NewTopic) -> Result<TopicMeta, ReplicaError> {
+        self.validate_new_topic(&topic)?;
+        let meta = TopicMeta {
+            name: topic.name,
+            id: Uuid::new_v4(),
+            partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            configs: topic.configs,
+        };
+        // Logs first: a crash after this leaves empty logs that `reconcile_logs` removes;
+        // the other order would leave metadata pointing at missing logs (also repaired, but
+        // an acknowledged create should never be without its logs).
+        let config = self.log_config(&meta.configs)?;
+        for partition in 0..meta.partitions {
+            self.create_log(&meta.name, partition, config.clone())?;
+        }
+        self.metadata
+            .propose(&[MetadataRecord::TopicCreated(meta.clone())])?;
+        tracing::info!(topic = %meta.name, partitions = meta.partitions, id = %meta.id, "created topic");
+        Ok(meta)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
+        let meta = self
+            .metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        self.metadata
+            .propose(&[MetadataRecord::TopicDeleted { topic: name.into() }])?;
+        for partition in 0..meta.partitions {
+            if let Err(source) = self.logs.delete_log(name, partition) {
+                // The topic is gone from metadata; the leftover directory is removed at the
+                // next start (reconcile_logs).
+                tracing::error!(topic = name, partition, error = %source, "could not delete partition log");
+            }
+        }
+        let _ = self.appended.send_modify(|n| *n += 1);
+        tracing::info!(topic = name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// Grows a topic to `total` partitions (CreatePartitions).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), ReplicaError> {
+        let meta = self
+            .metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        if total <= meta.partitions {
+            return Err(ReplicaError::InvalidPartitions(format!(
+                "topic {name:?} has {} partitions; the new count must be larger, got {total}",
+                meta.partitions
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = self.log_config(&meta.configs)?;
+        for partition in meta.partitions..total {
+            if self.logs.get(name, partition).is_none() {
+                self.create_log(name, partition, config.clone())?;
+            }
+        }
+        self.metadata
+            .propose(&[MetadataRecord::PartitionsIncreased {
+                topic: name.into(),
+                partitions: total,
+            }])?;
+        tracing::info!(
+            topic = name,
+            from = meta.partitions,
+            to = total,
+            "increased partitions"
+        );
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `configs` (after validation).
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ReplicaError> {
+        let meta = self
+            .metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        let pairs: Vec<_> = configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        topic_config::validate(&pairs)?;
+        let log_config = self.log_config(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.metadata
+            .propose(&[MetadataRecord::TopicConfigsReplaced {
+                topic: name.into(),
+                configs,
+            }])?;
+        for partition in 0..meta.partitions {
+            if let Some(log) = self.logs.get(name, partition) {
+                write(&log).set_config(log_config.clone());
+            }
+        }
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
+    /// The log of a partition, if this broker hosts it.
+    pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<RwLock<Log>>, ReplicaError> {
+        let image = self.metadata.image();
+        let meta = image
+            .topic(topic)
+            .ok_or_else(|| ReplicaError::UnknownTopic(topic.into()))?;
+        if partition < 0 || partition >= meta.partitions {
+            return Err(ReplicaError::UnknownPartition {
+                topic: topic.into(),
+                partition,
+            });
+        }
+        self.logs
+            .get(topic, partition)
+            .ok_or_else(|| ReplicaError::UnknownPartition {
+                topic: topic.into(),
+                partition,
+            })
+    }
+
+    /// Appends already-validated-by-nothing client bytes; the log validates every batch
+    /// (CRC, magic, sizes) and assigns offsets in place.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut [u8],
+    ) -> Result<AppendInfo, ReplicaError> {
+        let log = self.log(topic, partition)?;
+        let info = write(&log)
+            .append(records, now_ms())
+            .map_err(|source| ReplicaError::Log {
+                topic: topic.into(),
+                partition,
+                source,
+            })?;
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(info)
+    }
+
+    /// Something to wait on for "new data may have arrived".
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Runs retention and time-based flushes (called from a timer).
+    pub fn tick(&self) {
+        if let Err(e) = self.logs.tick(now_ms()) {
+            tracing::error!(error = %e, "log maintenance (retention, flush.ms) failed; will retry");
+        }
+    }
+
+    /// Flushes every log and writes the clean-shutdown marker.
+    pub fn shutdown(&self) -> Result<(), ReplicaError> {
+        Ok(self.logs.shutdown()?)
+    }
+
+    /// `(topic, partition, log start, log end, size bytes)` for every hosted partition.
+    pub fn partition_stats(&self) -> Vec<(String, i32, i64, i64, u64)> {
+        let mut stats = Vec::new();
+        for (tp, log) in self.logs.logs() {
+            let log = read(&log);
+            stats.push((
+                tp.topic,
+                tp.partition,
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.size_bytes(),
+            ));
+        }
+        stats
+    }
+}
+
+/// Locks a log for reading. A poisoned lock means a panic mid-append; the log's own
+/// invariants are re-checked by recovery on the next start, and refusing all further reads
+/// would turn one bug into an outage, so the guard is taken anyway.
+pub fn read(log: &RwLock<Log>) -> std::sync::RwLockReadGuard<'_, Log> {
+    log.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Locks a log for writing; see [`read`] on poisoning.
+pub fn write(log: &RwLock<Log>) -> std::sync::RwLockWriteGuard<'_, Log> {
+    log.write().unwrap_or_else(|e| e.into_inner())
+}
