@@ -1043,7 +1043,10 @@ impl Log {
                 .map_err(io_err("truncating segment", &path))?;
         }
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
-        self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        if self.log_start_offset > self.log_end_offset() {
+            self.log_start_offset = self.log_end_offset();
+            self.persist_log_start_offset()?;
+        }
         Ok(self.log_end_offset())
     }
 
