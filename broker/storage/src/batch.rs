@@ -399,6 +399,9 @@ pub fn update_crc(batch: &mut [u8]) {
 pub mod testing {
     use super::*;
 
+    /// A record's key and value as given to [`build_batch`] (`None` = null).
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
     /// One record as a test sees it.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct TestRecord {
@@ -447,11 +450,7 @@ pub mod testing {
 
     /// Builds a valid uncompressed CreateTime v2 batch. Record `i` gets offset
     /// delta `i` and timestamp `base_timestamp + i`.
-    pub fn build_batch(
-        base_offset: i64,
-        base_timestamp: i64,
-        records: &[(Option<&[u8]>, Option<&[u8]>)],
-    ) -> Vec<u8> {
+    pub fn build_batch(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
         let mut body = Vec::new();
         for (i, (k, v)) in records.iter().enumerate() {
             let mut rec = vec![0u8]; // attributes
@@ -493,7 +492,7 @@ pub mod testing {
                 )
             })
             .collect();
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = owned
+        let recs: Vec<KeyValue<'_>> = owned
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
             .collect();

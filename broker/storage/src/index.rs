@@ -56,7 +56,7 @@ impl OffsetIndex {
         if !existed {
             return Ok((idx, Some("file is missing".into())));
         }
-        if bytes.len() as u64 % OFFSET_ENTRY_SIZE != 0 {
+        if !(bytes.len() as u64).is_multiple_of(OFFSET_ENTRY_SIZE) {
             return Ok((
                 idx,
                 Some(format!(
@@ -207,7 +207,7 @@ impl TimeIndex {
         if !existed {
             return Ok((idx, Some("file is missing".into())));
         }
-        if bytes.len() as u64 % TIME_ENTRY_SIZE != 0 {
+        if !(bytes.len() as u64).is_multiple_of(TIME_ENTRY_SIZE) {
             return Ok((
                 idx,
                 Some(format!(

@@ -312,6 +312,13 @@ impl Log {
             last_flush_ms: now_ms,
             report,
         };
+        if stored_start.is_some_and(|s| s > log.log_start_offset) {
+            // Recovery cut the log below the stored start offset: store the
+            // lower value, or later appends would silently move the start up.
+            warn!(dir = %dir.display(), stored = ?stored_start, log_start_offset = log.log_start_offset,
+                  "log start offset lowered to the recovered log end offset");
+            log.persist_log_start_offset()?;
+        }
         // Everything that survived is now either trusted or validated: flush
         // what recovery touched so the recovery point can move to the end.
         log.flush()?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use ironlog_storage::batch::testing::{build_batch, decode_records};
+use ironlog_storage::batch::testing::{build_batch, decode_records, KeyValue};
 use ironlog_storage::{Log, LogConfig};
 use proptest::prelude::*;
 
@@ -109,7 +109,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             format!("value-{counter}").into_bytes()
                         })
                         .collect();
-                    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+                    let recs: Vec<KeyValue<'_>> =
                         values.iter().map(|v| (None, Some(v.as_slice()))).collect();
                     buf.extend(build_batch(0, 1000, &recs));
                     planned.push(values);
