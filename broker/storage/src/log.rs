@@ -618,7 +618,7 @@ impl Log {
             source,
         })?;
 
-        if self.should_roll(total, last_offset, now_ms) {
+        if self.should_roll(total, last_offset, max_timestamp) {
             self.roll(now_ms)?;
         }
         let interval = self.config.index_interval_bytes;
@@ -646,7 +646,10 @@ impl Log {
         })
     }
 
-    fn should_roll(&self, append_bytes: u64, last_offset: i64, now_ms: i64) -> bool {
+    /// Kafka's roll rule. The time rule compares the incoming batches' timestamp with the
+    /// segment's first batch timestamp (not the wall clock), so a producer replaying old
+    /// data doesn't get a segment per batch.
+    fn should_roll(&self, append_bytes: u64, last_offset: i64, incoming_max_timestamp: i64) -> bool {
         let seg = self.active();
         if seg.is_empty() {
             return false;
@@ -657,7 +660,7 @@ impl Log {
             || seg
                 .stats
                 .first_batch_timestamp
-                .is_some_and(|t| now_ms.saturating_sub(t) > cfg.segment_ms)
+                .is_some_and(|t| t >= 0 && incoming_max_timestamp.saturating_sub(t) > cfg.segment_ms)
             || seg.offset_index.size_bytes() + crate::index::OFFSET_ENTRY_SIZE
                 > cfg.segment_index_bytes
             || seg.time_index.size_bytes() + crate::index::TIME_ENTRY_SIZE > cfg.segment_index_bytes

@@ -148,6 +148,27 @@ fn rolls_by_segment_ms() {
 }
 
 #[test]
+fn old_record_timestamps_do_not_roll_a_segment_per_batch() {
+    // Kafka's time rule compares record timestamps, not the wall clock: replaying data
+    // stamped long ago must not create one segment per append.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    let now = 1_800_000_000_000;
+    for ts in [1_000, 1_200, 1_900] {
+        let mut b = simple_batch(0, ts, 1);
+        log.append(&mut b, now).unwrap();
+    }
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    let mut b = simple_batch(0, 2_001, 1);
+    log.append(&mut b, now).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 3]);
+}
+
+#[test]
 fn rejects_oversized_and_invalid_appends() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = LogConfig {

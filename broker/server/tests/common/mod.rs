@@ -1,0 +1,190 @@
+//! A broker started in-process on port 0, and a raw Kafka client that sends exactly the
+//! bytes a test wants (including broken ones).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use ironlog_protocol::kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use ironlog_protocol::kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use ironlog_server::config::BrokerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> BrokerConfig {
+    BrokerConfig {
+        node_id: 1,
+        listen,
+        advertised_host: listen.ip().to_string(),
+        advertised_port: listen.port() as i32,
+        data_dir: data_dir.to_path_buf(),
+        metrics_listen: metrics,
+        auto_create_topics: true,
+        default_partitions: 1,
+        socket_request_max_bytes: 1024 * 1024,
+        max_connections: 100,
+        default_topic_config: vec![],
+    }
+}
+
+impl TestBroker {
+    pub async fn start(data_dir: &Path) -> TestBroker {
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    pub async fn start_with(data_dir: &Path, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, metrics_addr) = (listener.local_addr().unwrap(), http.local_addr().unwrap());
+        let mut config = config(data_dir, addr, metrics_addr);
+        tweak(&mut config);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(ironlog_server::broker::run_on(
+            config, listener, http, stopped,
+        ));
+        let broker = TestBroker {
+            addr,
+            metrics_addr,
+            stop,
+            task,
+        };
+        // Ready once ApiVersions answers.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = RawClient::connect(addr).await {
+                if c.api_versions_ok().await {
+                    break;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "broker did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broker
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap();
+    }
+
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.metrics_addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+pub struct RawClient {
+    pub stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<RawClient> {
+        Ok(RawClient {
+            stream: TcpStream::connect(addr).await?,
+            next_correlation_id: 1,
+        })
+    }
+
+    /// Encodes a request frame (size prefix included).
+    pub fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("ironlog-test")));
+        let mut inner = BytesMut::new();
+        header
+            .encode(&mut inner, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut inner, version).unwrap();
+        let mut out = BytesMut::new();
+        out.put_i32(inner.len() as i32);
+        out.extend_from_slice(&inner);
+        out.freeze()
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Sends a request without waiting; returns its correlation id.
+    pub async fn send<R: Encodable>(&mut self, api: ApiKey, version: i16, body: &R) -> i32 {
+        let cid = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let frame = Self::frame(api, version, cid, body);
+        self.send_raw(&frame).await;
+        cid
+    }
+
+    /// Reads one response frame: (correlation id, body bytes after the header).
+    pub async fn recv<R: Decodable + HeaderVersion>(&mut self, version: i16) -> (i32, R) {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).await.unwrap();
+        let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut buf).await.unwrap();
+        let mut bytes = Bytes::from(buf);
+        let header = ResponseHeader::decode(&mut bytes, R::header_version(version)).unwrap();
+        let body = R::decode(&mut bytes, version).unwrap();
+        assert!(!bytes.has_remaining(), "trailing bytes in response");
+        (header.correlation_id, body)
+    }
+
+    pub async fn call<Req: Encodable, Resp: Decodable + HeaderVersion>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Resp {
+        let cid = self.send(api, version, body).await;
+        let (got, resp) = self.recv::<Resp>(version).await;
+        assert_eq!(got, cid, "responses must come back in request order");
+        resp
+    }
+
+    pub async fn api_versions_ok(&mut self) -> bool {
+        use ironlog_protocol::kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+        let cid = self
+            .send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+            .await;
+        let fut = self.recv::<ApiVersionsResponse>(0);
+        matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok((c, r)) if c == cid && r.error_code == 0)
+    }
+
+    /// True if the broker closed the connection (EOF) within the deadline.
+    pub async fn closed_within(&mut self, timeout: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
