@@ -1,0 +1,206 @@
+//! [`Admin`] over the Kafka protocol, through `ironlog-client`. Works against any
+//! Kafka-compatible cluster; the operator never links broker code.
+//!
+//! Why a worker thread: `ironlog-client`'s request futures are not provably `Send` (its retry
+//! helper takes an async closure, which today's compiler cannot prove `Send` for every
+//! lifetime), while kube-rs reconcilers must be. Each admin session therefore owns a small
+//! thread with a current-thread runtime that holds the `Client`; calls are sent to it as jobs
+//! and answered over oneshot channels. The thread ends when the session is dropped.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use futures::future::{BoxFuture, FutureExt, LocalBoxFuture};
+use ironlog_client::{Client, ClientError, ConfigSource};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Admin, AdminConnector, AdminError, AdminResult, ClusterMetadata, ConfigEntry, PartitionInfo,
+    Reassignment, TopicInfo,
+};
+
+/// Connects with [`Client::bootstrap`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KafkaConnector;
+
+type Job = Box<dyn FnOnce(Rc<Client>) -> LocalBoxFuture<'static, ()> + Send>;
+
+/// An admin session on one cluster.
+pub struct KafkaAdmin {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl From<ClientError> for AdminError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::UnsupportedApi { api, .. } => AdminError::Unsupported { api: api.to_string() },
+            ClientError::Kafka { code, name, message, context } => {
+                AdminError::Kafka { operation: context, code, name: name.to_string(), message }
+            }
+            e @ (ClientError::Connect { .. }
+            | ClientError::NoBrokerAvailable { .. }
+            | ClientError::Io { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::InvalidAddress { .. }) => AdminError::Unreachable(e.to_string()),
+            other => AdminError::Other(other.to_string()),
+        }
+    }
+}
+
+impl KafkaAdmin {
+    /// Starts the worker thread and connects; resolves once the bootstrap succeeded.
+    async fn start(bootstrap: String) -> AdminResult<KafkaAdmin> {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<AdminResult<()>>();
+        std::thread::Builder::new()
+            .name("kafka-admin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(AdminError::Other(format!("starting admin runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let client = match Client::bootstrap(&bootstrap).await {
+                        Ok(c) => Rc::new(c),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    while let Some(job) = rx.recv().await {
+                        job(client.clone()).await;
+                    }
+                });
+            })
+            .map_err(|e| AdminError::Other(format!("spawning admin thread: {e}")))?;
+        ready_rx.await.map_err(|_| AdminError::Other("admin worker stopped".into()))??;
+        Ok(KafkaAdmin { jobs })
+    }
+
+    /// Runs `f` on the worker's client and returns its result.
+    fn call<T, F, Fut>(&self, f: F) -> BoxFuture<'static, AdminResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Client>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, AdminError>> + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |client| {
+            async move {
+                let _ = tx.send(f(client).await);
+            }
+            .boxed_local()
+        });
+        let sent = self.jobs.send(job).map_err(|_| AdminError::Other("admin worker stopped".into()));
+        async move {
+            sent?;
+            rx.await.map_err(|_| AdminError::Other("admin worker stopped".into()))?
+        }
+        .boxed()
+    }
+}
+
+impl AdminConnector for KafkaConnector {
+    fn connect<'a>(&'a self, bootstrap: &'a str) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>> {
+        let bootstrap = bootstrap.to_string();
+        async move { Ok(Box::new(KafkaAdmin::start(bootstrap).await?) as Box<dyn Admin>) }.boxed()
+    }
+}
+
+impl Admin for KafkaAdmin {
+    fn metadata(&self) -> BoxFuture<'_, AdminResult<ClusterMetadata>> {
+        self.call(|c| async move {
+            let meta = c.metadata(None).await?;
+            let topics = meta
+                .topics
+                .into_iter()
+                .filter(|t| t.error.is_none())
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .into_iter()
+                        .map(|p| (p.partition, PartitionInfo { leader: p.leader, replicas: p.replicas, isr: p.isr }))
+                        .collect();
+                    (t.name, TopicInfo { partitions })
+                })
+                .collect();
+            Ok(ClusterMetadata { brokers: meta.brokers.iter().map(|b| b.id).collect(), topics })
+        })
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        name: &'a str,
+        partitions: i32,
+        replication_factor: i16,
+        config: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, AdminResult<()>> {
+        let topic = ironlog_client::NewTopic {
+            name: name.to_string(),
+            num_partitions: partitions,
+            replication_factor,
+            configs: config.clone(),
+        };
+        self.call(move |c| async move { Ok(c.create_topic(&topic, false).await?) })
+    }
+
+    fn delete_topic<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AdminResult<()>> {
+        let name = name.to_string();
+        self.call(move |c| async move { Ok(c.delete_topic(&name).await?) })
+    }
+
+    fn create_partitions<'a>(&'a self, name: &'a str, total: i32) -> BoxFuture<'a, AdminResult<()>> {
+        let name = name.to_string();
+        self.call(move |c| async move { Ok(c.create_partitions(&name, total).await?) })
+    }
+
+    fn describe_topic_config<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AdminResult<BTreeMap<String, ConfigEntry>>> {
+        let name = name.to_string();
+        self.call(move |c| async move {
+            let entries = c.describe_configs(&name).await?;
+            Ok(entries
+                .into_iter()
+                .map(|e| {
+                    let is_topic_override = e.source == ConfigSource::DynamicTopicConfig;
+                    (e.name, ConfigEntry { value: e.value, is_topic_override })
+                })
+                .collect())
+        })
+    }
+
+    fn alter_topic_config<'a>(
+        &'a self,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
+    ) -> BoxFuture<'a, AdminResult<()>> {
+        let (name, set, delete) = (name.to_string(), set.clone(), delete.to_vec());
+        self.call(move |c| async move { Ok(c.incremental_alter_configs(&name, &set, &delete).await?) })
+    }
+
+    fn list_reassignments(&self) -> BoxFuture<'_, AdminResult<Vec<(String, i32)>>> {
+        self.call(|c| async move {
+            Ok(c.list_partition_reassignments().await?.into_iter().map(|r| (r.topic, r.partition)).collect())
+        })
+    }
+
+    fn alter_reassignments<'a>(&'a self, moves: &'a [Reassignment]) -> BoxFuture<'a, AdminResult<()>> {
+        let mut by_topic: BTreeMap<String, BTreeMap<i32, Option<Vec<i32>>>> = BTreeMap::new();
+        for m in moves {
+            by_topic.entry(m.topic.clone()).or_default().insert(m.partition, Some(m.replicas.clone()));
+        }
+        self.call(move |c| async move {
+            for (topic, partitions) in by_topic {
+                for (_, result) in c.alter_partition_reassignments(&topic, &partitions).await? {
+                    result?;
+                }
+            }
+            Ok(())
+        })
+    }
+}

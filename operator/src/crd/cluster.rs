@@ -1,0 +1,175 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Image used when `spec.image` is not set.
+pub const DEFAULT_IMAGE: &str = "ironlog/ironlog:0.1.0";
+
+/// A Kafka-compatible Ironlog cluster: a StatefulSet of brokers, their Services and config.
+///
+/// Broker ids are pod ordinals (`<name>-0` is node 0); the first `controllers` ordinals are the
+/// Raft voters.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "ironlog.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    shortname = "kc",
+    namespaced,
+    status = "KafkaClusterStatus",
+    derive = "PartialEq",
+    doc = "An Ironlog (Kafka-compatible) broker cluster",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Conditions",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.status==\"True\")].type"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Number of brokers.
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+    /// Broker container image.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Number of Raft voters (controllers): the first `controllers` ordinals. Defaults to
+    /// min(3, replicas). Must not exceed `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub controllers: Option<i32>,
+    /// Persistent storage for each broker's log directory.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Compute resources of the broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Broker configuration (`key: value`, Kafka property names). Keys the operator owns
+    /// (node.id, listeners, advertised.listeners, log.dirs, controller.quorum.voters) are rejected.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Rack awareness: the node label whose value becomes each broker's rack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<RackSpec>,
+    /// Overrides merged into the broker pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplateOverrides>,
+    /// How long a broker's node may be unreachable before the operator treats it as lost.
+    #[serde(default = "default_node_loss_timeout")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub node_loss_timeout_seconds: i64,
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+fn default_node_loss_timeout() -> i64 {
+    300
+}
+
+fn default_storage_size() -> String {
+    "10Gi".to_string()
+}
+
+/// Per-broker persistent volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Volume size, a Kubernetes quantity such as `10Gi`.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    pub size: String,
+    /// Storage class of the claims; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// Delete a broker's claim when it is scaled away or the cluster is deleted.
+    #[serde(default)]
+    pub delete_claim: bool,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self { size: default_storage_size(), storage_class_name: None, delete_claim: false }
+    }
+}
+
+/// Rack awareness settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RackSpec {
+    /// Node label used as the broker's rack, e.g. `topology.kubernetes.io/zone`.
+    #[schemars(length(min = 1))]
+    pub topology_key: String,
+}
+
+/// Pod template overrides.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+}
+
+/// Observed state of a KafkaCluster, written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing and Degraded.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Brokers the StatefulSet currently runs (scale subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Brokers passing their readiness check.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the broker pods (scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// `host:port` of the bootstrap Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<String>,
+    /// One entry per broker the cluster should have.
+    #[serde(default)]
+    pub brokers: Vec<BrokerStatus>,
+}
+
+/// One broker as the operator sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatus {
+    pub node_id: i32,
+    pub pod: String,
+    /// Advertised `host:port`.
+    pub address: String,
+    pub voter: bool,
+}
+
+impl KafkaClusterSpec {
+    /// The voter count actually used: `controllers`, or min(3, replicas).
+    pub fn effective_controllers(&self) -> i32 {
+        self.controllers.unwrap_or_else(|| self.replicas.clamp(1, 3))
+    }
+}
