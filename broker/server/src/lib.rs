@@ -19,4 +19,5 @@ pub mod http;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod producer_state;
 pub mod replica_manager;

@@ -10,8 +10,8 @@
 //! are short, never held across an `.await`, and appends to one partition must be serialised
 //! anyway; a blocking lock keeps the storage crate free of async.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironlog_protocol::ResponseError;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::metadata::image::validate_topic_name;
 use crate::metadata::{topic_config, MetadataError, MetadataRecord, MetadataStore, TopicMeta};
+use crate::producer_state::{Check, PartitionProducers, ProducerBatch};
 
 /// Why a topic or partition operation failed. [`ReplicaError::error_code`] is the one
 /// place these become Kafka error codes.
@@ -50,6 +51,18 @@ pub enum ReplicaError {
     },
     #[error("{0}")]
     LogManager(#[from] LogManagerError),
+    #[error("producer {producer_id}: expected sequence {expected}, got {got} (a batch was lost or reordered)")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {got} is fenced by epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
 }
 
 impl ReplicaError {
@@ -67,6 +80,8 @@ impl ReplicaError {
             ReplicaError::Log { source, .. } => log_error_code(source),
             ReplicaError::LogManager(LogManagerError::Log { source, .. }) => log_error_code(source),
             ReplicaError::LogManager(_) => ResponseError::KafkaStorageError,
+            ReplicaError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            ReplicaError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         }
     }
 }
@@ -111,6 +126,9 @@ pub struct ReplicaManager {
     default_log_config: LogConfig,
     /// Bumped after every append; long-polling fetches wait for it to change.
     appended: watch::Sender<u64>,
+    /// Idempotent producers seen per partition. Locked while the partition's log write
+    /// lock is held, so check-then-append is atomic per partition.
+    producers: Mutex<HashMap<(String, i32), PartitionProducers>>,
 }
 
 impl ReplicaManager {
@@ -140,6 +158,7 @@ impl ReplicaManager {
             default_configs,
             default_log_config,
             appended,
+            producers: Mutex::new(HashMap::new()),
         };
         manager.reconcile_logs()?;
         Ok(manager)
@@ -374,8 +393,9 @@ impl ReplicaManager {
             })
     }
 
-    /// Appends already-validated-by-nothing client bytes; the log validates every batch
-    /// (CRC, magic, sizes) and assigns offsets in place.
+    /// Appends client bytes; the log validates every batch (CRC, magic, sizes) and assigns
+    /// offsets in place. Batches of idempotent producers are checked for duplicates and
+    /// sequence gaps first (see [`crate::producer_state`]).
     pub fn append(
         &self,
         topic: &str,
@@ -383,13 +403,61 @@ impl ReplicaManager {
         records: &mut [u8],
     ) -> Result<AppendInfo, ReplicaError> {
         let log = self.log(topic, partition)?;
-        let info = write(&log)
+        let mut log = write(&log);
+        let producer = producer_batch(records);
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        let state = producer.map(|_| producers.entry((topic.to_string(), partition)).or_default());
+        if let (Some(batch), Some(state)) = (&producer, &state) {
+            match state.check(batch) {
+                Check::Append => {}
+                Check::Duplicate {
+                    first_offset,
+                    last_offset,
+                } => {
+                    tracing::debug!(
+                        topic,
+                        partition,
+                        producer_id = batch.producer_id,
+                        "duplicate batch not appended again"
+                    );
+                    return Ok(AppendInfo {
+                        first_offset,
+                        last_offset,
+                        log_append_time: -1,
+                        max_timestamp: -1,
+                        offset_of_max_timestamp: last_offset,
+                        record_count: 0,
+                        bytes: 0,
+                    });
+                }
+                Check::OutOfOrder { expected, got } => {
+                    return Err(ReplicaError::OutOfOrderSequence {
+                        producer_id: batch.producer_id,
+                        expected,
+                        got,
+                    })
+                }
+                Check::FencedEpoch { current, got } => {
+                    return Err(ReplicaError::InvalidProducerEpoch {
+                        producer_id: batch.producer_id,
+                        current,
+                        got,
+                    })
+                }
+            }
+        }
+        let info = log
             .append(records, now_ms())
             .map_err(|source| ReplicaError::Log {
                 topic: topic.into(),
                 partition,
                 source,
             })?;
+        if let (Some(batch), Some(state)) = (&producer, state) {
+            state.record(batch, info.first_offset, info.last_offset);
+        }
+        drop(producers);
+        drop(log);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(info)
     }
@@ -426,6 +494,22 @@ impl ReplicaManager {
         }
         stats
     }
+}
+
+/// The idempotence fields of an append: producer id and epoch from the first batch, the
+/// sequence range from the first to the last batch. `None` for non-idempotent producers
+/// (producer id -1) and for bytes that don't parse (the log reports those).
+fn producer_batch(records: &[u8]) -> Option<ProducerBatch> {
+    use ironlog_storage::batch::BatchHeader;
+    let batches = ironlog_storage::parse_batches(records).ok()?;
+    let first = BatchHeader::new(&records[batches.first()?.range()])?;
+    let last = BatchHeader::new(&records[batches.last()?.range()])?;
+    (first.producer_id() >= 0).then(|| ProducerBatch {
+        producer_id: first.producer_id(),
+        epoch: first.producer_epoch(),
+        first_sequence: first.base_sequence(),
+        last_sequence: last.base_sequence().wrapping_add(last.last_offset_delta()),
+    })
 }
 
 /// Locks a log for reading. A poisoned lock means a panic mid-append; the log's own

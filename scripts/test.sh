@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The project's test command (README "Test"). Installs what it needs, then runs, in order:
+# formatting, clippy, every crate's unit and integration tests, the CRD drift check, the
+# real-client end-to-end suites (kcat, confluent-kafka, kafka-python), the benchmark smoke
+# run and the Kubernetes end-to-end suite on a real API server.
+#
+#   scripts/test.sh            # everything
+#   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
+#
+# Steps: fmt clippy cargo-test crd-drift build clients groups bench k8s
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SKIP=${SKIP:-}
+export CARGO_TERM_COLOR=never
+export IRONLOG_BIN=$ROOT/target/debug/ironlog
+
+passed=0
+failed=0
+failures=()
+
+step() { # name, command...
+  local name=$1; shift
+  if [[ " $SKIP " == *" $name "* ]]; then
+    echo "=== $name: skipped (SKIP)"; return 0
+  fi
+  echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    echo "=== $name: ok ($((SECONDS - start)) s)"; passed=$((passed + 1))
+  else
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); failures+=("$name")
+  fi
+}
+
+install_system_packages() {
+  local missing=()
+  command -v kcat >/dev/null || missing+=(kcat)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v iperf3 >/dev/null || missing+=(iperf3)
+  command -v fio >/dev/null || missing+=(fio)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+crd_drift() {
+  local tmp; tmp=$(mktemp -d)
+  cargo run -q -p ironlog-operator --bin crdgen -- --out "$tmp" >/dev/null || return 1
+  if ! diff -ru crds "$tmp"; then
+    echo "crds/ differs from the Rust CRD types: run 'cargo run -p ironlog-operator --bin crdgen -- --out crds' and commit"
+    return 1
+  fi
+}
+
+step install install_system_packages
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step cargo-test cargo test --workspace
+step crd-drift crd_drift
+step build cargo build -p ironlog-server
+step clients e2e/clients/run.sh
+step groups e2e/groups/run.sh
+step bench bench/run.sh --smoke
+step k8s e2e/k8s/run.sh
+
+echo
+if ((failed)); then echo "failed steps: ${failures[*]}"; fi
+echo "steps: $passed passed, $failed failed"
+((failed == 0))
