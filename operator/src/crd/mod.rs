@@ -35,25 +35,38 @@ pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Er
     ))
 }
 
+/// All CRDs as one multi-document YAML stream (for `kubectl apply -f`).
+pub fn bundle_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for (_, crd) in all_crds() {
+        out.push_str("---\n");
+        out.push_str(&crd_yaml(&crd)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
 
-    /// The drift check: `crds/` must be exactly what crdgen prints. Regenerate with
-    /// `cargo run -p ironlog-operator --bin crdgen -- --out crds`.
+    const REGENERATE: &str = "cargo run -p ironlog-operator --bin crdgen -- --out crds \
+        --out charts/ironlog-operator/crds --bundle manifests/00-crds.yaml";
+
+    /// The drift check: `crds/`, the chart's `crds/` and `manifests/00-crds.yaml` must be
+    /// exactly what crdgen prints.
     #[test]
     fn crds_match_committed_yaml() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-        for (file, crd) in all_crds() {
-            let want = crd_yaml(&crd).unwrap();
-            let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-            assert!(
-                want == have,
-                "crds/{file} drifted from the Rust types; run \
-                 `cargo run -p ironlog-operator --bin crdgen -- --out crds`"
-            );
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for dir in ["crds", "charts/ironlog-operator/crds"] {
+            for (file, crd) in all_crds() {
+                let want = crd_yaml(&crd).unwrap();
+                let have = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
+                assert!(want == have, "{dir}/{file} drifted from the Rust types; run `{REGENERATE}`");
+            }
         }
+        let have = std::fs::read_to_string(root.join("manifests/00-crds.yaml")).unwrap_or_default();
+        assert!(bundle_yaml().unwrap() == have, "manifests/00-crds.yaml drifted; run `{REGENERATE}`");
     }
 
     #[test]
