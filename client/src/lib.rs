@@ -1,1 +1,57 @@
-//! ironlog-client (being written)
+//! `ironlog-client`: a small async Kafka client built on the `kafka-protocol` crate and tokio.
+//!
+//! It serves two users: the `ironlog` command-line tools ([`tools`]: `topics`, `produce`,
+//! `consume`, which work against any Kafka-compatible cluster, Apache Kafka included) and the
+//! Kubernetes operator's admin calls.
+//!
+//! # Layout
+//! - [`connection`]: one TCP connection to one broker — framing, correlation ids, version
+//!   negotiation. Usable on its own for any `kafka_protocol` request type.
+//! - [`Client`] (`client.rs`): bootstrap, metadata cache, a connection per broker, routing
+//!   (partition requests to the leader, admin requests to the controller) and bounded retries.
+//! - `admin.rs`, `data.rs`: the typed admin and data APIs as methods on [`Client`].
+//! - [`records`]: produce/consume record types and v2 record batch encoding/decoding (pure).
+//! - [`tools`]: the CLI subcommands as library code; the `ironlog` binary only dispatches.
+//!
+//! # Dependency rule
+//! This crate must not depend on any broker crate (`ironlog-protocol`, `ironlog-storage`,
+//! `ironlog-server`): the operator links it and talks to brokers only over the Kafka
+//! protocol. Its wire types come from `kafka-protocol`, and those types stay out of the
+//! public admin/data signatures.
+//!
+//! # Version negotiation
+//! On connect, each [`Connection`] sends ApiVersions v3; if the broker answers
+//! UNSUPPORTED_VERSION it retries with v0. (ApiVersions responses always carry response
+//! header v0.) For every later request the connection uses the highest version in the
+//! intersection of the broker's advertised range and `kafka-protocol`'s `Message::VERSIONS`
+//! for that request. An empty intersection or an API the broker does not list fails with
+//! [`ClientError::UnsupportedApi`] before anything is sent — the operator relies on this to
+//! refuse actions a cluster cannot perform safely.
+//!
+//! # Errors and retries
+//! One error type, [`ClientError`]. Errors reported by brokers are
+//! [`ClientError::Kafka`] with the code, its protocol name (see [`error_name`]) and context.
+//! NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION, NOT_CONTROLLER
+//! and failed connection attempts refresh metadata and retry a bounded number of times with
+//! exponential backoff (see [`ClientConfig`]); every request has a timeout.
+
+mod admin;
+mod client;
+pub mod connection;
+mod data;
+mod error;
+pub mod records;
+pub mod tools;
+
+pub use admin::{
+    ClusterDescription, ConfigEntry, ConfigSource, ItemResult, NewTopic, PartitionReassignment,
+};
+pub use bytes::Bytes;
+pub use client::{
+    parse_bootstrap, BrokerInfo, Client, ClientConfig, ClusterMetadata, PartitionMetadata,
+    TopicMetadata,
+};
+pub use connection::{ApiVersionRange, Connection};
+pub use data::{Acks, FetchedPartition, OffsetSpec};
+pub use error::{error_name, ClientError};
+pub use records::{Compression, ConsumedRecord, ProduceRecord};

@@ -1,0 +1,134 @@
+//! The `ironlog` command-line tools as library code: `topics`, `produce`, `consume`.
+//!
+//! Each tool is a `clap::Args` struct and an async `run`; the binary's `main.rs` only
+//! dispatches. Pure parts (argument parsing, output formatting, partitioning) are separate
+//! functions so they can be unit-tested without a broker.
+
+pub mod consume;
+pub mod produce;
+pub mod topics;
+
+use std::time::Duration;
+
+use crate::{Client, ClientConfig};
+
+/// Default bootstrap server of all tools.
+pub const DEFAULT_BOOTSTRAP_SERVER: &str = "127.0.0.1:9092";
+
+/// Parses `key=value` (the value may contain `=`; the key must not be empty).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// Connects a client for a tool, with the tool's request timeout.
+pub(crate) async fn connect(bootstrap_server: &str, timeout_ms: u64) -> anyhow::Result<Client> {
+    let mut config = ClientConfig::new(bootstrap_server)?;
+    config.client_id = "ironlog-cli".to_owned();
+    config.request_timeout = Duration::from_millis(timeout_ms);
+    Ok(Client::connect(config).await?)
+}
+
+/// Formats a topic id the way Kafka prints it: URL-safe base64 without padding.
+pub fn format_topic_id(id: &uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Kafka's murmur2 hash, used by its default partitioner for keyed records.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h = SEED ^ length;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Kafka's default partitioner picks for `key`.
+pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % num_partitions.max(1)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_parsing() {
+        assert_eq!(parse_key_value("a=b").unwrap(), ("a".into(), "b".into()));
+        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), "".into()));
+        assert!(parse_key_value("=b").is_err());
+        assert!(parse_key_value("ab").is_err());
+    }
+
+    #[test]
+    fn murmur2_matches_kafka_test_vectors() {
+        // From Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn keyed_partitioning_is_stable_and_in_range() {
+        for key in [&b"a"[..], b"order-17", b""] {
+            let p = partition_for_key(key, 6);
+            assert!((0..6).contains(&p));
+            assert_eq!(p, partition_for_key(key, 6));
+        }
+        assert_eq!(partition_for_key(b"foobar", 1), 0);
+    }
+
+    #[test]
+    fn topic_ids_print_like_kafka() {
+        assert_eq!(format_topic_id(&uuid::Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+        let id = uuid::Uuid::from_bytes([0xff; 16]);
+        assert_eq!(format_topic_id(&id), "_____________________w");
+        assert_eq!(format_topic_id(&id).len(), 22);
+    }
+}
