@@ -156,7 +156,7 @@ impl Client {
                     .collect(),
             );
         let response = self
-            .with_retries(None, async || self.send(Target::Controller, &request).await)
+            .with_retries(None, || self.send(Target::Controller, &request))
             .await?;
         Ok(response
             .topics
@@ -189,7 +189,7 @@ impl Client {
                     .collect(),
             );
         let response = self
-            .with_retries(None, async || self.send(Target::Controller, &request).await)
+            .with_retries(None, || self.send(Target::Controller, &request))
             .await?;
         for t in topics {
             self.invalidate_topic(t);
@@ -220,7 +220,7 @@ impl Client {
                 .with_name(topic_name(topic))
                 .with_count(new_total)]);
         let response = self
-            .with_retries(Some(topic), async || self.send(Target::Controller, &request).await)
+            .with_retries(Some(topic), || self.send(Target::Controller, &request))
             .await?;
         self.invalidate_topic(topic);
         let results = response
@@ -246,7 +246,7 @@ impl Client {
                 .with_configuration_keys(None),
         ]);
         let response = self
-            .with_retries(Some(topic), async || self.send(Target::Any, &request).await)
+            .with_retries(Some(topic), || self.send(Target::Any, &request))
             .await?;
         let Some(result) = response.results.into_iter().next() else {
             return Err(ClientError::protocol(
@@ -316,7 +316,7 @@ impl Client {
                 .with_configs(configs),
         ]);
         let response = self
-            .with_retries(Some(topic), async || self.send(Target::Any, &request).await)
+            .with_retries(Some(topic), || self.send(Target::Any, &request))
             .await?;
         for r in response.responses {
             check(r.error_code, r.error_message.as_deref(), || {
@@ -350,7 +350,7 @@ impl Client {
                 ),
         ]);
         let response = self
-            .with_retries(Some(topic), async || self.send(Target::Any, &request).await)
+            .with_retries(Some(topic), || self.send(Target::Any, &request))
             .await?;
         for r in response.responses {
             check(r.error_code, r.error_message.as_deref(), || {
@@ -367,7 +367,7 @@ impl Client {
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
         let request = DescribeClusterRequest::default();
         let response = self
-            .with_retries(None, async || self.send(Target::Any, &request).await)
+            .with_retries(None, || self.send(Target::Any, &request))
             .await?;
         check(response.error_code, response.error_message.as_deref(), || {
             "describe cluster".to_owned()
@@ -398,7 +398,7 @@ impl Client {
             .with_timeout_ms(self.timeout_ms())
             .with_topics(None);
         let response = self
-            .with_retries(None, async || self.send(Target::Controller, &request).await)
+            .with_retries(None, || self.send(Target::Controller, &request))
             .await?;
         check(response.error_code, response.error_message.as_deref(), || {
             "list partition reassignments".to_owned()
@@ -445,7 +445,7 @@ impl Client {
                         .collect(),
                 )]);
         let response = self
-            .with_retries(Some(topic), async || self.send(Target::Controller, &request).await)
+            .with_retries(Some(topic), || self.send(Target::Controller, &request))
             .await?;
         check(response.error_code, response.error_message.as_deref(), || {
             format!("alter partition reassignments of topic {topic}")

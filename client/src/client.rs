@@ -2,6 +2,7 @@
 //! and bounded retries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -401,22 +402,57 @@ impl Client {
             .clone())
     }
 
-    /// Runs `f` with the connection to `target`, closing the connection if it broke.
-    pub(crate) async fn with_connection<T>(
+    /// Sends `request` to `target` with the negotiated version and `timeout` (the default
+    /// request timeout when `None`). A connection that broke is closed and reopened on the
+    /// next request.
+    pub(crate) async fn send_with_timeout<R: Request>(
         &self,
         target: Target,
-        f: impl AsyncFnOnce(&mut Connection) -> Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
-        let node = self.resolve(target)?;
-        let connection = self.connection(node).await?;
+        request: &R,
+        timeout: Option<Duration>,
+    ) -> Result<R::Response, ClientError> {
+        let timeout = timeout.unwrap_or(self.config.request_timeout);
+        let connection = self.connection(self.resolve(target)?).await?;
         let mut guard = connection.lock().await;
-        let result = f(&mut guard).await;
-        if guard.is_broken() {
-            drop(guard);
-            self.lock_connections()
-                .retain(|_, c| !Arc::ptr_eq(c, &connection));
+        let result = match guard.version_for::<R>() {
+            Ok(version) => guard.send_with(request, version, timeout).await,
+            Err(e) => Err(e),
+        };
+        let broken = guard.is_broken();
+        drop(guard);
+        if broken {
+            self.forget_connection(&connection);
         }
         result
+    }
+
+    /// Sends `request` to `target` without reading a response (Produce with `acks=0`).
+    pub(crate) async fn send_without_response<R: Request>(
+        &self,
+        target: Target,
+        request: &R,
+    ) -> Result<(), ClientError> {
+        let connection = self.connection(self.resolve(target)?).await?;
+        let mut guard = connection.lock().await;
+        let result = match guard.version_for::<R>() {
+            Ok(version) => {
+                guard
+                    .send_without_response(request, version, self.config.request_timeout)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let broken = guard.is_broken();
+        drop(guard);
+        if broken {
+            self.forget_connection(&connection);
+        }
+        result
+    }
+
+    fn forget_connection(&self, connection: &Arc<tokio::sync::Mutex<Connection>>) {
+        self.lock_connections()
+            .retain(|_, c| !Arc::ptr_eq(c, connection));
     }
 
     /// Sends `request` to broker `node` with the negotiated version.
@@ -426,12 +462,7 @@ impl Client {
         request: &R,
         timeout: Option<Duration>,
     ) -> Result<R::Response, ClientError> {
-        let timeout = timeout.unwrap_or(self.config.request_timeout);
-        self.with_connection(Target::Node(node), async |c: &mut Connection| {
-            let version = c.version_for::<R>()?;
-            c.send_with(request, version, timeout).await
-        })
-        .await
+        self.send_with_timeout(Target::Node(node), request, timeout).await
     }
 
     /// Sends `request` to `target` with the negotiated version and the default timeout.
@@ -440,23 +471,30 @@ impl Client {
         target: Target,
         request: &R,
     ) -> Result<R::Response, ClientError> {
-        let node = self.resolve(target)?;
-        self.send_to_node(node, request, None).await
+        self.send_with_timeout(target, request, None).await
     }
 
     /// The version the broker behind `target` will be sent for `R`.
     pub(crate) async fn version_for<R: Request>(&self, target: Target) -> Result<i16, ClientError> {
-        self.with_connection(target, async |c: &mut Connection| c.version_for::<R>())
-            .await
+        let connection = self.connection(self.resolve(target)?).await?;
+        let guard = connection.lock().await;
+        guard.version_for::<R>()
     }
 
     /// Runs `attempt` until it succeeds, fails with a non-retriable error, or the retries are
     /// used up. Between attempts the metadata of `topic` (or the broker list) is refreshed.
-    pub(crate) async fn with_retries<T>(
+    ///
+    /// `attempt` is a plain closure returning a future (not an async closure) so that the
+    /// resulting futures are `Send`, which kube-rs reconcilers require.
+    pub(crate) async fn with_retries<T, F, Fut>(
         &self,
         topic: Option<&str>,
-        mut attempt: impl AsyncFnMut() -> Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
+        mut attempt: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
         let mut backoff = self.config.retry_backoff;
         let mut retries_left = self.config.retries;
         loop {

@@ -12,7 +12,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{Client, Target};
-use crate::connection::Connection;
 use crate::error::{check, ClientError};
 use crate::records::{decode_batches, encode_batch, Compression, ConsumedRecord, ProduceRecord};
 
@@ -125,18 +124,15 @@ impl Client {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
                     .with_records(Some(batch))])]);
-        let timeout = self.config().request_timeout;
-        self.with_retries(Some(topic), async || {
+        let request = &request;
+        self.with_retries(Some(topic), move || async move {
             let leader = self.leader_for(topic, partition).await?;
             if acks == Acks::None {
-                self.with_connection(Target::Node(leader), async |c: &mut Connection| {
-                    let version = c.version_for::<ProduceRequest>()?;
-                    c.send_without_response(&request, version, timeout).await
-                })
-                .await?;
+                self.send_without_response(Target::Node(leader), request)
+                    .await?;
                 return Ok(-1);
             }
-            let response = self.send(Target::Node(leader), &request).await?;
+            let response = self.send(Target::Node(leader), request).await?;
             let Some(p) = response
                 .responses
                 .into_iter()
@@ -200,7 +196,7 @@ impl Client {
         let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
         for &(partition, offset) in partitions {
             let leader = self
-                .with_retries(Some(topic), async || self.leader_for(topic, partition).await)
+                .with_retries(Some(topic), || self.leader_for(topic, partition))
                 .await;
             match leader {
                 Ok(leader) => by_leader.entry(leader).or_default().push((partition, offset)),
@@ -237,12 +233,8 @@ impl Client {
                             .collect(),
                     )]);
             let response = self
-                .with_connection(Target::Node(leader), async |c: &mut Connection| {
-                    let version = c.version_for::<FetchRequest>()?;
-                    c.send_with(&request, version, timeout).await
-                })
-                .await;
-            let response = response?;
+                .send_with_timeout(Target::Node(leader), &request, Some(timeout))
+                .await?;
             check(response.error_code, None, || format!("fetch from {topic}"))?;
             // Only one topic was asked for, so every partition in the answer is ours
             // (matching by name would not work for v13+, which answers with ids only).
@@ -311,7 +303,8 @@ impl Client {
                     .with_partition_index(partition)
                     .with_current_leader_epoch(-1)
                     .with_timestamp(spec.to_wire())])]);
-        self.with_retries(Some(topic), async || {
+        let request = &request;
+        self.with_retries(Some(topic), move || async move {
             let leader = self.leader_for(topic, partition).await?;
             if spec == OffsetSpec::MaxTimestamp
                 && self.version_for::<ListOffsetsRequest>(Target::Node(leader)).await? < 7
@@ -321,7 +314,7 @@ impl Client {
                     broker: format!("node {leader}"),
                 });
             }
-            let response = self.send(Target::Node(leader), &request).await?;
+            let response = self.send(Target::Node(leader), request).await?;
             let Some(p) = response
                 .topics
                 .into_iter()

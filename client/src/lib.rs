@@ -55,3 +55,44 @@ pub use connection::{ApiVersionRange, Connection};
 pub use data::{Acks, FetchedPartition, OffsetSpec};
 pub use error::{error_name, ClientError};
 pub use records::{Compression, ConsumedRecord, ProduceRecord};
+
+/// Compile-time check that the public request futures are `Send`: kube-rs reconcilers (the
+/// operator) can only await `Send` futures. This fails to build, not to run, on regression.
+#[cfg(test)]
+mod send_check {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn client_futures_are_send() {
+        // Never awaited: only their types matter, and a `Client` is not needed to name them.
+        let _ = |c: &'static Client| {
+            assert_send(Client::bootstrap("127.0.0.1:9092"));
+            assert_send(c.metadata(None));
+            assert_send(c.create_topics(&[], false));
+            assert_send(c.create_topic(
+                &NewTopic {
+                    name: String::new(),
+                    num_partitions: 1,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                },
+                false,
+            ));
+            assert_send(c.delete_topics(&[]));
+            assert_send(c.create_partitions("t", 2));
+            assert_send(c.describe_configs("t"));
+            assert_send(c.incremental_alter_configs("t", &BTreeMap::new(), &[]));
+            assert_send(c.describe_cluster());
+            assert_send(c.list_partition_reassignments());
+            assert_send(c.alter_partition_reassignments("t", &BTreeMap::new()));
+            assert_send(c.delete_records("t", &BTreeMap::new()));
+            assert_send(c.produce("t", 0, &[], Acks::All, Compression::None));
+            assert_send(c.fetch("t", 0, 0, 100, 1024));
+            assert_send(c.fetch_partitions("t", &[], 100, 1024));
+            assert_send(c.list_offsets("t", 0, OffsetSpec::Latest));
+        };
+    }
+}
