@@ -22,13 +22,18 @@ pub struct LeaseConfig {
 
 /// Whether `lease` may be taken by `identity` at `now`: free, ours, or expired. Pure.
 pub fn can_acquire(lease: &LeaseSpec, identity: &str, now: Timestamp) -> bool {
-    let Some(holder) = lease.holder_identity.as_deref().filter(|h| !h.is_empty()) else { return true };
+    let Some(holder) = lease.holder_identity.as_deref().filter(|h| !h.is_empty()) else {
+        return true;
+    };
     if holder == identity {
         return true;
     }
     let duration = SignedDuration::from_secs(i64::from(lease.lease_duration_seconds.unwrap_or(15)));
     match &lease.renew_time {
-        Some(MicroTime(renewed)) => renewed.saturating_add(duration).map(|expiry| expiry < now).unwrap_or(true),
+        Some(MicroTime(renewed)) => renewed
+            .saturating_add(duration)
+            .map(|expiry| expiry < now)
+            .unwrap_or(true),
         None => true,
     }
 }
@@ -40,7 +45,10 @@ pub async fn try_acquire(client: &Client, cfg: &LeaseConfig) -> Result<bool, kub
     let duration_secs = i32::try_from(cfg.lease_duration.as_secs()).unwrap_or(15);
     let Some(mut lease) = api.get_opt(&cfg.name).await? else {
         let lease = Lease {
-            metadata: ObjectMeta { name: Some(cfg.name.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(cfg.name.clone()),
+                ..ObjectMeta::default()
+            },
             spec: Some(LeaseSpec {
                 holder_identity: Some(cfg.identity.clone()),
                 lease_duration_seconds: Some(duration_secs),
@@ -82,11 +90,17 @@ pub async fn acquire(client: &Client, cfg: &LeaseConfig) {
         tick.tick().await;
         match try_acquire(client, cfg).await {
             Ok(true) => {
-                tracing::info!(lease = cfg.name, identity = cfg.identity, "acquired leadership");
+                tracing::info!(
+                    lease = cfg.name,
+                    identity = cfg.identity,
+                    "acquired leadership"
+                );
                 return;
             }
             Ok(false) => tracing::debug!(lease = cfg.name, "another replica leads; waiting"),
-            Err(e) => tracing::warn!(error = %e, "leader election: could not read or update the Lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election: could not read or update the Lease")
+            }
         }
     }
 }
@@ -132,8 +146,20 @@ mod tests {
     fn acquire_free_own_or_expired_leases_only() {
         let now: Timestamp = "2024-01-01T00:01:00Z".parse().unwrap();
         assert!(can_acquire(&lease(None, "2024-01-01T00:00:59Z"), "me", now));
-        assert!(can_acquire(&lease(Some("me"), "2024-01-01T00:00:59Z"), "me", now));
-        assert!(!can_acquire(&lease(Some("other"), "2024-01-01T00:00:50Z"), "me", now));
-        assert!(can_acquire(&lease(Some("other"), "2024-01-01T00:00:40Z"), "me", now));
+        assert!(can_acquire(
+            &lease(Some("me"), "2024-01-01T00:00:59Z"),
+            "me",
+            now
+        ));
+        assert!(!can_acquire(
+            &lease(Some("other"), "2024-01-01T00:00:50Z"),
+            "me",
+            now
+        ));
+        assert!(can_acquire(
+            &lease(Some("other"), "2024-01-01T00:00:40Z"),
+            "me",
+            now
+        ));
     }
 }

@@ -22,10 +22,17 @@ use ironlog_operator::leader::{self, LeaseConfig};
 use ironlog_operator::metrics::{self, Metrics};
 
 #[derive(Parser, Debug)]
-#[command(name = "ironlog-operator", about = "Kubernetes operator for Ironlog clusters and topics")]
+#[command(
+    name = "ironlog-operator",
+    about = "Kubernetes operator for Ironlog clusters and topics"
+)]
 struct Args {
     /// Address serving /metrics and /healthz.
-    #[arg(long, env = "IRONLOG_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "IRONLOG_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     metrics_addr: SocketAddr,
     /// Disable Lease leader election (only for a single replica).
     #[arg(long, env = "IRONLOG_OPERATOR_NO_LEADER_ELECTION")]
@@ -33,7 +40,11 @@ struct Args {
     /// Namespace of the leader Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    #[arg(long, env = "IRONLOG_OPERATOR_LEASE_NAME", default_value = "ironlog-operator")]
+    #[arg(
+        long,
+        env = "IRONLOG_OPERATOR_LEASE_NAME",
+        default_value = "ironlog-operator"
+    )]
     lease_name: String,
     /// This replica's identity in the Lease; defaults to the pod name.
     #[arg(long, env = "POD_NAME")]
@@ -49,7 +60,10 @@ struct Args {
 
 fn error_policy<K>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |_obj, err, ctx| {
-        ctx.metrics.failures.with_label_values(&[kind, err.metric_reason()]).inc();
+        ctx.metrics
+            .failures
+            .with_label_values(&[kind, err.metric_reason()])
+            .inc();
         tracing::warn!(kind, error = %err, "reconcile failed; retrying in 15s");
         Action::requeue(Duration::from_secs(15))
     }
@@ -63,11 +77,18 @@ async fn main() -> anyhow::Result<()> {
     if args.log_format == "text" {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     } else {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     }
 
-    let client = Client::try_default().await.context("loading the Kubernetes client configuration")?;
-    let caps = discover_capabilities(&client).await.context("discovering API server capabilities")?;
+    let client = Client::try_default()
+        .await
+        .context("loading the Kubernetes client configuration")?;
+    let caps = discover_capabilities(&client)
+        .await
+        .context("discovering API server capabilities")?;
     tracing::info!(?caps, "API server capabilities");
 
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
@@ -81,7 +102,11 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let identity = args.identity.clone().unwrap_or_else(|| {
-        format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "ironlog-operator".into()), std::process::id())
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "ironlog-operator".into()),
+            std::process::id()
+        )
     });
     let lease = LeaseConfig {
         namespace: args.lease_namespace.clone(),
@@ -100,7 +125,13 @@ async fn main() -> anyhow::Result<()> {
         caps,
         admin: Arc::new(KafkaConnector),
         metrics,
-        recorder: Recorder::new(client.clone(), Reporter { controller: "ironlog-operator".into(), instance: Some(identity) }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "ironlog-operator".into(),
+                instance: Some(identity),
+            },
+        ),
         allow_bootstrap_override: args.allow_bootstrap_override,
     });
 
@@ -111,7 +142,11 @@ async fn main() -> anyhow::Result<()> {
         .owns(Api::<ConfigMap>::all(client.clone()), wc.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), wc.clone())
         .shutdown_on_signal()
-        .run(controller::cluster::reconcile, error_policy("KafkaCluster"), ctx.clone())
+        .run(
+            controller::cluster::reconcile,
+            error_policy("KafkaCluster"),
+            ctx.clone(),
+        )
         .for_each(|res| async move {
             if let Ok((obj, _)) = res {
                 tracing::debug!(name = obj.name, "reconciled KafkaCluster");
@@ -119,7 +154,11 @@ async fn main() -> anyhow::Result<()> {
         });
     let topics = Controller::new(Api::<KafkaTopic>::all(client.clone()), wc)
         .shutdown_on_signal()
-        .run(controller::topic::reconcile, error_policy("KafkaTopic"), ctx.clone())
+        .run(
+            controller::topic::reconcile,
+            error_policy("KafkaTopic"),
+            ctx.clone(),
+        )
         .for_each(|res| async move {
             if let Ok((obj, _)) = res {
                 tracing::debug!(name = obj.name, "reconciled KafkaTopic");

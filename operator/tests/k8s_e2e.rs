@@ -33,7 +33,9 @@ fn repo_root() -> PathBuf {
 }
 
 async fn client() -> Client {
-    Client::try_default().await.expect("KUBECONFIG must point at the e2e API server")
+    Client::try_default()
+        .await
+        .expect("KUBECONFIG must point at the e2e API server")
 }
 
 /// Polls `probe` until it yields `Some`, panicking with `what` after `timeout`.
@@ -47,7 +49,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -62,11 +67,20 @@ fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
         .spawn()
         .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -76,13 +90,24 @@ fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 
 async fn fresh_namespace(client: &Client, name: &str) -> String {
     let api = Api::<Namespace>::all(client.clone());
-    let ns = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() }, ..Namespace::default() };
-    api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
     name.to_string()
 }
 
 fn condition(status: &serde_json::Value, type_: &str) -> Option<(String, String, String, i64)> {
-    let c = status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?;
+    let c = status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
     Some((
         c["status"].as_str()?.to_string(),
         c["reason"].as_str()?.to_string(),
@@ -98,15 +123,24 @@ async fn cluster_status(api: &Api<KafkaCluster>, name: &str) -> Option<(i64, ser
 }
 
 /// Waits until the status describes the current generation and `type_` has `want` status.
-async fn wait_condition(api: &Api<KafkaCluster>, name: &str, type_: &str, want: &str) -> (String, String) {
-    wait_for(&format!("KafkaCluster {name} condition {type_}={want}"), DEADLINE, || async {
-        let (generation, status) = cluster_status(api, name).await?;
-        if status["observedGeneration"].as_i64() != Some(generation) {
-            return None;
-        }
-        let (s, reason, message, observed) = condition(&status, type_)?;
-        (s == want && observed == generation).then_some((reason, message))
-    })
+async fn wait_condition(
+    api: &Api<KafkaCluster>,
+    name: &str,
+    type_: &str,
+    want: &str,
+) -> (String, String) {
+    wait_for(
+        &format!("KafkaCluster {name} condition {type_}={want}"),
+        DEADLINE,
+        || async {
+            let (generation, status) = cluster_status(api, name).await?;
+            if status["observedGeneration"].as_i64() != Some(generation) {
+                return None;
+            }
+            let (s, reason, message, observed) = condition(&status, type_)?;
+            (s == want && observed == generation).then_some((reason, message))
+        },
+    )
     .await
 }
 
@@ -117,7 +151,11 @@ async fn crds_are_established() {
     for name in ["kafkaclusters.ironlog.dev", "kafkatopics.ironlog.dev"] {
         wait_for(&format!("{name} Established"), DEADLINE, || async {
             let crd = api.get_opt(name).await.ok()??;
-            crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         })
         .await;
     }
@@ -147,18 +185,25 @@ spec:
     assert_eq!(status.observed_generation, kc.metadata.generation);
     let types: Vec<_> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
     assert_eq!(types, ["Ready", "Progressing", "Degraded"]);
-    assert_eq!(status.bootstrap.as_deref(), Some("events-bootstrap.e2e-cluster.svc:9092"));
+    assert_eq!(
+        status.bootstrap.as_deref(),
+        Some("events-bootstrap.e2e-cluster.svc:9092")
+    );
     assert_eq!(status.brokers.len(), 3);
 
     let owned_by_cluster = |meta: &ObjectMeta| {
         let refs = meta.owner_references.clone().unwrap_or_default();
         assert!(
-            refs.iter().any(|r| r.uid == uid && r.kind == "KafkaCluster" && r.controller == Some(true)),
+            refs.iter()
+                .any(|r| r.uid == uid && r.kind == "KafkaCluster" && r.controller == Some(true)),
             "{:?} not owned by the KafkaCluster: {refs:?}",
             meta.name
         );
     };
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("events-config").await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("events-config")
+        .await
+        .unwrap();
     owned_by_cluster(&cm.metadata);
     assert!(cm.data.unwrap()["server.properties"].contains("retention.ms=3600000"));
 
@@ -172,7 +217,10 @@ spec:
     owned_by_cluster(&bootstrap.metadata);
     assert_ne!(bootstrap.spec.unwrap().cluster_ip.as_deref(), Some("None"));
 
-    let sa = Api::<ServiceAccount>::namespaced(client.clone(), &ns).get("events-broker").await.unwrap();
+    let sa = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .get("events-broker")
+        .await
+        .unwrap();
     owned_by_cluster(&sa.metadata);
 
     let stss = Api::<StatefulSet>::namespaced(client.clone(), &ns);
@@ -205,11 +253,25 @@ spec:
         (stss.get("events").await.ok()?.spec?.replicas == Some(5)).then_some(())
     })
     .await;
-    let (ok, out) = kubectl(&["get", "-n", &ns, "kc", "events", "-o", "jsonpath={.status.replicas}"], None);
-    assert!(ok && wait_for("status.replicas 5", DEADLINE, || async {
-        (kcs.get("events").await.ok()?.status?.replicas == 5).then_some(true)
-    })
-    .await, "{out}");
+    let (ok, out) = kubectl(
+        &[
+            "get",
+            "-n",
+            &ns,
+            "kc",
+            "events",
+            "-o",
+            "jsonpath={.status.replicas}",
+        ],
+        None,
+    );
+    assert!(
+        ok && wait_for("status.replicas 5", DEADLINE, || async {
+            (kcs.get("events").await.ok()?.status?.replicas == 5).then_some(true)
+        })
+        .await,
+        "{out}"
+    );
 
     // Scaling down needs the brokers drained first; with no broker reachable the operator
     // refuses, says why, and leaves the StatefulSet alone.
@@ -218,7 +280,10 @@ spec:
     let (reason, message) = wait_condition(&kcs, "events", "Degraded", "True").await;
     assert_eq!(reason, "ScaleDownBlocked");
     assert!(message.contains("cannot reach the cluster"), "{message}");
-    assert_eq!(stss.get("events").await.unwrap().spec.unwrap().replicas, Some(5));
+    assert_eq!(
+        stss.get("events").await.unwrap().spec.unwrap().replicas,
+        Some(5)
+    );
 }
 
 #[tokio::test]
@@ -233,7 +298,10 @@ async fn invalid_specs_are_rejected_or_reported() {
         ("{image: x}", "spec.replicas"),
     ] {
         let manifest = format!("apiVersion: ironlog.dev/v1alpha1\nkind: KafkaCluster\nmetadata: {{name: bad}}\nspec: {bad}\n");
-        let (ok, out) = kubectl(&["apply", "--validate=false", "-n", &ns, "-f", "-"], Some(&manifest));
+        let (ok, out) = kubectl(
+            &["apply", "--validate=false", "-n", &ns, "-f", "-"],
+            Some(&manifest),
+        );
         assert!(!ok, "{bad} was accepted");
         assert!(out.contains(why), "{bad}: {out}");
     }
@@ -258,18 +326,40 @@ spec:
     let kcs = Api::<KafkaCluster>::namespaced(client.clone(), &ns);
     let (reason, message) = wait_condition(&kcs, "wrong", "Degraded", "True").await;
     assert_eq!(reason, "InvalidSpec");
-    assert!(message.contains("controllers (3) must be between 1 and replicas (2)"), "{message}");
+    assert!(
+        message.contains("controllers (3) must be between 1 and replicas (2)"),
+        "{message}"
+    );
     assert!(message.contains("\"node.id\""), "{message}");
     let (ok, out) = kubectl(&["get", "-n", &ns, "kc", "wrong"], None);
     assert!(ok && out.contains("Degraded"), "printer columns: {out}");
-    assert!(Api::<StatefulSet>::namespaced(client.clone(), &ns).get_opt("wrong").await.unwrap().is_none());
+    assert!(Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .get_opt("wrong")
+        .await
+        .unwrap()
+        .is_none());
 
     // Fixing the spec recovers.
-    let (ok, out) = kubectl(&["patch", "-n", &ns, "kc", "wrong", "--type=json", "-p",
-        r#"[{"op":"remove","path":"/spec/controllers"},{"op":"remove","path":"/spec/config"}]"#], None);
+    let (ok, out) = kubectl(
+        &[
+            "patch",
+            "-n",
+            &ns,
+            "kc",
+            "wrong",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/controllers"},{"op":"remove","path":"/spec/config"}]"#,
+        ],
+        None,
+    );
     assert!(ok, "{out}");
     wait_condition(&kcs, "wrong", "Degraded", "False").await;
-    assert!(Api::<StatefulSet>::namespaced(client.clone(), &ns).get_opt("wrong").await.unwrap().is_some());
+    assert!(Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .get_opt("wrong")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -285,18 +375,25 @@ async fn deleting_the_cluster_garbage_collects_its_objects() {
     let stss = Api::<StatefulSet>::namespaced(client.clone(), &ns);
     let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let svcs = Api::<Service>::namespaced(client.clone(), &ns);
-    wait_for("StatefulSet created", DEADLINE, || async { stss.get_opt("gone").await.ok()? }).await;
+    wait_for("StatefulSet created", DEADLINE, || async {
+        stss.get_opt("gone").await.ok()?
+    })
+    .await;
     let (ok, out) = kubectl(&["delete", "-n", &ns, "kc", "gone", "--wait=true"], None);
     assert!(ok, "{out}");
-    wait_for("owned objects garbage-collected", Duration::from_secs(120), || async {
-        let left = [
-            stss.get_opt("gone").await.ok()?.is_some(),
-            cms.get_opt("gone-config").await.ok()?.is_some(),
-            svcs.get_opt("gone-brokers").await.ok()?.is_some(),
-            svcs.get_opt("gone-bootstrap").await.ok()?.is_some(),
-        ];
-        (!left.contains(&true)).then_some(())
-    })
+    wait_for(
+        "owned objects garbage-collected",
+        Duration::from_secs(120),
+        || async {
+            let left = [
+                stss.get_opt("gone").await.ok()?.is_some(),
+                cms.get_opt("gone-config").await.ok()?.is_some(),
+                svcs.get_opt("gone-brokers").await.ok()?.is_some(),
+                svcs.get_opt("gone-bootstrap").await.ok()?.is_some(),
+            ];
+            (!left.contains(&true)).then_some(())
+        },
+    )
     .await;
 }
 
@@ -306,14 +403,31 @@ async fn helm_chart_installs() {
     let client = client().await;
     let (ok, out) = run(
         "helm",
-        &["install", "e2e-op", "charts/ironlog-operator", "--namespace", "e2e-helm", "--create-namespace",
-          "--set", "replicaCount=2", "--set", "serviceMonitor.enabled=false"],
+        &[
+            "install",
+            "e2e-op",
+            "charts/ironlog-operator",
+            "--namespace",
+            "e2e-helm",
+            "--create-namespace",
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "serviceMonitor.enabled=false",
+        ],
         None,
     );
     assert!(ok, "{out}");
-    let dep = Api::<Deployment>::namespaced(client.clone(), "e2e-helm").get("e2e-op-ironlog-operator").await.unwrap();
+    let dep = Api::<Deployment>::namespaced(client.clone(), "e2e-helm")
+        .get("e2e-op-ironlog-operator")
+        .await
+        .unwrap();
     assert_eq!(dep.spec.unwrap().replicas, Some(2));
-    let (ok, out) = run("helm", &["uninstall", "e2e-op", "--namespace", "e2e-helm"], None);
+    let (ok, out) = run(
+        "helm",
+        &["uninstall", "e2e-op", "--namespace", "e2e-helm"],
+        None,
+    );
     assert!(ok, "{out}");
 }
 
@@ -322,16 +436,36 @@ async fn helm_chart_installs() {
 async fn plain_manifests_apply() {
     let client = client().await;
     // manifests/01-operator.yaml is generated from the chart: it must match a fresh render.
-    let (ok, rendered) = run("helm", &["template", "ironlog-operator", "charts/ironlog-operator", "--namespace", "ironlog-system"], None);
+    let (ok, rendered) = run(
+        "helm",
+        &[
+            "template",
+            "ironlog-operator",
+            "charts/ironlog-operator",
+            "--namespace",
+            "ironlog-system",
+        ],
+        None,
+    );
     assert!(ok, "{rendered}");
-    let committed = std::fs::read_to_string(repo_root().join("manifests/01-operator.yaml")).unwrap();
-    let committed = committed.split_once('\n').map(|(_, rest)| rest).unwrap_or_default();
-    assert!(committed == rendered, "manifests/01-operator.yaml drifted from the chart; run manifests/generate.sh");
+    let committed =
+        std::fs::read_to_string(repo_root().join("manifests/01-operator.yaml")).unwrap();
+    let committed = committed
+        .split_once('\n')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "manifests/01-operator.yaml drifted from the chart; run manifests/generate.sh"
+    );
     let (ok, out) = kubectl(&["apply", "-f", "manifests/"], None);
     assert!(ok, "{out}");
     let (ok, out) = kubectl(&["apply", "-f", "manifests/examples/"], None);
     assert!(ok, "{out}");
-    Api::<Deployment>::namespaced(client.clone(), "ironlog-system").get("ironlog-operator").await.unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "ironlog-system")
+        .get("ironlog-operator")
+        .await
+        .unwrap();
     // The example cluster is reconciled by the operator under test.
     let kcs = Api::<KafkaCluster>::namespaced(client.clone(), "default");
     let name = kcs.list(&Default::default()).await.unwrap().items[0].name_any();
@@ -339,8 +473,13 @@ async fn plain_manifests_apply() {
 }
 
 fn http_get(addr: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body
@@ -352,10 +491,20 @@ async fn operator_serves_metrics_health_and_holds_the_lease() {
     let addr = std::env::var("E2E_OPERATOR_METRICS").expect("E2E_OPERATOR_METRICS");
     assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
     let metrics = http_get(&addr, "/metrics");
-    assert!(metrics.contains("ironlog_operator_reconciles_total{kind=\"KafkaCluster\"}"), "{metrics}");
+    assert!(
+        metrics.contains("ironlog_operator_reconciles_total{kind=\"KafkaCluster\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("ironlog_operator_leader 1"), "{metrics}");
-    let lease = Api::<Lease>::namespaced(client().await, "default").get("ironlog-operator").await.unwrap();
-    assert!(lease.spec.unwrap().holder_identity.is_some_and(|h| !h.is_empty()));
+    let lease = Api::<Lease>::namespaced(client().await, "default")
+        .get("ironlog-operator")
+        .await
+        .unwrap();
+    assert!(lease
+        .spec
+        .unwrap()
+        .holder_identity
+        .is_some_and(|h| !h.is_empty()));
 }
 
 /// A broker process on loopback, killed on drop.
@@ -373,7 +522,11 @@ impl Drop for Broker {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_broker() -> Broker {
@@ -385,12 +538,21 @@ async fn start_broker() -> Broker {
     let child = Command::new(bin)
         .args(["broker", "--node-id", "0", "--listen", &addr, "--data-dir"])
         .arg(&dir)
-        .args(["--metrics-listen", &metrics, "--auto-create-topics", "false"])
+        .args([
+            "--metrics-listen",
+            &metrics,
+            "--auto-create-topics",
+            "false",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("starting the broker");
-    let broker = Broker { child, addr, _dir: dir };
+    let broker = Broker {
+        child,
+        addr,
+        _dir: dir,
+    };
     wait_for("broker accepting connections", DEADLINE, || async {
         std::net::TcpStream::connect(&broker.addr).ok().map(|_| ())
     })
@@ -405,7 +567,10 @@ async fn kafka_topic_lifecycle_on_a_real_broker() {
     let client = client().await;
     let ns = fresh_namespace(&client, "e2e-topic").await;
     let kts = Api::<KafkaTopic>::namespaced(client.clone(), &ns);
-    let admin = KafkaConnector.connect(&broker.addr).await.expect("admin connection to the broker");
+    let admin = KafkaConnector
+        .connect(&broker.addr)
+        .await
+        .expect("admin connection to the broker");
 
     let manifest = format!(
         r#"
@@ -437,7 +602,10 @@ spec:
     let st = wait_for("KafkaTopic Ready", DEADLINE, || ready(1)).await;
     assert_eq!(st.topic_name.as_deref(), Some("orders.v1"));
     let kt = kts.get("orders-k8s").await.unwrap();
-    assert!(kt.finalizers().iter().any(|f| f == "ironlog.dev/topic"), "finalizer missing");
+    assert!(
+        kt.finalizers().iter().any(|f| f == "ironlog.dev/topic"),
+        "finalizer missing"
+    );
     let meta = admin.metadata().await.unwrap();
     assert_eq!(meta.topics["orders.v1"].partitions.len(), 1);
     let cfg = admin.describe_topic_config("orders.v1").await.unwrap();
@@ -445,52 +613,117 @@ spec:
 
     // Grow partitions and change config.
     let (ok, out) = kubectl(
-        &["patch", "-n", &ns, "kt", "orders-k8s", "--type=merge", "-p",
-          r#"{"spec":{"partitions":3,"config":{"retention.ms":"200000","cleanup.policy":"compact"}}}"#],
+        &[
+            "patch",
+            "-n",
+            &ns,
+            "kt",
+            "orders-k8s",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"partitions":3,"config":{"retention.ms":"200000","cleanup.policy":"compact"}}}"#,
+        ],
         None,
     );
     assert!(ok, "{out}");
-    wait_for("partitions grown and config altered on the broker", DEADLINE, || async {
-        let meta = admin.metadata().await.ok()?;
-        let cfg = admin.describe_topic_config("orders.v1").await.ok()?;
-        (meta.topics.get("orders.v1")?.partitions.len() == 3
-            && cfg.get("retention.ms")?.value.as_deref() == Some("200000")
-            && cfg.get("cleanup.policy")?.value.as_deref() == Some("compact"))
-        .then_some(())
-    })
+    wait_for(
+        "partitions grown and config altered on the broker",
+        DEADLINE,
+        || async {
+            let meta = admin.metadata().await.ok()?;
+            let cfg = admin.describe_topic_config("orders.v1").await.ok()?;
+            (meta.topics.get("orders.v1")?.partitions.len() == 3
+                && cfg.get("retention.ms")?.value.as_deref() == Some("200000")
+                && cfg.get("cleanup.policy")?.value.as_deref() == Some("compact"))
+            .then_some(())
+        },
+    )
     .await;
     let st = wait_for("KafkaTopic Ready at generation 2", DEADLINE, || ready(2)).await;
     assert_eq!(st.partitions, Some(3));
 
     // A partition decrease is refused with NotSupported.
-    let (ok, out) = kubectl(&["patch", "-n", &ns, "kt", "orders-k8s", "--type=merge", "-p", r#"{"spec":{"partitions":2}}"#], None);
+    let (ok, out) = kubectl(
+        &[
+            "patch",
+            "-n",
+            &ns,
+            "kt",
+            "orders-k8s",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"partitions":2}}"#,
+        ],
+        None,
+    );
     assert!(ok, "{out}");
     wait_for("NotSupported condition", DEADLINE, || async {
         let st = kts.get("orders-k8s").await.ok()?.status?;
-        st.conditions.iter().any(|c| c.type_ == "NotSupported" && c.status == "True" && c.reason == "PartitionDecrease").then_some(())
+        st.conditions
+            .iter()
+            .any(|c| {
+                c.type_ == "NotSupported" && c.status == "True" && c.reason == "PartitionDecrease"
+            })
+            .then_some(())
     })
     .await;
-    assert_eq!(admin.metadata().await.unwrap().topics["orders.v1"].partitions.len(), 3);
+    assert_eq!(
+        admin.metadata().await.unwrap().topics["orders.v1"]
+            .partitions
+            .len(),
+        3
+    );
 
     // A second resource claiming the same topic is a conflict and changes nothing.
-    let twin = manifest.replace("name: orders-k8s", "name: orders-twin").replace("partitions: 1", "partitions: 9");
+    let twin = manifest
+        .replace("name: orders-k8s", "name: orders-twin")
+        .replace("partitions: 1", "partitions: 9");
     let (ok, out) = kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&twin));
     assert!(ok, "{out}");
     wait_for("ResourceConflict on the twin", DEADLINE, || async {
         let st = kts.get("orders-twin").await.ok()?.status?;
-        st.conditions.iter().any(|c| c.type_ == "ResourceConflict" && c.status == "True").then_some(())
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "ResourceConflict" && c.status == "True")
+            .then_some(())
     })
     .await;
-    let (ok, out) = kubectl(&["delete", "-n", &ns, "kt", "orders-twin", "--wait=true"], None);
+    let (ok, out) = kubectl(
+        &["delete", "-n", &ns, "kt", "orders-twin", "--wait=true"],
+        None,
+    );
     assert!(ok, "{out}");
-    assert_eq!(admin.metadata().await.unwrap().topics["orders.v1"].partitions.len(), 3, "twin touched the topic");
+    assert_eq!(
+        admin.metadata().await.unwrap().topics["orders.v1"]
+            .partitions
+            .len(),
+        3,
+        "twin touched the topic"
+    );
 
     // Deleting the resource deletes the topic through the finalizer.
-    let (ok, out) = kubectl(&["delete", "-n", &ns, "kt", "orders-k8s", "--wait=true", "--timeout=60s"], None);
+    let (ok, out) = kubectl(
+        &[
+            "delete",
+            "-n",
+            &ns,
+            "kt",
+            "orders-k8s",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
     assert!(ok, "{out}");
     assert!(kts.get_opt("orders-k8s").await.unwrap().is_none());
     wait_for("topic deleted on the broker", DEADLINE, || async {
-        (!admin.metadata().await.ok()?.topics.contains_key("orders.v1")).then_some(())
+        (!admin
+            .metadata()
+            .await
+            .ok()?
+            .topics
+            .contains_key("orders.v1"))
+        .then_some(())
     })
     .await;
 }

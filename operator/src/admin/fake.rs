@@ -51,14 +51,24 @@ impl FakeAdmin {
                 (p as i32, info)
             })
             .collect();
-        self.state.lock().unwrap().metadata.topics.insert(name.to_string(), TopicInfo { partitions });
+        self.state
+            .lock()
+            .unwrap()
+            .metadata
+            .topics
+            .insert(name.to_string(), TopicInfo { partitions });
     }
 
     /// Completes every pending reassignment.
     pub fn complete_reassignments(&self) {
         let mut s = self.state.lock().unwrap();
         for r in std::mem::take(&mut s.pending) {
-            if let Some(p) = s.metadata.topics.get_mut(&r.topic).and_then(|t| t.partitions.get_mut(&r.partition)) {
+            if let Some(p) = s
+                .metadata
+                .topics
+                .get_mut(&r.topic)
+                .and_then(|t| t.partitions.get_mut(&r.partition))
+            {
                 p.replicas = r.replicas.clone();
                 p.isr = r.replicas.clone();
                 p.leader = r.replicas.first().copied();
@@ -72,7 +82,9 @@ impl FakeAdmin {
 
     fn check(&self, api: &'static str) -> AdminResult<()> {
         if self.state.lock().unwrap().unsupported.contains(&api) {
-            return Err(AdminError::Unsupported { api: api.to_string() });
+            return Err(AdminError::Unsupported {
+                api: api.to_string(),
+            });
         }
         Ok(())
     }
@@ -105,7 +117,15 @@ impl Admin for FakeAdmin {
     ) -> BoxFuture<'a, AdminResult<()>> {
         async move {
             self.check("CreateTopics")?;
-            let brokers: Vec<_> = self.state.lock().unwrap().metadata.brokers.iter().copied().collect();
+            let brokers: Vec<_> = self
+                .state
+                .lock()
+                .unwrap()
+                .metadata
+                .brokers
+                .iter()
+                .copied()
+                .collect();
             let rf = replication_factor as usize;
             let assignment: Vec<Vec<BrokerId>> = (0..partitions as usize)
                 .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
@@ -114,7 +134,9 @@ impl Admin for FakeAdmin {
             self.add_topic(name, &refs);
             let mut s = self.state.lock().unwrap();
             s.configs.insert(name.to_string(), config.clone());
-            s.calls.push(format!("create_topic {name} {partitions} {replication_factor}"));
+            s.calls.push(format!(
+                "create_topic {name} {partitions} {replication_factor}"
+            ));
             Ok(())
         }
         .boxed()
@@ -124,19 +146,35 @@ impl Admin for FakeAdmin {
         async move {
             self.check("DeleteTopics")?;
             let mut s = self.state.lock().unwrap();
-            s.metadata.topics.remove(name).ok_or_else(|| unknown(name))?;
+            s.metadata
+                .topics
+                .remove(name)
+                .ok_or_else(|| unknown(name))?;
             s.calls.push(format!("delete_topic {name}"));
             Ok(())
         }
         .boxed()
     }
 
-    fn create_partitions<'a>(&'a self, name: &'a str, total: i32) -> BoxFuture<'a, AdminResult<()>> {
+    fn create_partitions<'a>(
+        &'a self,
+        name: &'a str,
+        total: i32,
+    ) -> BoxFuture<'a, AdminResult<()>> {
         async move {
             self.check("CreatePartitions")?;
             let mut s = self.state.lock().unwrap();
-            let topic = s.metadata.topics.get_mut(name).ok_or_else(|| unknown(name))?;
-            let template = topic.partitions.values().next().cloned().ok_or_else(|| unknown(name))?;
+            let topic = s
+                .metadata
+                .topics
+                .get_mut(name)
+                .ok_or_else(|| unknown(name))?;
+            let template = topic
+                .partitions
+                .values()
+                .next()
+                .cloned()
+                .ok_or_else(|| unknown(name))?;
             for p in topic.partitions.len() as i32..total {
                 topic.partitions.insert(p, template.clone());
             }
@@ -156,10 +194,20 @@ impl Admin for FakeAdmin {
             let config = s.configs.get(name).ok_or_else(|| unknown(name))?;
             let mut out: BTreeMap<String, ConfigEntry> = config
                 .iter()
-                .map(|(k, v)| (k.clone(), ConfigEntry { value: Some(v.clone()), is_topic_override: true }))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        ConfigEntry {
+                            value: Some(v.clone()),
+                            is_topic_override: true,
+                        },
+                    )
+                })
                 .collect();
-            out.entry("cleanup.policy".into())
-                .or_insert(ConfigEntry { value: Some("delete".into()), is_topic_override: false });
+            out.entry("cleanup.policy".into()).or_insert(ConfigEntry {
+                value: Some("delete".into()),
+                is_topic_override: false,
+            });
             Ok(out)
         }
         .boxed()
@@ -179,7 +227,9 @@ impl Admin for FakeAdmin {
             for k in delete {
                 config.remove(k);
             }
-            s.calls.push(format!("alter_topic_config {name} set={set:?} delete={delete:?}"));
+            s.calls.push(format!(
+                "alter_topic_config {name} set={set:?} delete={delete:?}"
+            ));
             Ok(())
         }
         .boxed()
@@ -188,17 +238,30 @@ impl Admin for FakeAdmin {
     fn list_reassignments(&self) -> BoxFuture<'_, AdminResult<Vec<(String, i32)>>> {
         async move {
             self.check("ListPartitionReassignments")?;
-            Ok(self.state.lock().unwrap().pending.iter().map(|r| (r.topic.clone(), r.partition)).collect())
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .pending
+                .iter()
+                .map(|r| (r.topic.clone(), r.partition))
+                .collect())
         }
         .boxed()
     }
 
-    fn alter_reassignments<'a>(&'a self, moves: &'a [Reassignment]) -> BoxFuture<'a, AdminResult<()>> {
+    fn alter_reassignments<'a>(
+        &'a self,
+        moves: &'a [Reassignment],
+    ) -> BoxFuture<'a, AdminResult<()>> {
         async move {
             self.check("AlterPartitionReassignments")?;
             let mut s = self.state.lock().unwrap();
             for m in moves {
-                s.calls.push(format!("reassign {}-{} {:?}", m.topic, m.partition, m.replicas));
+                s.calls.push(format!(
+                    "reassign {}-{} {:?}",
+                    m.topic, m.partition, m.replicas
+                ));
             }
             s.pending.extend(moves.iter().cloned());
             Ok(())

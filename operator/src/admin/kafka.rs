@@ -34,10 +34,20 @@ pub struct KafkaAdmin {
 impl From<ClientError> for AdminError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::UnsupportedApi { api, .. } => AdminError::Unsupported { api: api.to_string() },
-            ClientError::Kafka { code, name, message, context } => {
-                AdminError::Kafka { operation: context, code, name: name.to_string(), message }
-            }
+            ClientError::UnsupportedApi { api, .. } => AdminError::Unsupported {
+                api: api.to_string(),
+            },
+            ClientError::Kafka {
+                code,
+                name,
+                message,
+                context,
+            } => AdminError::Kafka {
+                operation: context,
+                code,
+                name: name.to_string(),
+                message,
+            },
             e @ (ClientError::Connect { .. }
             | ClientError::NoBrokerAvailable { .. }
             | ClientError::Io { .. }
@@ -56,10 +66,15 @@ impl KafkaAdmin {
         std::thread::Builder::new()
             .name("kafka-admin".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(AdminError::Other(format!("starting admin runtime: {e}"))));
+                        let _ = ready_tx.send(Err(AdminError::Other(format!(
+                            "starting admin runtime: {e}"
+                        ))));
                         return;
                     }
                 };
@@ -78,7 +93,9 @@ impl KafkaAdmin {
                 });
             })
             .map_err(|e| AdminError::Other(format!("spawning admin thread: {e}")))?;
-        ready_rx.await.map_err(|_| AdminError::Other("admin worker stopped".into()))??;
+        ready_rx
+            .await
+            .map_err(|_| AdminError::Other("admin worker stopped".into()))??;
         Ok(KafkaAdmin { jobs })
     }
 
@@ -96,10 +113,14 @@ impl KafkaAdmin {
             }
             .boxed_local()
         });
-        let sent = self.jobs.send(job).map_err(|_| AdminError::Other("admin worker stopped".into()));
+        let sent = self
+            .jobs
+            .send(job)
+            .map_err(|_| AdminError::Other("admin worker stopped".into()));
         async move {
             sent?;
-            rx.await.map_err(|_| AdminError::Other("admin worker stopped".into()))?
+            rx.await
+                .map_err(|_| AdminError::Other("admin worker stopped".into()))?
         }
         .boxed()
     }
@@ -124,12 +145,24 @@ impl Admin for KafkaAdmin {
                     let partitions = t
                         .partitions
                         .into_iter()
-                        .map(|p| (p.partition, PartitionInfo { leader: p.leader, replicas: p.replicas, isr: p.isr }))
+                        .map(|p| {
+                            (
+                                p.partition,
+                                PartitionInfo {
+                                    leader: p.leader,
+                                    replicas: p.replicas,
+                                    isr: p.isr,
+                                },
+                            )
+                        })
                         .collect();
                     (t.name, TopicInfo { partitions })
                 })
                 .collect();
-            Ok(ClusterMetadata { brokers: meta.brokers.iter().map(|b| b.id).collect(), topics })
+            Ok(ClusterMetadata {
+                brokers: meta.brokers.iter().map(|b| b.id).collect(),
+                topics,
+            })
         })
     }
 
@@ -154,12 +187,19 @@ impl Admin for KafkaAdmin {
         self.call(move |c| async move { Ok(c.delete_topic(&name).await?) })
     }
 
-    fn create_partitions<'a>(&'a self, name: &'a str, total: i32) -> BoxFuture<'a, AdminResult<()>> {
+    fn create_partitions<'a>(
+        &'a self,
+        name: &'a str,
+        total: i32,
+    ) -> BoxFuture<'a, AdminResult<()>> {
         let name = name.to_string();
         self.call(move |c| async move { Ok(c.create_partitions(&name, total).await?) })
     }
 
-    fn describe_topic_config<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AdminResult<BTreeMap<String, ConfigEntry>>> {
+    fn describe_topic_config<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, AdminResult<BTreeMap<String, ConfigEntry>>> {
         let name = name.to_string();
         self.call(move |c| async move {
             let entries = c.describe_configs(&name).await?;
@@ -167,7 +207,13 @@ impl Admin for KafkaAdmin {
                 .into_iter()
                 .map(|e| {
                     let is_topic_override = e.source == ConfigSource::DynamicTopicConfig;
-                    (e.name, ConfigEntry { value: e.value, is_topic_override })
+                    (
+                        e.name,
+                        ConfigEntry {
+                            value: e.value,
+                            is_topic_override,
+                        },
+                    )
                 })
                 .collect())
         })
@@ -180,19 +226,31 @@ impl Admin for KafkaAdmin {
         delete: &'a [String],
     ) -> BoxFuture<'a, AdminResult<()>> {
         let (name, set, delete) = (name.to_string(), set.clone(), delete.to_vec());
-        self.call(move |c| async move { Ok(c.incremental_alter_configs(&name, &set, &delete).await?) })
+        self.call(
+            move |c| async move { Ok(c.incremental_alter_configs(&name, &set, &delete).await?) },
+        )
     }
 
     fn list_reassignments(&self) -> BoxFuture<'_, AdminResult<Vec<(String, i32)>>> {
         self.call(|c| async move {
-            Ok(c.list_partition_reassignments().await?.into_iter().map(|r| (r.topic, r.partition)).collect())
+            Ok(c.list_partition_reassignments()
+                .await?
+                .into_iter()
+                .map(|r| (r.topic, r.partition))
+                .collect())
         })
     }
 
-    fn alter_reassignments<'a>(&'a self, moves: &'a [Reassignment]) -> BoxFuture<'a, AdminResult<()>> {
+    fn alter_reassignments<'a>(
+        &'a self,
+        moves: &'a [Reassignment],
+    ) -> BoxFuture<'a, AdminResult<()>> {
         let mut by_topic: BTreeMap<String, BTreeMap<i32, Option<Vec<i32>>>> = BTreeMap::new();
         for m in moves {
-            by_topic.entry(m.topic.clone()).or_default().insert(m.partition, Some(m.replicas.clone()));
+            by_topic
+                .entry(m.topic.clone())
+                .or_default()
+                .insert(m.partition, Some(m.replicas.clone()));
         }
         self.call(move |c| async move {
             for (topic, partitions) in by_topic {

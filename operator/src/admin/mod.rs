@@ -35,7 +35,10 @@ pub struct TopicInfo {
 impl TopicInfo {
     /// Replication factor (of partition 0; Kafka keeps it uniform per topic).
     pub fn replication_factor(&self) -> usize {
-        self.partitions.values().next().map_or(0, |p| p.replicas.len())
+        self.partitions
+            .values()
+            .next()
+            .map_or(0, |p| p.replicas.len())
     }
 }
 
@@ -70,7 +73,12 @@ pub enum AdminError {
     Unsupported { api: String },
     /// The cluster answered with a Kafka error.
     #[error("{operation}: {name} (Kafka error {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Kafka { operation: String, code: i16, name: String, message: Option<String> },
+    Kafka {
+        operation: String,
+        code: i16,
+        name: String,
+        message: Option<String>,
+    },
     /// No broker could be reached or the connection broke.
     #[error("cluster unreachable: {0}")]
     Unreachable(String),
@@ -107,7 +115,8 @@ pub trait Admin: Send + Sync {
     ) -> BoxFuture<'a, AdminResult<()>>;
     fn delete_topic<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AdminResult<()>>;
     /// Grows the topic to `total` partitions.
-    fn create_partitions<'a>(&'a self, name: &'a str, total: i32) -> BoxFuture<'a, AdminResult<()>>;
+    fn create_partitions<'a>(&'a self, name: &'a str, total: i32)
+        -> BoxFuture<'a, AdminResult<()>>;
     fn describe_topic_config<'a>(
         &'a self,
         name: &'a str,

@@ -23,7 +23,8 @@ fn main() -> anyhow::Result<()> {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
                 for (file, crd) in all_crds() {
                     let path = std::path::Path::new(dir).join(file);
-                    std::fs::write(&path, crd_yaml(&crd)?).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, crd_yaml(&crd)?)
+                        .with_context(|| format!("writing {}", path.display()))?;
                 }
             }
             [flag, file] if flag == "--bundle" => {

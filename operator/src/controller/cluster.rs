@@ -38,7 +38,10 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
             Ok(()) => {}
             // The API server refused what we built (e.g. an immutable StatefulSet field changed):
             // report it in status; retrying unchanged would fail the same way.
-            Err(Error::Kube { op, source: kube::Error::Api(resp) }) if (400..500).contains(&resp.code) && resp.code != 409 => {
+            Err(Error::Kube {
+                op,
+                source: kube::Error::Api(resp),
+            }) if (400..500).contains(&resp.code) && resp.code != 409 => {
                 obs.apply_error = Some(format!("{op}: {}", resp.message));
             }
             Err(e) => return Err(e),
@@ -49,7 +52,12 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let names = Names::of(&kc);
     let status = KafkaClusterStatus {
         observed_generation: kc.metadata.generation,
-        conditions: to_conditions(&conds, &previous.conditions, kc.metadata.generation, Timestamp::now()),
+        conditions: to_conditions(
+            &conds,
+            &previous.conditions,
+            kc.metadata.generation,
+            Timestamp::now(),
+        ),
         replicas: obs.sts_replicas,
         ready_replicas: obs.ready_replicas,
         selector: Some(build::selector_string(&kc)),
@@ -67,20 +75,38 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     Api::<KafkaCluster>::namespaced(ctx.client.clone(), &ns)
         .patch_status(
             &kc.name_any(),
-            &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() },
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            },
             &Patch::Merge(json!({ "status": status })),
         )
         .await
-        .map_err(kube_err(format!("writing status of KafkaCluster {ns}/{}", kc.name_any())))?;
+        .map_err(kube_err(format!(
+            "writing status of KafkaCluster {ns}/{}",
+            kc.name_any()
+        )))?;
 
     let moving = conds.iter().any(|c| c.type_ == "Progressing" && c.status);
-    Ok(Action::requeue(if moving { ACTIVE_REQUEUE } else { IDLE_REQUEUE }))
+    Ok(Action::requeue(if moving {
+        ACTIVE_REQUEUE
+    } else {
+        IDLE_REQUEUE
+    }))
 }
 
 /// Events for notable changes of the Degraded/Progressing reasons.
-async fn announce_transitions(kc: &KafkaCluster, ctx: &Context, before: &KafkaClusterStatus, after: &KafkaClusterStatus) {
+async fn announce_transitions(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    before: &KafkaClusterStatus,
+    after: &KafkaClusterStatus,
+) {
     let reason_of = |s: &KafkaClusterStatus, t: &str| {
-        s.conditions.iter().find(|c| c.type_ == t && c.status == "True").map(|c| (c.reason.clone(), c.message.clone()))
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
     };
     if let Some((reason, message)) = reason_of(after, "Degraded") {
         if reason_of(before, "Degraded").map(|r| r.0) != Some(reason.clone()) {
@@ -92,15 +118,26 @@ async fn announce_transitions(kc: &KafkaCluster, ctx: &Context, before: &KafkaCl
             ctx.event(kc, EventType::Normal, &reason, message).await;
         }
     }
-    let ready = |s: &KafkaClusterStatus| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready = |s: &KafkaClusterStatus| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    };
     if ready(after) && !ready(before) {
-        ctx.event(kc, EventType::Normal, "Ready", format!("{} brokers ready", after.ready_replicas)).await;
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "Ready",
+            format!("{} brokers ready", after.ready_replicas),
+        )
+        .await;
     }
 }
 
 /// Bootstrap address the operator uses to reach the brokers.
 fn admin_bootstrap(kc: &KafkaCluster, ctx: &Context) -> String {
-    ctx.bootstrap_override(kc).unwrap_or_else(|| Names::of(kc).bootstrap_address())
+    ctx.bootstrap_override(kc)
+        .unwrap_or_else(|| Names::of(kc).bootstrap_address())
 }
 
 fn note(obs: &mut ClusterObservation, step: Step) {
@@ -111,11 +148,19 @@ fn note(obs: &mut ClusterObservation, step: Step) {
     }
 }
 
-async fn converge(kc: &KafkaCluster, ctx: &Context, ns: &str, obs: &mut ClusterObservation) -> Result<(), Error> {
+async fn converge(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    ns: &str,
+    obs: &mut ClusterObservation,
+) -> Result<(), Error> {
     let names = Names::of(kc);
     let client = &ctx.client;
     let sts_api = Api::<StatefulSet>::namespaced(client.clone(), ns);
-    let current = sts_api.get_opt(&names.statefulset()).await.map_err(kube_err("reading StatefulSet"))?;
+    let current = sts_api
+        .get_opt(&names.statefulset())
+        .await
+        .map_err(kube_err("reading StatefulSet"))?;
     let current_replicas = current.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
     let desired = kc.spec.replicas;
     let bootstrap = admin_bootstrap(kc, ctx);
@@ -129,7 +174,10 @@ async fn converge(kc: &KafkaCluster, ctx: &Context, ns: &str, obs: &mut ClusterO
             Err(e) => {
                 obs.blocked = Some((
                     "ScaleDownBlocked".into(),
-                    format!("cannot reach the cluster at {bootstrap} to drain brokers {desired}..{}: {e}", cur - 1),
+                    format!(
+                    "cannot reach the cluster at {bootstrap} to drain brokers {desired}..{}: {e}",
+                    cur - 1
+                ),
                 ))
             }
             Ok(a) => {
@@ -149,10 +197,20 @@ async fn converge(kc: &KafkaCluster, ctx: &Context, ns: &str, obs: &mut ClusterO
     apply(client, &build::build_headless_service(kc)).await?;
     apply(client, &build::build_bootstrap_service(kc)).await?;
     apply_pdb(client, ctx.caps, &build::build_pdb(kc)).await?;
-    let sts = apply(client, &build::build_statefulset(kc, sts_replicas, &config, ctx.caps)).await?;
+    let sts = apply(
+        client,
+        &build::build_statefulset(kc, sts_replicas, &config, ctx.caps),
+    )
+    .await?;
 
     if let Some(cur) = current_replicas.filter(|cur| sts_replicas < *cur) {
-        ctx.event(kc, EventType::Normal, "ScaledDown", format!("StatefulSet scaled from {cur} to {sts_replicas} brokers")).await;
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "ScaledDown",
+            format!("StatefulSet scaled from {cur} to {sts_replicas} brokers"),
+        )
+        .await;
         if kc.spec.storage.delete_claim && !ctx.caps.pvc_retention_policy {
             delete_claims(ctx, ns, &names, sts_replicas..cur).await?;
         }
@@ -168,7 +226,11 @@ async fn converge(kc: &KafkaCluster, ctx: &Context, ns: &str, obs: &mut ClusterO
         roll(kc, ctx, ns, &sts, &bootstrap, &mut admin, obs).await?;
     }
     // After a scale-up, once every broker is ready, spread partitions onto the new ones.
-    if obs.blocked.is_none() && obs.in_progress.is_none() && sts_replicas == desired && obs.ready_replicas >= desired {
+    if obs.blocked.is_none()
+        && obs.in_progress.is_none()
+        && sts_replicas == desired
+        && obs.ready_replicas >= desired
+    {
         if let Some(a) = admin_for(ctx, &bootstrap, &mut admin).await {
             let step = rollout::spread_step(a, desired).await?;
             note(obs, step);
@@ -177,11 +239,17 @@ async fn converge(kc: &KafkaCluster, ctx: &Context, ns: &str, obs: &mut ClusterO
     Ok(())
 }
 
-async fn admin_for<'a>(ctx: &Context, bootstrap: &str, slot: &'a mut Option<Box<dyn Admin>>) -> Option<&'a dyn Admin> {
+async fn admin_for<'a>(
+    ctx: &Context,
+    bootstrap: &str,
+    slot: &'a mut Option<Box<dyn Admin>>,
+) -> Option<&'a dyn Admin> {
     if slot.is_none() {
         match ctx.connect_admin(bootstrap).await {
             Ok(a) => *slot = Some(a),
-            Err(e) => tracing::info!(error = %e, bootstrap, "cluster not reachable over the Kafka protocol"),
+            Err(e) => {
+                tracing::info!(error = %e, bootstrap, "cluster not reachable over the Kafka protocol")
+            }
         }
     }
     slot.as_deref()
@@ -202,7 +270,10 @@ async fn roll(
     };
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns);
     let lp = ListParams::default().labels(&build::selector_string(kc));
-    let listed = pods.list(&lp).await.map_err(kube_err("listing broker pods"))?;
+    let listed = pods
+        .list(&lp)
+        .await
+        .map_err(kube_err("listing broker pods"))?;
     let prefix = format!("{}-", kc.name_any());
     let outdated: Vec<(i32, bool)> = listed
         .items
@@ -211,29 +282,57 @@ async fn roll(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| {
             let ordinal = p.name_any().strip_prefix(&prefix)?.parse().ok()?;
-            let ready = p.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = p
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             Some((ordinal, ready))
         })
         .collect();
     if outdated.is_empty() {
         return Ok(());
     }
-    let min_isr = kc.spec.config.get("min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let min_isr = kc
+        .spec
+        .config
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let needs_admin = outdated.iter().all(|(_, ready)| *ready);
-    let admin = if needs_admin { admin_for(ctx, bootstrap, admin).await } else { None };
+    let admin = if needs_admin {
+        admin_for(ctx, bootstrap, admin).await
+    } else {
+        None
+    };
     let (restart, step) = rollout::roll_step(admin, &outdated, min_isr).await?;
     if let Some(ordinal) = restart {
         let pod = Names::of(kc).pod(ordinal);
-        pods.delete(&pod, &DeleteParams::default()).await.map_err(kube_err(format!("restarting broker pod {pod}")))?;
+        pods.delete(&pod, &DeleteParams::default())
+            .await
+            .map_err(kube_err(format!("restarting broker pod {pod}")))?;
         ctx.metrics.broker_restarts.inc();
-        ctx.event(kc, EventType::Normal, "RestartingBroker", format!("restarting {pod} to apply a new configuration")).await;
+        ctx.event(
+            kc,
+            EventType::Normal,
+            "RestartingBroker",
+            format!("restarting {pod} to apply a new configuration"),
+        )
+        .await;
     }
     note(obs, step);
     Ok(())
 }
 
 /// Deletes the claims of brokers scaled away, on servers without a StatefulSet retention policy.
-async fn delete_claims(ctx: &Context, ns: &str, names: &Names, ordinals: std::ops::Range<i32>) -> Result<(), Error> {
+async fn delete_claims(
+    ctx: &Context,
+    ns: &str,
+    names: &Names,
+    ordinals: std::ops::Range<i32>,
+) -> Result<(), Error> {
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
     for ordinal in ordinals {
         let claim = format!("data-{}", names.pod(ordinal));

@@ -42,19 +42,31 @@ impl Context {
         if !self.allow_bootstrap_override {
             return None;
         }
-        obj.meta().annotations.as_ref()?.get(BOOTSTRAP_OVERRIDE_ANNOTATION).cloned()
+        obj.meta()
+            .annotations
+            .as_ref()?
+            .get(BOOTSTRAP_OVERRIDE_ANNOTATION)
+            .cloned()
     }
 
     /// Connects to a cluster's admin API, bounded in time.
     pub async fn connect_admin(&self, bootstrap: &str) -> Result<Box<dyn Admin>, AdminError> {
         match tokio::time::timeout(Duration::from_secs(10), self.admin.connect(bootstrap)).await {
             Ok(r) => r,
-            Err(_) => Err(AdminError::Unreachable(format!("connecting to {bootstrap} timed out after 10s"))),
+            Err(_) => Err(AdminError::Unreachable(format!(
+                "connecting to {bootstrap} timed out after 10s"
+            ))),
         }
     }
 
     /// Publishes a Kubernetes Event on `obj`; failures are logged, never fatal.
-    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_,
             reason: reason.to_string(),

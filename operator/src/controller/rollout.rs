@@ -15,9 +15,15 @@ pub enum Step {
     /// Nothing left to do.
     Done,
     /// Work is under way (e.g. reassignments running); check again soon.
-    InProgress { reason: &'static str, message: String },
+    InProgress {
+        reason: &'static str,
+        message: String,
+    },
     /// Refused: acting would be unsafe or impossible. Reported as Degraded.
-    Blocked { reason: &'static str, message: String },
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// Why a broker restart must wait, or `None` when restarting `broker` now keeps every partition
@@ -30,11 +36,18 @@ pub fn restart_blocker(meta: &ClusterMetadata, broker: BrokerId, min_isr: usize)
         .topics
         .iter()
         .flat_map(|(t, info)| {
-            info.partitions.iter().filter(|(_, p)| p.under_replicated()).map(move |(i, _)| format!("{t}-{i}"))
+            info.partitions
+                .iter()
+                .filter(|(_, p)| p.under_replicated())
+                .map(move |(i, _)| format!("{t}-{i}"))
         })
         .collect();
     if !urp.is_empty() {
-        return Some(format!("{} under-replicated partitions (first: {})", urp.len(), urp[0]));
+        return Some(format!(
+            "{} under-replicated partitions (first: {})",
+            urp.len(),
+            urp[0]
+        ));
     }
     for (topic, info) in &meta.topics {
         for (i, p) in &info.partitions {
@@ -103,7 +116,11 @@ pub fn plan_drain(
             if unique.len() != replicas.len() {
                 return Err(format!("no distinct broker left to take {topic}-{i}"));
             }
-            moves.push(Reassignment { topic: topic.clone(), partition: *i, replicas });
+            moves.push(Reassignment {
+                topic: topic.clone(),
+                partition: *i,
+                replicas,
+            });
         }
     }
     Ok(moves)
@@ -119,20 +136,32 @@ pub fn plan_spread(meta: &ClusterMetadata, brokers: &[BrokerId]) -> Vec<Reassign
     let mut assignment: BTreeMap<(String, i32), Vec<BrokerId>> = meta
         .topics
         .iter()
-        .flat_map(|(t, info)| info.partitions.iter().map(move |(i, p)| ((t.clone(), *i), p.replicas.clone())))
+        .flat_map(|(t, info)| {
+            info.partitions
+                .iter()
+                .map(move |(i, p)| ((t.clone(), *i), p.replicas.clone()))
+        })
         .collect();
     let mut changed = BTreeSet::new();
     loop {
-        let (&max_b, &max_n) = load.iter().max_by_key(|(b, n)| (**n, -**b)).expect("brokers non-empty");
-        let (&min_b, &min_n) = load.iter().min_by_key(|(b, n)| (**n, **b)).expect("brokers non-empty");
+        let (&max_b, &max_n) = load
+            .iter()
+            .max_by_key(|(b, n)| (**n, -**b))
+            .expect("brokers non-empty");
+        let (&min_b, &min_n) = load
+            .iter()
+            .min_by_key(|(b, n)| (**n, **b))
+            .expect("brokers non-empty");
         if max_n <= min_n + 1 {
             break;
         }
         // A follower replica on the most loaded broker of a partition the least loaded lacks.
-        let candidate = assignment.iter_mut().find(|(_, r)| {
-            r.iter().skip(1).any(|b| *b == max_b) && !r.contains(&min_b)
-        });
-        let Some((key, replicas)) = candidate else { break };
+        let candidate = assignment
+            .iter_mut()
+            .find(|(_, r)| r.iter().skip(1).any(|b| *b == max_b) && !r.contains(&min_b));
+        let Some((key, replicas)) = candidate else {
+            break;
+        };
         for b in replicas.iter_mut().skip(1) {
             if *b == max_b {
                 *b = min_b;
@@ -147,7 +176,11 @@ pub fn plan_spread(meta: &ClusterMetadata, brokers: &[BrokerId]) -> Vec<Reassign
         .into_iter()
         .map(|(topic, partition)| {
             let replicas = assignment[&(topic.clone(), partition)].clone();
-            Reassignment { topic, partition, replicas }
+            Reassignment {
+                topic,
+                partition,
+                replicas,
+            }
         })
         .collect()
 }
@@ -176,14 +209,30 @@ async fn scale_down_inner(admin: &dyn Admin, desired: i32) -> Result<Step, Admin
     if !running.is_empty() {
         return Ok(Step::InProgress {
             reason: "Draining",
-            message: format!("waiting for {} partition reassignments to finish", running.len()),
+            message: format!(
+                "waiting for {} partition reassignments to finish",
+                running.len()
+            ),
         });
     }
     let meta = admin.metadata().await?;
-    let removed: BTreeSet<BrokerId> = meta.brokers.iter().copied().filter(|b| *b >= desired).collect();
-    let remaining: Vec<BrokerId> = meta.brokers.iter().copied().filter(|b| *b < desired).collect();
+    let removed: BTreeSet<BrokerId> = meta
+        .brokers
+        .iter()
+        .copied()
+        .filter(|b| *b >= desired)
+        .collect();
+    let remaining: Vec<BrokerId> = meta
+        .brokers
+        .iter()
+        .copied()
+        .filter(|b| *b < desired)
+        .collect();
     match plan_drain(&meta, &removed, &remaining) {
-        Err(message) => Ok(Step::Blocked { reason: "ScaleDownBlocked", message }),
+        Err(message) => Ok(Step::Blocked {
+            reason: "ScaleDownBlocked",
+            message,
+        }),
         Ok(moves) if moves.is_empty() => Ok(Step::Done),
         Ok(moves) => {
             admin.alter_reassignments(&moves).await?;
@@ -243,14 +292,22 @@ pub async fn roll_step(
     if outdated.is_empty() {
         return Ok((None, Step::Done));
     }
-    if let Some((b, _)) = outdated.iter().filter(|(_, ready)| !ready).max_by_key(|(b, _)| *b) {
+    if let Some((b, _)) = outdated
+        .iter()
+        .filter(|(_, ready)| !ready)
+        .max_by_key(|(b, _)| *b)
+    {
         return Ok((Some(*b), in_progress_roll(outdated.len())));
     }
     let Some(admin) = admin else {
-        return Ok((None, Step::InProgress {
-            reason: "RollWaiting",
-            message: "cannot reach the cluster to check partition health before a restart".into(),
-        }));
+        return Ok((
+            None,
+            Step::InProgress {
+                reason: "RollWaiting",
+                message: "cannot reach the cluster to check partition health before a restart"
+                    .into(),
+            },
+        ));
     };
     let meta = match admin.metadata().await {
         Ok(m) => m,
@@ -258,13 +315,22 @@ pub async fn roll_step(
     };
     let broker = outdated.iter().map(|(b, _)| *b).max().expect("non-empty");
     match restart_blocker(&meta, broker, min_isr) {
-        Some(message) => Ok((None, Step::InProgress { reason: "RollWaiting", message })),
+        Some(message) => Ok((
+            None,
+            Step::InProgress {
+                reason: "RollWaiting",
+                message,
+            },
+        )),
         None => Ok((Some(broker), in_progress_roll(outdated.len()))),
     }
 }
 
 fn in_progress_roll(n: usize) -> Step {
-    Step::InProgress { reason: "Rolling", message: format!("{n} brokers to restart with new configuration") }
+    Step::InProgress {
+        reason: "Rolling",
+        message: format!("{n} brokers to restart with new configuration"),
+    }
 }
 
 #[cfg(test)]
@@ -280,9 +346,19 @@ mod tests {
         assert_eq!(restart_blocker(&meta, 2, 2), None);
 
         let mut lagging = meta.clone();
-        lagging.topics.get_mut("a").unwrap().partitions.get_mut(&1).unwrap().isr = vec![1, 2];
+        lagging
+            .topics
+            .get_mut("a")
+            .unwrap()
+            .partitions
+            .get_mut(&1)
+            .unwrap()
+            .isr = vec![1, 2];
         let why = restart_blocker(&lagging, 2, 1).unwrap();
-        assert!(why.contains("1 under-replicated partitions (first: a-1)"), "{why}");
+        assert!(
+            why.contains("1 under-replicated partitions (first: a-1)"),
+            "{why}"
+        );
 
         // RF 3, min ISR 3: would go below, but such partitions never survive a restart anyway.
         assert_eq!(restart_blocker(&meta, 2, 3), None);
@@ -303,8 +379,16 @@ mod tests {
             vec![
                 // Broker 0 holds 2 replicas, 1 and 2 one each: a-0 goes to 1 (lowest id of the
                 // least loaded), then 0 and 1 tie at 2 for a-1 and 0 wins.
-                Reassignment { topic: "a".into(), partition: 0, replicas: vec![1, 0] },
-                Reassignment { topic: "a".into(), partition: 1, replicas: vec![2, 0] },
+                Reassignment {
+                    topic: "a".into(),
+                    partition: 0,
+                    replicas: vec![1, 0]
+                },
+                Reassignment {
+                    topic: "a".into(),
+                    partition: 1,
+                    replicas: vec![2, 0]
+                },
             ]
         );
     }
@@ -315,7 +399,10 @@ mod tests {
         fake.add_topic("wide", &[&[0, 1, 2]]);
         let meta = fake.state.lock().unwrap().metadata.clone();
         let err = plan_drain(&meta, &BTreeSet::from([2]), &[0, 1]).unwrap_err();
-        assert_eq!(err, "topic wide has replication factor 3 but only 2 brokers would remain");
+        assert_eq!(
+            err,
+            "topic wide has replication factor 3 but only 2 brokers would remain"
+        );
     }
 
     #[test]
@@ -326,7 +413,13 @@ mod tests {
         let moves = plan_spread(&meta, &[0, 1, 2, 3]);
         let mut after = meta.clone();
         for m in &moves {
-            let p = after.topics.get_mut(&m.topic).unwrap().partitions.get_mut(&m.partition).unwrap();
+            let p = after
+                .topics
+                .get_mut(&m.topic)
+                .unwrap()
+                .partitions
+                .get_mut(&m.partition)
+                .unwrap();
             assert_eq!(p.replicas[0], m.replicas[0], "leader moved");
             p.replicas = m.replicas.clone();
         }
@@ -341,7 +434,16 @@ mod tests {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("a", &[&[2, 0], &[0, 1]]);
         let step = scale_down_step(&fake, 2).await.unwrap();
-        assert!(matches!(step, Step::InProgress { reason: "Draining", .. }), "{step:?}");
+        assert!(
+            matches!(
+                step,
+                Step::InProgress {
+                    reason: "Draining",
+                    ..
+                }
+            ),
+            "{step:?}"
+        );
         assert_eq!(fake.calls(), ["reassign a-0 [1, 0]"]);
         // Still running: wait, don't submit again.
         let step = scale_down_step(&fake, 2).await.unwrap();
@@ -370,7 +472,11 @@ mod tests {
     async fn unsupported_reassignment_api_refuses_instead_of_acting() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("a", &[&[2, 0]]);
-        fake.state.lock().unwrap().unsupported.push("ListPartitionReassignments");
+        fake.state
+            .lock()
+            .unwrap()
+            .unsupported
+            .push("ListPartitionReassignments");
         let step = scale_down_step(&fake, 2).await.unwrap();
         assert!(
             matches!(&step, Step::Blocked { reason: "NotSupported", message } if message.contains("ListPartitionReassignments")),
@@ -384,10 +490,25 @@ mod tests {
         let fake = FakeAdmin::with_brokers([0, 1]);
         fake.add_topic("a", &[&[0, 1], &[1, 0]]);
         let step = spread_step(&fake, 3).await.unwrap();
-        assert!(matches!(step, Step::InProgress { reason: "ScalingUp", .. }));
+        assert!(matches!(
+            step,
+            Step::InProgress {
+                reason: "ScalingUp",
+                ..
+            }
+        ));
         fake.state.lock().unwrap().metadata.brokers.insert(2);
         let step = spread_step(&fake, 3).await.unwrap();
-        assert!(matches!(step, Step::InProgress { reason: "Rebalancing", .. }), "{step:?}");
+        assert!(
+            matches!(
+                step,
+                Step::InProgress {
+                    reason: "Rebalancing",
+                    ..
+                }
+            ),
+            "{step:?}"
+        );
         assert_eq!(fake.calls().len(), 1);
         fake.complete_reassignments();
         assert_eq!(spread_step(&fake, 3).await.unwrap(), Step::Done);
@@ -397,16 +518,35 @@ mod tests {
     async fn roll_restarts_unready_first_then_one_healthy_broker_at_a_time() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("a", &[&[0, 1, 2]]);
-        let (b, _) = roll_step(Some(&fake), &[(0, true), (1, false)], 2).await.unwrap();
+        let (b, _) = roll_step(Some(&fake), &[(0, true), (1, false)], 2)
+            .await
+            .unwrap();
         assert_eq!(b, Some(1));
-        let (b, _) = roll_step(Some(&fake), &[(0, true), (2, true)], 2).await.unwrap();
+        let (b, _) = roll_step(Some(&fake), &[(0, true), (2, true)], 2)
+            .await
+            .unwrap();
         assert_eq!(b, Some(2));
         // Broker 2 just restarted and is catching up: nothing else may go down.
-        fake.state.lock().unwrap().metadata.topics.get_mut("a").unwrap().partitions.get_mut(&0).unwrap().isr =
-            vec![0, 1];
+        fake.state
+            .lock()
+            .unwrap()
+            .metadata
+            .topics
+            .get_mut("a")
+            .unwrap()
+            .partitions
+            .get_mut(&0)
+            .unwrap()
+            .isr = vec![0, 1];
         let (b, step) = roll_step(Some(&fake), &[(0, true)], 2).await.unwrap();
         assert_eq!(b, None);
-        assert!(matches!(step, Step::InProgress { reason: "RollWaiting", .. }));
+        assert!(matches!(
+            step,
+            Step::InProgress {
+                reason: "RollWaiting",
+                ..
+            }
+        ));
         let (b, step) = roll_step(None, &[(0, true)], 2).await.unwrap();
         assert_eq!((b, matches!(step, Step::InProgress { .. })), (None, true));
         assert_eq!(roll_step(None, &[], 2).await.unwrap(), (None, Step::Done));

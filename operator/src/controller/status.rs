@@ -16,14 +16,29 @@ pub struct Cond {
 }
 
 impl Cond {
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// Turns `conds` into Kubernetes conditions, keeping `lastTransitionTime` from `previous` where
 /// the status did not change.
-pub fn to_conditions(conds: &[Cond], previous: &[Condition], generation: Option<i64>, now: Timestamp) -> Vec<Condition> {
+pub fn to_conditions(
+    conds: &[Cond],
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     conds
         .iter()
         .map(|c| {
@@ -71,7 +86,12 @@ pub fn cluster_conditions(o: &ClusterObservation) -> Vec<Cond> {
         let msg = o.invalid.join("; ");
         return vec![
             Cond::new("Ready", false, "InvalidSpec", msg.clone()),
-            Cond::new("Progressing", false, "InvalidSpec", "fix the spec to continue"),
+            Cond::new(
+                "Progressing",
+                false,
+                "InvalidSpec",
+                "fix the spec to continue",
+            ),
             Cond::new("Degraded", true, "InvalidSpec", msg),
         ];
     }
@@ -87,22 +107,39 @@ pub fn cluster_conditions(o: &ClusterObservation) -> Vec<Cond> {
         && o.ready_replicas >= o.desired_replicas
         && o.updated_replicas >= o.desired_replicas;
     let ready = if all_ready {
-        Cond::new("Ready", true, "AllBrokersReady", format!("{} of {} brokers ready", o.ready_replicas, o.desired_replicas))
+        Cond::new(
+            "Ready",
+            true,
+            "AllBrokersReady",
+            format!(
+                "{} of {} brokers ready",
+                o.ready_replicas, o.desired_replicas
+            ),
+        )
     } else {
         Cond::new(
             "Ready",
             false,
             "BrokersNotReady",
-            format!("{} of {} brokers ready", o.ready_replicas, o.desired_replicas),
+            format!(
+                "{} of {} brokers ready",
+                o.ready_replicas, o.desired_replicas
+            ),
         )
     };
     let progressing = match (&o.in_progress, all_ready) {
-        (Some((reason, message)), _) => Cond::new("Progressing", true, reason.clone(), message.clone()),
+        (Some((reason, message)), _) => {
+            Cond::new("Progressing", true, reason.clone(), message.clone())
+        }
         (None, false) if o.blocked.is_none() => Cond::new(
             "Progressing",
             true,
             "WaitingForBrokers",
-            format!("{} of {} brokers ready and up to date", o.ready_replicas.min(o.updated_replicas), o.desired_replicas),
+            format!(
+                "{} of {} brokers ready and up to date",
+                o.ready_replicas.min(o.updated_replicas),
+                o.desired_replicas
+            ),
         ),
         _ => Cond::new("Progressing", false, "Stable", "no change in progress"),
     };
@@ -142,7 +179,10 @@ mod tests {
 
     #[test]
     fn brokers_starting_is_progressing() {
-        let c = cluster_conditions(&ClusterObservation { ready_replicas: 1, ..obs() });
+        let c = cluster_conditions(&ClusterObservation {
+            ready_replicas: 1,
+            ..obs()
+        });
         assert_eq!(by_type(&c, "Ready").message, "1 of 3 brokers ready");
         assert!(!by_type(&c, "Ready").status);
         assert_eq!(by_type(&c, "Progressing").reason, "WaitingForBrokers");
@@ -150,7 +190,10 @@ mod tests {
 
     #[test]
     fn invalid_spec_is_degraded_with_every_problem() {
-        let c = cluster_conditions(&ClusterObservation { invalid: vec!["a".into(), "b".into()], ..obs() });
+        let c = cluster_conditions(&ClusterObservation {
+            invalid: vec!["a".into(), "b".into()],
+            ..obs()
+        });
         assert_eq!(by_type(&c, "Degraded").reason, "InvalidSpec");
         assert_eq!(by_type(&c, "Degraded").message, "a; b");
         assert!(!by_type(&c, "Ready").status);
@@ -160,7 +203,10 @@ mod tests {
     fn blocked_scale_down_is_degraded_not_progressing() {
         let c = cluster_conditions(&ClusterObservation {
             desired_replicas: 2,
-            blocked: Some(("ScaleDownBlocked".into(), "topic x has replication factor 3".into())),
+            blocked: Some((
+                "ScaleDownBlocked".into(),
+                "topic x has replication factor 3".into(),
+            )),
             ..obs()
         });
         assert!(by_type(&c, "Degraded").status);
@@ -178,7 +224,10 @@ mod tests {
         assert_eq!(same[0].last_transition_time, Time(t0));
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = to_conditions(
-            &cluster_conditions(&ClusterObservation { ready_replicas: 0, ..obs() }),
+            &cluster_conditions(&ClusterObservation {
+                ready_replicas: 0,
+                ..obs()
+            }),
             &same,
             Some(2),
             t1,

@@ -16,7 +16,9 @@ use serde_json::json;
 use super::build::Names;
 use super::status::{to_conditions, Cond};
 use super::{kube_err, Context, Error, FIELD_MANAGER};
-use crate::admin::{Admin, AdminError, BrokerId, ConfigEntry, Reassignment, TopicInfo, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::admin::{
+    Admin, AdminError, BrokerId, ConfigEntry, Reassignment, TopicInfo, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicSpec, KafkaTopicStatus};
 
 pub const TOPIC_FINALIZER: &str = "ironlog.dev/topic";
@@ -58,8 +60,11 @@ pub fn plan_topic(
     let Some((info, config)) = observed else {
         plan.create = true;
         if spec.replicas as usize > brokers.len() {
-            plan.replication_impossible =
-                Some(format!("replication factor {} exceeds the {} brokers of the cluster", spec.replicas, brokers.len()));
+            plan.replication_impossible = Some(format!(
+                "replication factor {} exceeds the {} brokers of the cluster",
+                spec.replicas,
+                brokers.len()
+            ));
             plan.create = false;
         }
         return plan;
@@ -71,17 +76,24 @@ pub fn plan_topic(
         plan.partition_decrease = Some((have, spec.partitions));
     }
     for (k, v) in &spec.config {
-        if config.get(k).and_then(|e| e.value.as_ref()) != Some(v) || !config.get(k).is_some_and(|e| e.is_topic_override) {
+        if config.get(k).and_then(|e| e.value.as_ref()) != Some(v)
+            || !config.get(k).is_some_and(|e| e.is_topic_override)
+        {
             plan.set_config.insert(k.clone(), v.clone());
         }
     }
-    plan.delete_config =
-        config.iter().filter(|(k, e)| e.is_topic_override && !spec.config.contains_key(*k)).map(|(k, _)| k.clone()).collect();
+    plan.delete_config = config
+        .iter()
+        .filter(|(k, e)| e.is_topic_override && !spec.config.contains_key(*k))
+        .map(|(k, _)| k.clone())
+        .collect();
     let want_rf = spec.replicas as usize;
     if info.replication_factor() != want_rf {
         if want_rf > brokers.len() {
-            plan.replication_impossible =
-                Some(format!("replication factor {want_rf} exceeds the {} brokers of the cluster", brokers.len()));
+            plan.replication_impossible = Some(format!(
+                "replication factor {want_rf} exceeds the {} brokers of the cluster",
+                brokers.len()
+            ));
         } else {
             plan.replica_moves = plan_replication_factor(info, want_rf, brokers);
         }
@@ -91,7 +103,11 @@ pub fn plan_topic(
 
 /// New replica lists giving every partition `rf` replicas: shrinking drops the last replicas
 /// (the leader stays), growing adds the least-loaded brokers not yet in the list.
-fn plan_replication_factor(info: &TopicInfo, rf: usize, brokers: &BTreeSet<BrokerId>) -> Vec<Reassignment> {
+fn plan_replication_factor(
+    info: &TopicInfo,
+    rf: usize,
+    brokers: &BTreeSet<BrokerId>,
+) -> Vec<Reassignment> {
     let mut load: BTreeMap<BrokerId, usize> = brokers.iter().map(|b| (*b, 0)).collect();
     for p in info.partitions.values() {
         for r in &p.replicas {
@@ -103,7 +119,11 @@ fn plan_replication_factor(info: &TopicInfo, rf: usize, brokers: &BTreeSet<Broke
         let mut replicas = p.replicas.clone();
         replicas.truncate(rf);
         while replicas.len() < rf {
-            let Some(b) = load.iter().filter(|(b, _)| !replicas.contains(b)).min_by_key(|(b, n)| (**n, **b)).map(|(b, _)| *b)
+            let Some(b) = load
+                .iter()
+                .filter(|(b, _)| !replicas.contains(b))
+                .min_by_key(|(b, n)| (**n, **b))
+                .map(|(b, _)| *b)
             else {
                 break;
             };
@@ -111,7 +131,11 @@ fn plan_replication_factor(info: &TopicInfo, rf: usize, brokers: &BTreeSet<Broke
             *load.entry(b).or_default() += 1;
         }
         if replicas != p.replicas {
-            moves.push(Reassignment { topic: String::new(), partition: *i, replicas });
+            moves.push(Reassignment {
+                topic: String::new(),
+                partition: *i,
+                replicas,
+            });
         }
     }
     moves
@@ -119,9 +143,14 @@ fn plan_replication_factor(info: &TopicInfo, rf: usize, brokers: &BTreeSet<Broke
 
 /// The KafkaTopic claiming a topic name first (oldest, then by name) owns it; the others are
 /// in conflict and leave the topic alone.
-pub fn conflict_winner<'a>(claimants: &'a [KafkaTopic]) -> Option<&'a KafkaTopic> {
+pub fn conflict_winner(claimants: &[KafkaTopic]) -> Option<&KafkaTopic> {
     claimants.iter().min_by(|a, b| {
-        let key = |t: &KafkaTopic| (t.metadata.creation_timestamp.clone().map(|t| t.0), t.name_any());
+        let key = |t: &KafkaTopic| {
+            (
+                t.metadata.creation_timestamp.clone().map(|t| t.0),
+                t.name_any(),
+            )
+        };
         key(a).cmp(&key(b))
     })
 }
@@ -152,14 +181,25 @@ async fn target(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Target, Erro
         return Ok(Target::Bootstrap(addr));
     }
     let clusters = Api::<KafkaCluster>::namespaced(ctx.client.clone(), ns);
-    match clusters.get_opt(&kt.spec.cluster).await.map_err(kube_err("reading KafkaCluster"))? {
-        Some(kc) => Ok(Target::Bootstrap(ctx.bootstrap_override(&kc).unwrap_or_else(|| Names::of(&kc).bootstrap_address()))),
+    match clusters
+        .get_opt(&kt.spec.cluster)
+        .await
+        .map_err(kube_err("reading KafkaCluster"))?
+    {
+        Some(kc) => Ok(Target::Bootstrap(
+            ctx.bootstrap_override(&kc)
+                .unwrap_or_else(|| Names::of(&kc).bootstrap_address()),
+        )),
         None => Ok(Target::ClusterMissing),
     }
 }
 
 /// Whether `kt` owns its topic name; `Some(winner)` names the owner when it does not.
-async fn conflicting_owner(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Option<String>, Error> {
+async fn conflicting_owner(
+    kt: &KafkaTopic,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Option<String>, Error> {
     let all = Api::<KafkaTopic>::namespaced(ctx.client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -167,48 +207,95 @@ async fn conflicting_owner(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<O
     let claimants: Vec<KafkaTopic> = all
         .items
         .into_iter()
-        .filter(|t| t.spec.cluster == kt.spec.cluster && t.topic_name() == kt.topic_name() && t.metadata.deletion_timestamp.is_none())
+        .filter(|t| {
+            t.spec.cluster == kt.spec.cluster
+                && t.topic_name() == kt.topic_name()
+                && t.metadata.deletion_timestamp.is_none()
+        })
         .collect();
-    Ok(conflict_winner(&claimants).map(|w| w.name_any()).filter(|w| *w != kt.name_any()))
+    Ok(conflict_winner(&claimants)
+        .map(|w| w.name_any())
+        .filter(|w| *w != kt.name_any()))
 }
 
-async fn write_status(kt: &KafkaTopic, ctx: &Context, ns: &str, conds: &[Cond], partitions: Option<i32>) -> Result<(), Error> {
+async fn write_status(
+    kt: &KafkaTopic,
+    ctx: &Context,
+    ns: &str,
+    conds: &[Cond],
+    partitions: Option<i32>,
+) -> Result<(), Error> {
     let previous = kt.status.clone().unwrap_or_default();
     let status = KafkaTopicStatus {
         observed_generation: kt.metadata.generation,
-        conditions: to_conditions(conds, &previous.conditions, kt.metadata.generation, Timestamp::now()),
+        conditions: to_conditions(
+            conds,
+            &previous.conditions,
+            kt.metadata.generation,
+            Timestamp::now(),
+        ),
         topic_name: Some(kt.topic_name()),
         partitions: partitions.or(previous.partitions),
     };
     Api::<KafkaTopic>::namespaced(ctx.client.clone(), ns)
         .patch_status(
             &kt.name_any(),
-            &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() },
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            },
             &Patch::Merge(json!({ "status": status })),
         )
         .await
-        .map_err(kube_err(format!("writing status of KafkaTopic {ns}/{}", kt.name_any())))?;
+        .map_err(kube_err(format!(
+            "writing status of KafkaTopic {ns}/{}",
+            kt.name_any()
+        )))?;
     Ok(())
 }
 
 fn not_ready(reason: &str, message: String) -> Vec<Cond> {
     vec![
         Cond::new("Ready", false, reason, message),
-        Cond::new("ResourceConflict", false, "NoConflict", "this resource owns the topic"),
-        Cond::new("NotSupported", false, "AsExpected", "no unsupported change requested"),
+        Cond::new(
+            "ResourceConflict",
+            false,
+            "NoConflict",
+            "this resource owns the topic",
+        ),
+        Cond::new(
+            "NotSupported",
+            false,
+            "AsExpected",
+            "no unsupported change requested",
+        ),
     ]
 }
 
 async fn apply_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error> {
     if let Some(owner) = conflicting_owner(kt, ctx, ns).await? {
-        let msg = format!("KafkaTopic {owner} already manages topic {:?} on cluster {}", kt.topic_name(), kt.spec.cluster);
+        let msg = format!(
+            "KafkaTopic {owner} already manages topic {:?} on cluster {}",
+            kt.topic_name(),
+            kt.spec.cluster
+        );
         let conds = vec![
             Cond::new("Ready", false, "ResourceConflict", msg.clone()),
             Cond::new("ResourceConflict", true, "TopicClaimed", msg.clone()),
-            Cond::new("NotSupported", false, "AsExpected", "no unsupported change requested"),
+            Cond::new(
+                "NotSupported",
+                false,
+                "AsExpected",
+                "no unsupported change requested",
+            ),
         ];
-        if !kt.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "ResourceConflict" && c.status == "True")) {
-            ctx.event(kt, EventType::Warning, "ResourceConflict", msg).await;
+        if !kt.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "ResourceConflict" && c.status == "True")
+        }) {
+            ctx.event(kt, EventType::Warning, "ResourceConflict", msg)
+                .await;
         }
         write_status(kt, ctx, ns, &conds, None).await?;
         return Ok(Action::requeue(RESYNC));
@@ -216,7 +303,10 @@ async fn apply_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action,
     let bootstrap = match target(kt, ctx, ns).await? {
         Target::Bootstrap(b) => b,
         Target::ClusterMissing => {
-            let msg = format!("KafkaCluster {} not found in namespace {ns}", kt.spec.cluster);
+            let msg = format!(
+                "KafkaCluster {} not found in namespace {ns}",
+                kt.spec.cluster
+            );
             write_status(kt, ctx, ns, &not_ready("ClusterNotFound", msg), None).await?;
             return Ok(Action::requeue(RETRY));
         }
@@ -224,14 +314,25 @@ async fn apply_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action,
     let admin = match ctx.connect_admin(&bootstrap).await {
         Ok(a) => a,
         Err(e) => {
-            write_status(kt, ctx, ns, &not_ready("ClusterUnreachable", e.to_string()), None).await?;
+            write_status(
+                kt,
+                ctx,
+                ns,
+                &not_ready("ClusterUnreachable", e.to_string()),
+                None,
+            )
+            .await?;
             return Ok(Action::requeue(RETRY));
         }
     };
     match sync_topic(kt, ctx, admin.as_ref()).await {
         Ok((conds, partitions, settled)) => {
             write_status(kt, ctx, ns, &conds, partitions).await?;
-            Ok(Action::requeue(if settled { RESYNC } else { Duration::from_secs(5) }))
+            Ok(Action::requeue(if settled {
+                RESYNC
+            } else {
+                Duration::from_secs(5)
+            }))
         }
         Err(AdminError::Unsupported { api }) => {
             let msg = format!("the cluster does not support the {api} API");
@@ -248,7 +349,11 @@ async fn apply_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action,
 
 /// Applies one round of changes; returns the conditions, the observed partition count, and
 /// whether nothing is left to do.
-async fn sync_topic(kt: &KafkaTopic, ctx: &Context, admin: &dyn Admin) -> Result<(Vec<Cond>, Option<i32>, bool), AdminError> {
+async fn sync_topic(
+    kt: &KafkaTopic,
+    ctx: &Context,
+    admin: &dyn Admin,
+) -> Result<(Vec<Cond>, Option<i32>, bool), AdminError> {
     let name = kt.topic_name();
     let meta = admin.metadata().await?;
     let info = meta.topics.get(&name);
@@ -260,33 +365,96 @@ async fn sync_topic(kt: &KafkaTopic, ctx: &Context, admin: &dyn Admin) -> Result
     let mut partitions = info.map(|i| i.partitions.len() as i32);
 
     if plan.create {
-        admin.create_topic(&name, kt.spec.partitions, kt.spec.replicas as i16, &kt.spec.config).await?;
-        ctx.metrics.topic_operations.with_label_values(&["create"]).inc();
-        ctx.event(kt, EventType::Normal, "Created", format!("created topic {name} with {} partitions", kt.spec.partitions)).await;
+        admin
+            .create_topic(
+                &name,
+                kt.spec.partitions,
+                kt.spec.replicas as i16,
+                &kt.spec.config,
+            )
+            .await?;
+        ctx.metrics
+            .topic_operations
+            .with_label_values(&["create"])
+            .inc();
+        ctx.event(
+            kt,
+            EventType::Normal,
+            "Created",
+            format!(
+                "created topic {name} with {} partitions",
+                kt.spec.partitions
+            ),
+        )
+        .await;
         partitions = Some(kt.spec.partitions);
     }
     if let Some(total) = plan.grow_partitions_to {
         admin.create_partitions(&name, total).await?;
-        ctx.metrics.topic_operations.with_label_values(&["create_partitions"]).inc();
-        ctx.event(kt, EventType::Normal, "PartitionsAdded", format!("topic {name} grown to {total} partitions")).await;
+        ctx.metrics
+            .topic_operations
+            .with_label_values(&["create_partitions"])
+            .inc();
+        ctx.event(
+            kt,
+            EventType::Normal,
+            "PartitionsAdded",
+            format!("topic {name} grown to {total} partitions"),
+        )
+        .await;
         partitions = Some(total);
     }
     if !plan.set_config.is_empty() || !plan.delete_config.is_empty() {
-        admin.alter_topic_config(&name, &plan.set_config, &plan.delete_config).await?;
-        ctx.metrics.topic_operations.with_label_values(&["alter_config"]).inc();
-        let keys: Vec<_> = plan.set_config.keys().chain(plan.delete_config.iter()).cloned().collect();
-        ctx.event(kt, EventType::Normal, "ConfigUpdated", format!("topic {name}: updated {}", keys.join(", "))).await;
+        admin
+            .alter_topic_config(&name, &plan.set_config, &plan.delete_config)
+            .await?;
+        ctx.metrics
+            .topic_operations
+            .with_label_values(&["alter_config"])
+            .inc();
+        let keys: Vec<_> = plan
+            .set_config
+            .keys()
+            .chain(plan.delete_config.iter())
+            .cloned()
+            .collect();
+        ctx.event(
+            kt,
+            EventType::Normal,
+            "ConfigUpdated",
+            format!("topic {name}: updated {}", keys.join(", ")),
+        )
+        .await;
     }
     let mut moving = false;
     if !plan.replica_moves.is_empty() {
         let running = admin.list_reassignments().await?;
         moving = true;
         if !running.iter().any(|(t, _)| *t == name) {
-            let moves: Vec<Reassignment> =
-                plan.replica_moves.iter().map(|m| Reassignment { topic: name.clone(), ..m.clone() }).collect();
+            let moves: Vec<Reassignment> = plan
+                .replica_moves
+                .iter()
+                .map(|m| Reassignment {
+                    topic: name.clone(),
+                    ..m.clone()
+                })
+                .collect();
             admin.alter_reassignments(&moves).await?;
-            ctx.metrics.topic_operations.with_label_values(&["reassign"]).inc();
-            ctx.event(kt, EventType::Normal, "ReplicationFactorChanging", format!("reassigning {} partitions of {name} to {} replicas", moves.len(), kt.spec.replicas)).await;
+            ctx.metrics
+                .topic_operations
+                .with_label_values(&["reassign"])
+                .inc();
+            ctx.event(
+                kt,
+                EventType::Normal,
+                "ReplicationFactorChanging",
+                format!(
+                    "reassigning {} partitions of {name} to {} replicas",
+                    moves.len(),
+                    kt.spec.replicas
+                ),
+            )
+            .await;
         }
     }
 
@@ -298,21 +466,53 @@ async fn sync_topic(kt: &KafkaTopic, ctx: &Context, admin: &dyn Admin) -> Result
             "PartitionDecrease",
             format!("topic {name} has {have} partitions; Kafka cannot reduce it to {want}"),
         ),
-        None => Cond::new("NotSupported", false, "AsExpected", "no unsupported change requested"),
+        None => Cond::new(
+            "NotSupported",
+            false,
+            "AsExpected",
+            "no unsupported change requested",
+        ),
     };
     let ready = if let Some(why) = &plan.replication_impossible {
         Cond::new("Ready", false, "ReplicationFactorTooHigh", why.clone())
     } else if plan.partition_decrease.is_some() {
-        Cond::new("Ready", false, "NotSupported", not_supported.message.clone())
+        Cond::new(
+            "Ready",
+            false,
+            "NotSupported",
+            not_supported.message.clone(),
+        )
     } else if moving {
-        Cond::new("Ready", false, "Reassigning", format!("changing replication factor of {name} to {}", kt.spec.replicas))
+        Cond::new(
+            "Ready",
+            false,
+            "Reassigning",
+            format!(
+                "changing replication factor of {name} to {}",
+                kt.spec.replicas
+            ),
+        )
     } else {
-        Cond::new("Ready", true, "Reconciled", format!("topic {name} matches the spec"))
+        Cond::new(
+            "Ready",
+            true,
+            "Reconciled",
+            format!("topic {name} matches the spec"),
+        )
     };
     conds.push(ready);
-    conds.push(Cond::new("ResourceConflict", false, "NoConflict", "this resource owns the topic"));
+    conds.push(Cond::new(
+        "ResourceConflict",
+        false,
+        "NoConflict",
+        "this resource owns the topic",
+    ));
     conds.push(not_supported);
-    Ok((conds, partitions, plan.is_noop() || (!moving && plan.replica_moves.is_empty() && !plan.create)))
+    Ok((
+        conds,
+        partitions,
+        plan.is_noop() || (!moving && plan.replica_moves.is_empty() && !plan.create),
+    ))
 }
 
 async fn cleanup_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error> {
@@ -323,7 +523,10 @@ async fn cleanup_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Actio
     let bootstrap = match target(kt, ctx, ns).await? {
         Target::Bootstrap(b) => b,
         Target::ClusterMissing => {
-            tracing::info!(topic = kt.topic_name(), "KafkaCluster gone; releasing KafkaTopic without deleting");
+            tracing::info!(
+                topic = kt.topic_name(),
+                "KafkaCluster gone; releasing KafkaTopic without deleting"
+            );
             return Ok(Action::await_change());
         }
     };
@@ -331,8 +534,17 @@ async fn cleanup_topic(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Actio
     let name = kt.topic_name();
     match admin.delete_topic(&name).await {
         Ok(()) => {
-            ctx.metrics.topic_operations.with_label_values(&["delete"]).inc();
-            ctx.event(kt, EventType::Normal, "Deleted", format!("deleted topic {name}")).await;
+            ctx.metrics
+                .topic_operations
+                .with_label_values(&["delete"])
+                .inc();
+            ctx.event(
+                kt,
+                EventType::Normal,
+                "Deleted",
+                format!("deleted topic {name}"),
+            )
+            .await;
         }
         Err(e) if e.kafka_code() == Some(UNKNOWN_TOPIC_OR_PARTITION) => {}
         Err(e) => return Err(e.into()),
@@ -352,13 +564,19 @@ mod tests {
             topic_name: None,
             partitions,
             replicas,
-            config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     async fn observed(fake: &FakeAdmin, name: &str) -> (TopicInfo, BTreeMap<String, ConfigEntry>) {
         let meta = fake.metadata().await.unwrap();
-        (meta.topics[name].clone(), fake.describe_topic_config(name).await.unwrap())
+        (
+            meta.topics[name].clone(),
+            fake.describe_topic_config(name).await.unwrap(),
+        )
     }
 
     #[test]
@@ -367,21 +585,38 @@ mod tests {
         assert!(plan.create);
         let plan = plan_topic(&spec(3, 2, &[]), None, &BTreeSet::from([0]));
         assert!(!plan.create);
-        assert!(plan.replication_impossible.unwrap().contains("exceeds the 1 brokers"));
+        assert!(plan
+            .replication_impossible
+            .unwrap()
+            .contains("exceeds the 1 brokers"));
     }
 
     #[tokio::test]
     async fn grow_partitions_and_diff_config() {
         let fake = FakeAdmin::with_brokers([0]);
-        let cfg = BTreeMap::from([("retention.ms".to_string(), "1000".to_string()), ("segment.ms".to_string(), "5".to_string())]);
+        let cfg = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("segment.ms".to_string(), "5".to_string()),
+        ]);
         fake.create_topic("t", 2, 1, &cfg).await.unwrap();
         let (info, config) = observed(&fake, "t").await;
-        let plan = plan_topic(&spec(4, 1, &[("retention.ms", "2000"), ("cleanup.policy", "delete")]), Some((&info, &config)), &BTreeSet::from([0]));
+        let plan = plan_topic(
+            &spec(
+                4,
+                1,
+                &[("retention.ms", "2000"), ("cleanup.policy", "delete")],
+            ),
+            Some((&info, &config)),
+            &BTreeSet::from([0]),
+        );
         assert_eq!(plan.grow_partitions_to, Some(4));
         // cleanup.policy equals the default but is not yet an override: set it explicitly.
         assert_eq!(
             plan.set_config,
-            BTreeMap::from([("cleanup.policy".into(), "delete".into()), ("retention.ms".into(), "2000".into())])
+            BTreeMap::from([
+                ("cleanup.policy".into(), "delete".into()),
+                ("retention.ms".into(), "2000".into())
+            ])
         );
         assert_eq!(plan.delete_config, ["segment.ms"]);
         assert!(!plan.create);
@@ -390,12 +625,22 @@ mod tests {
     #[tokio::test]
     async fn partition_decrease_is_not_supported_and_matching_spec_is_noop() {
         let fake = FakeAdmin::with_brokers([0]);
-        fake.create_topic("t", 3, 1, &BTreeMap::new()).await.unwrap();
+        fake.create_topic("t", 3, 1, &BTreeMap::new())
+            .await
+            .unwrap();
         let (info, config) = observed(&fake, "t").await;
-        let plan = plan_topic(&spec(2, 1, &[]), Some((&info, &config)), &BTreeSet::from([0]));
+        let plan = plan_topic(
+            &spec(2, 1, &[]),
+            Some((&info, &config)),
+            &BTreeSet::from([0]),
+        );
         assert_eq!(plan.partition_decrease, Some((3, 2)));
         assert!(plan.is_noop());
-        let plan = plan_topic(&spec(3, 1, &[]), Some((&info, &config)), &BTreeSet::from([0]));
+        let plan = plan_topic(
+            &spec(3, 1, &[]),
+            Some((&info, &config)),
+            &BTreeSet::from([0]),
+        );
         assert_eq!(plan, TopicPlan::default());
     }
 
@@ -403,17 +648,37 @@ mod tests {
     async fn replication_factor_change_becomes_reassignments() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("t", &[&[0], &[1]]);
-        fake.state.lock().unwrap().configs.insert("t".into(), BTreeMap::new());
+        fake.state
+            .lock()
+            .unwrap()
+            .configs
+            .insert("t".into(), BTreeMap::new());
         let (info, config) = observed(&fake, "t").await;
-        let plan = plan_topic(&spec(2, 2, &[]), Some((&info, &config)), &BTreeSet::from([0, 1, 2]));
+        let plan = plan_topic(
+            &spec(2, 2, &[]),
+            Some((&info, &config)),
+            &BTreeSet::from([0, 1, 2]),
+        );
         assert_eq!(
             plan.replica_moves,
             vec![
-                Reassignment { topic: String::new(), partition: 0, replicas: vec![0, 2] },
-                Reassignment { topic: String::new(), partition: 1, replicas: vec![1, 0] },
+                Reassignment {
+                    topic: String::new(),
+                    partition: 0,
+                    replicas: vec![0, 2]
+                },
+                Reassignment {
+                    topic: String::new(),
+                    partition: 1,
+                    replicas: vec![1, 0]
+                },
             ]
         );
-        let plan = plan_topic(&spec(2, 4, &[]), Some((&info, &config)), &BTreeSet::from([0, 1, 2]));
+        let plan = plan_topic(
+            &spec(2, 4, &[]),
+            Some((&info, &config)),
+            &BTreeSet::from([0, 1, 2]),
+        );
         assert!(plan.replica_moves.is_empty());
         assert!(plan.replication_impossible.is_some());
     }
@@ -422,10 +687,16 @@ mod tests {
     fn oldest_claimant_wins() {
         let mk = |name: &str, ts: &str| {
             let mut t = KafkaTopic::new(name, spec(1, 1, &[]));
-            t.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts.parse().unwrap()));
+            t.metadata.creation_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts.parse().unwrap()),
+            );
             t
         };
-        let ts = [mk("b", "2024-01-01T00:00:00Z"), mk("a", "2024-01-02T00:00:00Z"), mk("c", "2024-01-01T00:00:00Z")];
+        let ts = [
+            mk("b", "2024-01-01T00:00:00Z"),
+            mk("a", "2024-01-02T00:00:00Z"),
+            mk("c", "2024-01-01T00:00:00Z"),
+        ];
         assert_eq!(conflict_winner(&ts).unwrap().name_any(), "b");
     }
 }

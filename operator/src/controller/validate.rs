@@ -30,10 +30,15 @@ pub fn validate_cluster(kc: &KafkaCluster) -> Vec<String> {
     let mut problems = Vec::new();
     let name = kc.name_any();
     if name.len() > MAX_NAME_LEN {
-        problems.push(format!("name {name:?} is longer than {MAX_NAME_LEN} characters"));
+        problems.push(format!(
+            "name {name:?} is longer than {MAX_NAME_LEN} characters"
+        ));
     }
     if spec.replicas < 1 {
-        problems.push(format!("replicas must be at least 1, got {}", spec.replicas));
+        problems.push(format!(
+            "replicas must be at least 1, got {}",
+            spec.replicas
+        ));
     }
     let controllers = spec.effective_controllers();
     if controllers < 1 || controllers > spec.replicas.max(1) {
@@ -44,7 +49,9 @@ pub fn validate_cluster(kc: &KafkaCluster) -> Vec<String> {
     }
     for key in spec.config.keys() {
         if RESERVED_CONFIG_KEYS.contains(&key.as_str()) {
-            problems.push(format!("config key {key:?} is set by the operator and cannot be overridden"));
+            problems.push(format!(
+                "config key {key:?} is set by the operator and cannot be overridden"
+            ));
         }
     }
     for (key, value) in &spec.config {
@@ -52,7 +59,11 @@ pub fn validate_cluster(kc: &KafkaCluster) -> Vec<String> {
             problems.push(format!("config entry {key:?} is not a valid property"));
         }
     }
-    for key in ["default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor"] {
+    for key in [
+        "default.replication.factor",
+        "min.insync.replicas",
+        "offsets.topic.replication.factor",
+    ] {
         if let Some(value) = spec.config.get(key) {
             match value.parse::<i32>() {
                 Ok(n) if n >= 1 && n <= spec.replicas => {}
@@ -99,8 +110,12 @@ mod tests {
     #[test]
     fn replication_settings_must_fit_the_cluster() {
         let mut kc = cluster(2);
-        kc.spec.config.insert("min.insync.replicas".into(), "3".into());
-        kc.spec.config.insert("default.replication.factor".into(), "x".into());
+        kc.spec
+            .config
+            .insert("min.insync.replicas".into(), "3".into());
+        kc.spec
+            .config
+            .insert("default.replication.factor".into(), "x".into());
         let p = validate_cluster(&kc);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().any(|m| m.contains("min.insync.replicas=3")));

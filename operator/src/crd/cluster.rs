@@ -13,6 +13,8 @@ pub const DEFAULT_IMAGE: &str = "ironlog/ironlog:0.1.0";
 ///
 /// Broker ids are pod ordinals (`<name>-0` is node 0); the first `controllers` ordinals are the
 /// Raft voters.
+// Repeated `printcolumn(type_ = ...)` keys are separate columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "ironlog.dev",
@@ -35,7 +37,11 @@ pub const DEFAULT_IMAGE: &str = "ironlog/ironlog:0.1.0";
         type_ = "string",
         json_path = ".status.conditions[?(@.status==\"True\")].type"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
@@ -102,7 +108,11 @@ pub struct StorageSpec {
 
 impl Default for StorageSpec {
     fn default() -> Self {
-        Self { size: default_storage_size(), storage_class_name: None, delete_claim: false }
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+            delete_claim: false,
+        }
     }
 }
 
@@ -170,6 +180,7 @@ pub struct BrokerStatus {
 impl KafkaClusterSpec {
     /// The voter count actually used: `controllers`, or min(3, replicas).
     pub fn effective_controllers(&self) -> i32 {
-        self.controllers.unwrap_or_else(|| self.replicas.clamp(1, 3))
+        self.controllers
+            .unwrap_or_else(|| self.replicas.clamp(1, 3))
     }
 }

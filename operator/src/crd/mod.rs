@@ -62,11 +62,17 @@ mod tests {
             for (file, crd) in all_crds() {
                 let want = crd_yaml(&crd).unwrap();
                 let have = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
-                assert!(want == have, "{dir}/{file} drifted from the Rust types; run `{REGENERATE}`");
+                assert!(
+                    want == have,
+                    "{dir}/{file} drifted from the Rust types; run `{REGENERATE}`"
+                );
             }
         }
         let have = std::fs::read_to_string(root.join("manifests/00-crds.yaml")).unwrap_or_default();
-        assert!(bundle_yaml().unwrap() == have, "manifests/00-crds.yaml drifted; run `{REGENERATE}`");
+        assert!(
+            bundle_yaml().unwrap() == have,
+            "manifests/00-crds.yaml drifted; run `{REGENERATE}`"
+        );
     }
 
     #[test]

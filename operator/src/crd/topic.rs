@@ -6,6 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A Kafka topic on a KafkaCluster. The operator reconciles one way, Kubernetes → cluster.
+// Repeated `printcolumn(type_ = ...)` keys are separate columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "ironlog.dev",
@@ -24,7 +26,11 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaTopicSpec {
@@ -66,6 +72,9 @@ pub struct KafkaTopicStatus {
 impl KafkaTopic {
     /// The Kafka topic name: `spec.topicName`, else `metadata.name`.
     pub fn topic_name(&self) -> String {
-        self.spec.topic_name.clone().unwrap_or_else(|| self.name_any())
+        self.spec
+            .topic_name
+            .clone()
+            .unwrap_or_else(|| self.name_any())
     }
 }

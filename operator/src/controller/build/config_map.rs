@@ -41,7 +41,10 @@ impl BrokerConfig {
 pub fn build_config_map(kc: &KafkaCluster, config: &BrokerConfig) -> ConfigMap {
     ConfigMap {
         metadata: owned_meta(kc, Names::of(kc).config_map()),
-        data: Some(BTreeMap::from([(PROPERTIES_FILE.to_string(), config.properties.clone())])),
+        data: Some(BTreeMap::from([(
+            PROPERTIES_FILE.to_string(),
+            config.properties.clone(),
+        )])),
         ..ConfigMap::default()
     }
 }
@@ -50,7 +53,10 @@ pub fn build_config_map(kc: &KafkaCluster, config: &BrokerConfig) -> ConfigMap {
 /// change produces a new StatefulSet revision, which the operator then rolls one broker at a time.
 pub fn config_hash(config: &BrokerConfig) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let env = config.env.iter().flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes(), b"\n"]);
+    let env = config
+        .env
+        .iter()
+        .flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes(), b"\n"]);
     for chunk in env.chain([config.properties.as_bytes()]) {
         for b in chunk {
             h ^= u64::from(*b);
@@ -66,7 +72,10 @@ mod tests {
     use crate::controller::build::test_support::cluster;
 
     fn spec_config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -78,9 +87,15 @@ mod tests {
         ]));
         assert_eq!(
             c.env,
-            spec_config(&[("IRONLOG_AUTO_CREATE_TOPICS", "false"), ("IRONLOG_DEFAULT_PARTITIONS", "6")])
+            spec_config(&[
+                ("IRONLOG_AUTO_CREATE_TOPICS", "false"),
+                ("IRONLOG_DEFAULT_PARTITIONS", "6")
+            ])
         );
-        assert_eq!(c.properties, "auto.create.topics.enable=false\nnum.partitions=6\nretention.ms=1000\n");
+        assert_eq!(
+            c.properties,
+            "auto.create.topics.enable=false\nnum.partitions=6\nretention.ms=1000\n"
+        );
     }
 
     #[test]
@@ -99,6 +114,9 @@ mod tests {
         let b = BrokerConfig::from_spec(&spec_config(&[("num.partitions", "2")]));
         assert_eq!(config_hash(&a), config_hash(&a.clone()));
         assert_ne!(config_hash(&a), config_hash(&b));
-        assert_eq!(config_hash(&BrokerConfig::from_spec(&BTreeMap::new())), "cbf29ce484222325");
+        assert_eq!(
+            config_hash(&BrokerConfig::from_spec(&BTreeMap::new())),
+            "cbf29ce484222325"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// What any currently supported Kubernetes offers.
-    pub const MODERN: Capabilities = Capabilities { pdb_v1: true, pvc_retention_policy: true };
+    pub const MODERN: Capabilities = Capabilities {
+        pdb_v1: true,
+        pvc_retention_policy: true,
+    };
 }
 
 /// Resource names derived from the cluster name.
@@ -54,7 +57,10 @@ pub struct Names {
 
 impl Names {
     pub fn of(kc: &KafkaCluster) -> Self {
-        Self { cluster: kc.name_any(), namespace: kc.namespace().unwrap_or_else(|| "default".into()) }
+        Self {
+            cluster: kc.name_any(),
+            namespace: kc.namespace().unwrap_or_else(|| "default".into()),
+        }
     }
     pub fn statefulset(&self) -> String {
         self.cluster.clone()
@@ -79,11 +85,20 @@ impl Names {
     }
     /// Stable DNS name of one broker pod.
     pub fn broker_host(&self, ordinal: i32) -> String {
-        format!("{}.{}.{}.svc", self.pod(ordinal), self.headless_service(), self.namespace)
+        format!(
+            "{}.{}.{}.svc",
+            self.pod(ordinal),
+            self.headless_service(),
+            self.namespace
+        )
     }
     /// `host:port` clients bootstrap from.
     pub fn bootstrap_address(&self) -> String {
-        format!("{}.{}.svc:{KAFKA_PORT}", self.bootstrap_service(), self.namespace)
+        format!(
+            "{}.{}.svc:{KAFKA_PORT}",
+            self.bootstrap_service(),
+            self.namespace
+        )
     }
     /// `--voters` value: `0@NAME-0...:9093,1@...` for the first `controllers` ordinals.
     pub fn voters(&self, controllers: i32) -> String {
@@ -99,19 +114,29 @@ pub fn selector_labels(kc: &KafkaCluster) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "ironlog".to_string()),
         ("app.kubernetes.io/instance".to_string(), kc.name_any()),
-        ("app.kubernetes.io/component".to_string(), "broker".to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "broker".to_string(),
+        ),
     ])
 }
 
 /// Selector labels as the string form the scale subresource reports.
 pub fn selector_string(kc: &KafkaCluster) -> String {
-    selector_labels(kc).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    selector_labels(kc)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Labels on every object the operator creates.
 pub fn labels(kc: &KafkaCluster) -> BTreeMap<String, String> {
     let mut l = selector_labels(kc);
-    l.insert("app.kubernetes.io/managed-by".to_string(), "ironlog-operator".to_string());
+    l.insert(
+        "app.kubernetes.io/managed-by".to_string(),
+        "ironlog-operator".to_string(),
+    );
     l
 }
 
@@ -178,7 +203,10 @@ mod tests {
         assert_eq!(owner.uid, "uid-1");
         assert_eq!(owner.controller, Some(true));
         assert_eq!(meta.namespace.as_deref(), Some("prod"));
-        assert_eq!(meta.labels.unwrap()["app.kubernetes.io/managed-by"], "ironlog-operator");
+        assert_eq!(
+            meta.labels.unwrap()["app.kubernetes.io/managed-by"],
+            "ironlog-operator"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ mod tests {
         let spec = pdb.spec.unwrap();
         assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
         assert_eq!(spec.min_available, None);
-        assert_eq!(spec.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"], "broker");
+        assert_eq!(
+            spec.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"],
+            "broker"
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn build_headless_service(kc: &KafkaCluster) -> Service {
             cluster_ip: Some("None".to_string()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(kc)),
-            ports: Some(vec![port("kafka", KAFKA_PORT), port("controller", CONTROLLER_PORT)]),
+            ports: Some(vec![
+                port("kafka", KAFKA_PORT),
+                port("controller", CONTROLLER_PORT),
+            ]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -58,7 +61,10 @@ mod tests {
         assert_eq!(spec.publish_not_ready_addresses, Some(true));
         let ports: Vec<_> = spec.ports.unwrap().iter().map(|p| p.port).collect();
         assert_eq!(ports, [9092, 9093]);
-        assert_eq!(spec.selector.unwrap()["app.kubernetes.io/instance"], "events");
+        assert_eq!(
+            spec.selector.unwrap()["app.kubernetes.io/instance"],
+            "events"
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
-    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, TCPSocketAction, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -42,7 +42,11 @@ pub fn build_statefulset(
     annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), config_hash(config));
 
     let retention = caps.pvc_retention_policy.then(|| {
-        let policy = if kc.spec.storage.delete_claim { "Delete" } else { "Retain" };
+        let policy = if kc.spec.storage.delete_claim {
+            "Delete"
+        } else {
+            "Retain"
+        };
         StatefulSetPersistentVolumeClaimRetentionPolicy {
             when_deleted: Some(policy.to_string()),
             when_scaled: Some(policy.to_string()),
@@ -85,6 +89,14 @@ fn pod_spec(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> PodSpec 
         service_account_name: Some(names.service_account()),
         automount_service_account_token: Some(false),
         termination_grace_period_seconds: Some(60),
+        // The broker image runs as uid 1000; fsGroup makes the data volume writable for it.
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            run_as_non_root: Some(true),
+            fs_group: Some(1000),
+            ..PodSecurityContext::default()
+        }),
         affinity: affinity(kc, overrides.affinity),
         tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
         node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
@@ -103,11 +115,16 @@ fn pod_spec(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> PodSpec 
 
 /// User affinity, plus (with `rack.topologyKey`) a preference to spread brokers across racks.
 fn affinity(kc: &KafkaCluster, user: Option<Affinity>) -> Option<Affinity> {
-    let Some(rack) = &kc.spec.rack else { return user };
+    let Some(rack) = &kc.spec.rack else {
+        return user;
+    };
     let mut affinity = user.unwrap_or_default();
-    let anti = affinity.pod_anti_affinity.get_or_insert_with(PodAntiAffinity::default);
-    anti.preferred_during_scheduling_ignored_during_execution.get_or_insert_with(Vec::new).push(
-        WeightedPodAffinityTerm {
+    let anti = affinity
+        .pod_anti_affinity
+        .get_or_insert_with(PodAntiAffinity::default);
+    anti.preferred_during_scheduling_ignored_during_execution
+        .get_or_insert_with(Vec::new)
+        .push(WeightedPodAffinityTerm {
             weight: 100,
             pod_affinity_term: PodAffinityTerm {
                 topology_key: rack.topology_key.clone(),
@@ -117,13 +134,16 @@ fn affinity(kc: &KafkaCluster, user: Option<Affinity>) -> Option<Affinity> {
                 }),
                 ..PodAffinityTerm::default()
             },
-        },
-    );
+        });
     Some(affinity)
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.to_string(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
@@ -159,10 +179,20 @@ fn broker_container(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> 
         env("IRONLOG_LISTEN", format!("0.0.0.0:{KAFKA_PORT}")),
         env(
             "IRONLOG_ADVERTISED_LISTENER",
-            format!("$(POD_NAME).{}.{}.svc:{KAFKA_PORT}", names.headless_service(), names.namespace),
+            format!(
+                "$(POD_NAME).{}.{}.svc:{KAFKA_PORT}",
+                names.headless_service(),
+                names.namespace
+            ),
         ),
-        env("IRONLOG_CONTROLLER_LISTEN", format!("0.0.0.0:{CONTROLLER_PORT}")),
-        env("IRONLOG_VOTERS", names.voters(kc.spec.effective_controllers())),
+        env(
+            "IRONLOG_CONTROLLER_LISTEN",
+            format!("0.0.0.0:{CONTROLLER_PORT}"),
+        ),
+        env(
+            "IRONLOG_VOTERS",
+            names.voters(kc.spec.effective_controllers()),
+        ),
         env("IRONLOG_DATA_DIR", DATA_DIR),
         env("IRONLOG_METRICS_LISTEN", format!("0.0.0.0:{METRICS_PORT}")),
     ];
@@ -224,7 +254,10 @@ fn broker_container(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> 
 
 fn data_claim(kc: &KafkaCluster) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
-        metadata: ObjectMeta { name: Some("data".to_string()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("data".to_string()),
+            ..ObjectMeta::default()
+        },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".to_string()]),
             storage_class_name: kc.spec.storage.storage_class_name.clone(),
@@ -248,8 +281,21 @@ mod tests {
     use crate::crd::{PodTemplateOverrides, RackSpec};
 
     fn env_of(sts: &StatefulSet) -> BTreeMap<String, Option<String>> {
-        let c = &sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
-        c.env.as_ref().unwrap().iter().map(|e| (e.name.clone(), e.value.clone())).collect()
+        let c = &sts
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect()
     }
 
     fn no_config() -> BrokerConfig {
@@ -265,14 +311,20 @@ mod tests {
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("events-brokers"));
         assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
-        assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+        assert_eq!(
+            spec.update_strategy.as_ref().unwrap().type_.as_deref(),
+            Some("OnDelete")
+        );
         let env = env_of(&sts);
         assert_eq!(env["IRONLOG_LISTEN"].as_deref(), Some("0.0.0.0:9092"));
         assert_eq!(
             env["IRONLOG_ADVERTISED_LISTENER"].as_deref(),
             Some("$(POD_NAME).events-brokers.prod.svc:9092")
         );
-        assert_eq!(env["IRONLOG_METRICS_LISTEN"].as_deref(), Some("0.0.0.0:9644"));
+        assert_eq!(
+            env["IRONLOG_METRICS_LISTEN"].as_deref(),
+            Some("0.0.0.0:9644")
+        );
         assert_eq!(env["IRONLOG_DATA_DIR"].as_deref(), Some("/var/lib/ironlog"));
         let voters = env["IRONLOG_VOTERS"].clone().unwrap();
         assert_eq!(voters.split(',').count(), 3);
@@ -286,21 +338,47 @@ mod tests {
     fn readiness_comes_from_broker_health_on_metrics_port() {
         let sts = build_statefulset(&cluster(1), 1, &no_config(), Capabilities::MODERN);
         let c = &sts.spec.unwrap().template.spec.unwrap().containers[0];
-        let get = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let get = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(get.path.as_deref(), Some("/health"));
         assert_eq!(get.port, IntOrString::String("metrics".into()));
-        let ports: Vec<_> = c.ports.as_ref().unwrap().iter().map(|p| p.container_port).collect();
+        let ports: Vec<_> = c
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.container_port)
+            .collect();
         assert_eq!(ports, [9092, 9093, 9644]);
     }
 
     #[test]
     fn voters_default_to_at_most_three_and_follow_controllers() {
         let sts = build_statefulset(&cluster(5), 5, &no_config(), Capabilities::MODERN);
-        assert_eq!(env_of(&sts)["IRONLOG_VOTERS"].clone().unwrap().split(',').count(), 3);
+        assert_eq!(
+            env_of(&sts)["IRONLOG_VOTERS"]
+                .clone()
+                .unwrap()
+                .split(',')
+                .count(),
+            3
+        );
         let mut kc = cluster(5);
         kc.spec.controllers = Some(5);
         let sts = build_statefulset(&kc, 5, &no_config(), Capabilities::MODERN);
-        assert_eq!(env_of(&sts)["IRONLOG_VOTERS"].clone().unwrap().split(',').count(), 5);
+        assert_eq!(
+            env_of(&sts)["IRONLOG_VOTERS"]
+                .clone()
+                .unwrap()
+                .split(',')
+                .count(),
+            5
+        );
         let sts = build_statefulset(&cluster(1), 1, &no_config(), Capabilities::MODERN);
         assert_eq!(
             env_of(&sts)["IRONLOG_VOTERS"].as_deref(),
@@ -324,12 +402,23 @@ mod tests {
         )]));
         let b = build_statefulset(&kc, 3, &cfg, Capabilities::MODERN);
         let hash = |s: &StatefulSet| {
-            s.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
-                [CONFIG_HASH_ANNOTATION]
+            s.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_HASH_ANNOTATION]
                 .clone()
         };
         assert_ne!(hash(&a), hash(&b));
-        assert_eq!(env_of(&b)["IRONLOG_DEFAULT_PARTITIONS"].as_deref(), Some("12"));
+        assert_eq!(
+            env_of(&b)["IRONLOG_DEFAULT_PARTITIONS"].as_deref(),
+            Some("12")
+        );
     }
 
     #[test]
@@ -344,20 +433,32 @@ mod tests {
         assert_eq!(claim.metadata.name.as_deref(), Some("data"));
         let cspec = claim.spec.as_ref().unwrap();
         assert_eq!(cspec.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(cspec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "50Gi");
+        assert_eq!(
+            cspec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+            "50Gi"
+        );
         let retention = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(retention.when_scaled.as_deref(), Some("Delete"));
 
         // Kubernetes 1.20 rejects the unknown field under server-side apply: leave it out.
-        let old = Capabilities { pdb_v1: false, pvc_retention_policy: false };
+        let old = Capabilities {
+            pdb_v1: false,
+            pvc_retention_policy: false,
+        };
         let sts = build_statefulset(&kc, 3, &no_config(), old);
-        assert!(sts.spec.unwrap().persistent_volume_claim_retention_policy.is_none());
+        assert!(sts
+            .spec
+            .unwrap()
+            .persistent_volume_claim_retention_policy
+            .is_none());
     }
 
     #[test]
     fn pod_template_overrides_and_rack_spread() {
         let mut kc = cluster(3);
-        kc.spec.rack = Some(RackSpec { topology_key: "topology.kubernetes.io/zone".into() });
+        kc.spec.rack = Some(RackSpec {
+            topology_key: "topology.kubernetes.io/zone".into(),
+        });
         kc.spec.pod_template = Some(PodTemplateOverrides {
             annotations: BTreeMap::from([("a".to_string(), "b".to_string())]),
             node_selector: BTreeMap::from([("disk".to_string(), "ssd".to_string())]),
@@ -375,7 +476,11 @@ mod tests {
             .unwrap()
             .preferred_during_scheduling_ignored_during_execution
             .unwrap();
-        assert_eq!(terms[0].pod_affinity_term.topology_key, "topology.kubernetes.io/zone");
+        assert_eq!(
+            terms[0].pod_affinity_term.topology_key,
+            "topology.kubernetes.io/zone"
+        );
         assert_eq!(pod.service_account_name.as_deref(), Some("events-broker"));
+        assert_eq!(pod.security_context.unwrap().fs_group, Some(1000));
     }
 }
