@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{
-    alter_configs_request, create_partitions_request::CreatePartitionsTopic,
+    alter_configs_request,
+    alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
+    create_partitions_request::CreatePartitionsTopic,
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
-    incremental_alter_configs_request,
-    alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
-    AlterConfigsRequest, AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
-    TopicName,
+    incremental_alter_configs_request, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -120,7 +120,10 @@ impl Client {
 
     /// Cluster metadata for `topics`, or for all topics when `None`. Topics that do not exist
     /// are listed with an UNKNOWN_TOPIC_OR_PARTITION `error`.
-    pub async fn metadata(&self, topics: Option<&[String]>) -> Result<ClusterMetadata, ClientError> {
+    pub async fn metadata(
+        &self,
+        topics: Option<&[String]>,
+    ) -> Result<ClusterMetadata, ClientError> {
         self.refresh_metadata(topics).await
     }
 
@@ -172,12 +175,23 @@ impl Client {
     }
 
     /// Creates one topic; its per-topic error becomes the error.
-    pub async fn create_topic(&self, topic: &NewTopic, validate_only: bool) -> Result<(), ClientError> {
-        single(self.create_topics(std::slice::from_ref(topic), validate_only).await?, &topic.name)
+    pub async fn create_topic(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
+        single(
+            self.create_topics(std::slice::from_ref(topic), validate_only)
+                .await?,
+            &topic.name,
+        )
     }
 
     /// Deletes topics by name.
-    pub async fn delete_topics(&self, topics: &[String]) -> Result<ItemResult<String>, ClientError> {
+    pub async fn delete_topics(
+        &self,
+        topics: &[String],
+    ) -> Result<ItemResult<String>, ClientError> {
         // Both fields are set; the encoder writes the one the negotiated version has.
         let request = DeleteTopicsRequest::default()
             .with_timeout_ms(self.timeout_ms())
@@ -285,7 +299,10 @@ impl Client {
         set: &BTreeMap<String, String>,
         delete: &[String],
     ) -> Result<(), ClientError> {
-        match self.version_for::<IncrementalAlterConfigsRequest>(Target::Any).await {
+        match self
+            .version_for::<IncrementalAlterConfigsRequest>(Target::Any)
+            .await
+        {
             Ok(_) => {}
             Err(ClientError::UnsupportedApi { .. }) => {
                 return self.alter_configs_full(topic, set, delete).await;
@@ -369,9 +386,11 @@ impl Client {
         let response = self
             .with_retries(None, || self.send(Target::Any, &request))
             .await?;
-        check(response.error_code, response.error_message.as_deref(), || {
-            "describe cluster".to_owned()
-        })?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            || "describe cluster".to_owned(),
+        )?;
         let mut brokers: Vec<BrokerInfo> = response
             .brokers
             .into_iter()
@@ -400,9 +419,11 @@ impl Client {
         let response = self
             .with_retries(None, || self.send(Target::Controller, &request))
             .await?;
-        check(response.error_code, response.error_message.as_deref(), || {
-            "list partition reassignments".to_owned()
-        })?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            || "list partition reassignments".to_owned(),
+        )?;
         let ids = |v: Vec<BrokerId>| v.into_iter().map(|b| b.0).collect::<Vec<_>>();
         let mut out = Vec::new();
         for t in response.topics {
@@ -447,9 +468,11 @@ impl Client {
         let response = self
             .with_retries(Some(topic), || self.send(Target::Controller, &request))
             .await?;
-        check(response.error_code, response.error_message.as_deref(), || {
-            format!("alter partition reassignments of topic {topic}")
-        })?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            || format!("alter partition reassignments of topic {topic}"),
+        )?;
         Ok(response
             .responses
             .into_iter()
@@ -475,7 +498,10 @@ impl Client {
         let mut out = Vec::new();
         for (&partition, &offset) in before {
             match self.leader_for(topic, partition).await {
-                Ok(leader) => by_leader.entry(leader).or_default().push((partition, offset)),
+                Ok(leader) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .push((partition, offset)),
                 Err(e) => out.push((partition, Err(e))),
             }
         }
@@ -557,7 +583,11 @@ mod tests {
     fn merge_keeps_only_topic_overrides_and_applies_changes() {
         let current = vec![
             entry("retention.ms", "1000", ConfigSource::DynamicTopicConfig),
-            entry("cleanup.policy", "compact", ConfigSource::DynamicTopicConfig),
+            entry(
+                "cleanup.policy",
+                "compact",
+                ConfigSource::DynamicTopicConfig,
+            ),
             entry("segment.bytes", "1073741824", ConfigSource::DefaultConfig),
             entry("min.insync.replicas", "2", ConfigSource::StaticBrokerConfig),
         ];
@@ -580,7 +610,10 @@ mod tests {
     fn single_picks_the_named_item() {
         let results: ItemResult<String> = vec![
             ("a".into(), Ok(())),
-            ("b".into(), Err(ClientError::kafka(36, None, "create topic b"))),
+            (
+                "b".into(),
+                Err(ClientError::kafka(36, None, "create topic b")),
+            ),
         ];
         let err = single(results, "b").unwrap_err();
         assert_eq!(err.code(), Some(36));

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::connection::Connection;
@@ -285,9 +285,9 @@ impl Client {
         }
         Err(ClientError::NoBrokerAvailable {
             servers: self.config.bootstrap_servers.join(","),
-            last: Box::new(last_error.unwrap_or(ClientError::InvalidArgument(
-                "empty bootstrap list".into(),
-            ))),
+            last: Box::new(
+                last_error.unwrap_or(ClientError::InvalidArgument("empty bootstrap list".into())),
+            ),
         })
     }
 
@@ -332,7 +332,11 @@ impl Client {
         let metadata = self.refresh_metadata(Some(&[topic.to_owned()])).await?;
         match metadata.topic(topic) {
             Some(t) => match t.error {
-                Some((code, _)) => Err(ClientError::kafka(code, None, format!("metadata for topic {topic}"))),
+                Some((code, _)) => Err(ClientError::kafka(
+                    code,
+                    None,
+                    format!("metadata for topic {topic}"),
+                )),
                 None => Ok(t.clone()),
             },
             None => Err(ClientError::kafka(
@@ -346,11 +350,18 @@ impl Client {
     /// The current leader of `topic`-`partition`.
     pub(crate) async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32, ClientError> {
         let metadata = self.topic_metadata(topic).await?;
-        let Some(p) = metadata.partitions.iter().find(|p| p.partition == partition) else {
+        let Some(p) = metadata
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+        else {
             self.invalidate_topic(topic);
             return Err(ClientError::kafka(
                 crate::error::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(format!("topic has {} partitions", metadata.partitions.len())),
+                Some(format!(
+                    "topic has {} partitions",
+                    metadata.partitions.len()
+                )),
                 format!("partition {topic}-{partition}"),
             ));
         };
@@ -366,7 +377,9 @@ impl Client {
     fn resolve(&self, target: Target) -> Result<i32, ClientError> {
         let cache = self.lock_cache();
         let first = cache.brokers.keys().next().copied();
-        let controller = cache.controller_id.filter(|id| cache.brokers.contains_key(id));
+        let controller = cache
+            .controller_id
+            .filter(|id| cache.brokers.contains_key(id));
         let node = match target {
             Target::Node(id) => Some(id),
             Target::Controller | Target::Any => controller.or(first),
@@ -375,7 +388,10 @@ impl Client {
     }
 
     /// The connection to broker `node`, opened on first use.
-    async fn connection(&self, node: i32) -> Result<Arc<tokio::sync::Mutex<Connection>>, ClientError> {
+    async fn connection(
+        &self,
+        node: i32,
+    ) -> Result<Arc<tokio::sync::Mutex<Connection>>, ClientError> {
         if let Some(c) = self.lock_connections().get(&node) {
             return Ok(c.clone());
         }
@@ -391,8 +407,12 @@ impl Client {
                     "broker is not in the cluster metadata",
                 ),
             })?;
-        let connection =
-            Connection::connect(&address, &self.config.client_id, self.config.request_timeout).await?;
+        let connection = Connection::connect(
+            &address,
+            &self.config.client_id,
+            self.config.request_timeout,
+        )
+        .await?;
         let connection = Arc::new(tokio::sync::Mutex::new(connection));
         // Another task may have connected meanwhile; keep the first one.
         Ok(self
@@ -462,7 +482,8 @@ impl Client {
         request: &R,
         timeout: Option<Duration>,
     ) -> Result<R::Response, ClientError> {
-        self.send_with_timeout(Target::Node(node), request, timeout).await
+        self.send_with_timeout(Target::Node(node), request, timeout)
+            .await
     }
 
     /// Sends `request` to `target` with the negotiated version and the default timeout.
@@ -535,10 +556,16 @@ mod tests {
             parse_bootstrap(" a:1, b.example:9092 ,").unwrap(),
             vec!["a:1".to_string(), "b.example:9092".to_string()]
         );
-        assert_eq!(parse_bootstrap("[::1]:9092").unwrap(), vec!["[::1]:9092".to_string()]);
+        assert_eq!(
+            parse_bootstrap("[::1]:9092").unwrap(),
+            vec!["[::1]:9092".to_string()]
+        );
         for bad in ["", ",", "host", "host:", ":9092", "host:99999", "host:x"] {
             assert!(
-                matches!(parse_bootstrap(bad), Err(ClientError::InvalidAddress { .. })),
+                matches!(
+                    parse_bootstrap(bad),
+                    Err(ClientError::InvalidAddress { .. })
+                ),
                 "{bad:?}"
             );
         }
@@ -581,7 +608,10 @@ mod tests {
         let m = convert_metadata(response);
         assert_eq!(m.cluster_id.as_deref(), Some("c1"));
         assert_eq!(m.controller_id, Some(2));
-        assert_eq!(m.brokers.iter().map(|b| b.id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            m.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert_eq!(m.brokers[0].rack.as_deref(), Some("r1"));
         assert_eq!(m.brokers[1].address(), "b2:9093");
         let t = m.topic("t").unwrap();
@@ -591,6 +621,9 @@ mod tests {
         assert_eq!(t.partitions[0].isr, vec![1]);
         assert_eq!(t.partitions[1].leader, None);
         assert_eq!(t.partitions[1].error, Some((5, "LEADER_NOT_AVAILABLE")));
-        assert_eq!(m.topic("gone").unwrap().error, Some((3, "UNKNOWN_TOPIC_OR_PARTITION")));
+        assert_eq!(
+            m.topic("gone").unwrap().error,
+            Some((3, "UNKNOWN_TOPIC_OR_PARTITION"))
+        );
     }
 }

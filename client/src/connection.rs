@@ -12,7 +12,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange};
+use kafka_protocol::protocol::{
+    Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -151,7 +153,11 @@ impl Connection {
         let mut body = self.round_trip(request, version, timeout, true).await?;
         let response = R::Response::decode(&mut body, version).map_err(|e| {
             ClientError::protocol(
-                format!("{} v{version} response from {}", api_name::<R>(), self.broker),
+                format!(
+                    "{} v{version} response from {}",
+                    api_name::<R>(),
+                    self.broker
+                ),
                 e,
             )
         })?;
@@ -184,7 +190,10 @@ impl Connection {
             body = self.round_trip(&request, version, timeout, true).await?;
         }
         let response = ApiVersionsResponse::decode(&mut body, version).map_err(|e| {
-            ClientError::protocol(format!("ApiVersions v{version} response from {}", self.broker), e)
+            ClientError::protocol(
+                format!("ApiVersions v{version} response from {}", self.broker),
+                e,
+            )
         })?;
         crate::error::check(response.error_code, None, || {
             format!("ApiVersions request to {}", self.broker)
@@ -401,7 +410,10 @@ mod tests {
             .unwrap();
         response.encode(&mut buf, version).unwrap();
         let mut body = decode_response_header::<MetadataRequest>(buf.freeze(), version, 5).unwrap();
-        assert_eq!(MetadataResponse::decode(&mut body, version).unwrap(), response);
+        assert_eq!(
+            MetadataResponse::decode(&mut body, version).unwrap(),
+            response
+        );
     }
 
     #[test]
@@ -411,7 +423,8 @@ mod tests {
         ApiVersionsResponse::default().encode(&mut buf, 0).unwrap();
         let err = decode_response_header::<ApiVersionsRequest>(buf.freeze(), 0, 7).unwrap_err();
         assert!(
-            err.to_string().contains("correlation id 8 does not match request 7"),
+            err.to_string()
+                .contains("correlation id 8 does not match request 7"),
             "{err}"
         );
     }

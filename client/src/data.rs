@@ -114,10 +114,16 @@ impl Client {
     ) -> Result<i64, ClientError> {
         let batch = encode_batch(records, compression, now_ms())?;
         // The topic id is filled in too: Produce v13+ addresses topics by id only.
-        let topic_id = self.topic_metadata(topic).await.map(|t| t.topic_id).unwrap_or_default();
+        let topic_id = self
+            .topic_metadata(topic)
+            .await
+            .map(|t| t.topic_id)
+            .unwrap_or_default();
         let request = ProduceRequest::default()
             .with_acks(acks.to_wire())
-            .with_timeout_ms(i32::try_from(self.config().request_timeout.as_millis()).unwrap_or(i32::MAX))
+            .with_timeout_ms(
+                i32::try_from(self.config().request_timeout.as_millis()).unwrap_or(i32::MAX),
+            )
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(topic_name(topic))
                 .with_topic_id(topic_id)
@@ -199,13 +205,21 @@ impl Client {
                 .with_retries(Some(topic), || self.leader_for(topic, partition))
                 .await;
             match leader {
-                Ok(leader) => by_leader.entry(leader).or_default().push((partition, offset)),
+                Ok(leader) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .push((partition, offset)),
                 Err(e) => out.push(failed(partition, offset, e)),
             }
         }
         // The topic id is set as well: Fetch v13+ addresses topics by id only.
-        let topic_id = self.topic_metadata(topic).await.map(|t| t.topic_id).unwrap_or_default();
-        let timeout = self.config().request_timeout + Duration::from_millis(max_wait_ms.max(0) as u64);
+        let topic_id = self
+            .topic_metadata(topic)
+            .await
+            .map(|t| t.topic_id)
+            .unwrap_or_default();
+        let timeout =
+            self.config().request_timeout + Duration::from_millis(max_wait_ms.max(0) as u64);
         for (leader, wanted) in by_leader {
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
@@ -238,13 +252,20 @@ impl Client {
             check(response.error_code, None, || format!("fetch from {topic}"))?;
             // Only one topic was asked for, so every partition in the answer is ours
             // (matching by name would not work for v13+, which answers with ids only).
-            let answered: Vec<_> = response.responses.into_iter().flat_map(|t| t.partitions).collect();
+            let answered: Vec<_> = response
+                .responses
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .collect();
             for &(p, o) in &wanted {
                 let Some(data) = answered.iter().find(|d| d.partition_index == p) else {
                     out.push(failed(
                         p,
                         o,
-                        ClientError::protocol(format!("Fetch response for {topic}-{p}"), "partition missing"),
+                        ClientError::protocol(
+                            format!("Fetch response for {topic}-{p}"),
+                            "partition missing",
+                        ),
                     ));
                     continue;
                 };
@@ -256,7 +277,11 @@ impl Client {
                         "fetch {topic}-{p} at offset {o} (log start {}, high watermark {})",
                         data.log_start_offset, data.high_watermark
                     );
-                    out.push(failed(p, o, ClientError::kafka(data.error_code, None, context)));
+                    out.push(failed(
+                        p,
+                        o,
+                        ClientError::kafka(data.error_code, None, context),
+                    ));
                     continue;
                 }
                 let decoded = decode_batches(data.records.clone().unwrap_or_default(), o);
@@ -296,7 +321,9 @@ impl Client {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_isolation_level(0)
-            .with_timeout_ms(i32::try_from(self.config().request_timeout.as_millis()).unwrap_or(i32::MAX))
+            .with_timeout_ms(
+                i32::try_from(self.config().request_timeout.as_millis()).unwrap_or(i32::MAX),
+            )
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(topic_name(topic))
                 .with_partitions(vec![ListOffsetsPartition::default()
@@ -307,7 +334,10 @@ impl Client {
         self.with_retries(Some(topic), move || async move {
             let leader = self.leader_for(topic, partition).await?;
             if spec == OffsetSpec::MaxTimestamp
-                && self.version_for::<ListOffsetsRequest>(Target::Node(leader)).await? < 7
+                && self
+                    .version_for::<ListOffsetsRequest>(Target::Node(leader))
+                    .await?
+                    < 7
             {
                 return Err(ClientError::UnsupportedApi {
                     api: "ListOffsets (max timestamp, v7+)",

@@ -124,7 +124,11 @@ pub(crate) fn check(
     if code == 0 {
         Ok(())
     } else {
-        Err(ClientError::kafka(code, message.map(str::to_owned), context()))
+        Err(ClientError::kafka(
+            code,
+            message.map(str::to_owned),
+            context(),
+        ))
     }
 }
 
@@ -315,7 +319,11 @@ mod tests {
 
     #[test]
     fn kafka_error_message_names_code_and_context() {
-        let err = ClientError::kafka(36, Some("Topic 'a' already exists.".into()), "create topic a");
+        let err = ClientError::kafka(
+            36,
+            Some("Topic 'a' already exists.".into()),
+            "create topic a",
+        );
         assert_eq!(
             err.to_string(),
             "create topic a: TOPIC_ALREADY_EXISTS (error code 36): Topic 'a' already exists."
@@ -323,7 +331,10 @@ mod tests {
         assert_eq!(err.code(), Some(36));
         assert!(!err.is_retriable());
         let empty = ClientError::kafka(6, Some(String::new()), "produce t-0");
-        assert_eq!(empty.to_string(), "produce t-0: NOT_LEADER_OR_FOLLOWER (error code 6)");
+        assert_eq!(
+            empty.to_string(),
+            "produce t-0: NOT_LEADER_OR_FOLLOWER (error code 6)"
+        );
         assert!(empty.is_retriable());
     }
 }

@@ -250,7 +250,12 @@ mod tests {
             assert_eq!(
                 got,
                 vec![
-                    (0, 1_000, Some(Bytes::from_static(b"k1")), Some(Bytes::from_static(b"hello"))),
+                    (
+                        0,
+                        1_000,
+                        Some(Bytes::from_static(b"k1")),
+                        Some(Bytes::from_static(b"hello"))
+                    ),
                     (1, 2_000, None, Some(Bytes::from_static(b"world"))),
                     (2, 3_000, Some(Bytes::from_static(b"k3")), None),
                 ],
@@ -260,7 +265,10 @@ mod tests {
                 decoded.records[0].headers,
                 vec![("trace".to_string(), Some(Bytes::from_static(b"abc")))]
             );
-            assert_eq!(decoded.records[1].headers, vec![("empty".to_string(), None)]);
+            assert_eq!(
+                decoded.records[1].headers,
+                vec![("empty".to_string(), None)]
+            );
             assert_eq!(decoded.next_offset, Some(3));
         }
     }
@@ -280,8 +288,9 @@ mod tests {
     fn skips_records_below_fetch_offset_and_keeps_absolute_offsets() {
         let mut first = BytesMut::from(&encode_batch(&sample(), Compression::Lz4, 0).unwrap()[..]);
         set_base_offset(&mut first, 100);
-        let mut second =
-            BytesMut::from(&encode_batch(&[ProduceRecord::value("x")], Compression::None, 0).unwrap()[..]);
+        let mut second = BytesMut::from(
+            &encode_batch(&[ProduceRecord::value("x")], Compression::None, 0).unwrap()[..],
+        );
         set_base_offset(&mut second, 103);
         first.extend_from_slice(&second);
         let decoded = decode_batches(first.freeze(), 101).unwrap();
@@ -310,7 +319,10 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 0xff;
         let err = decode_batches(data.freeze(), 0).unwrap_err();
-        assert!(err.to_string().contains("Cyclic redundancy check failed"), "{err}");
+        assert!(
+            err.to_string().contains("Cyclic redundancy check failed"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -318,7 +330,11 @@ mod tests {
         let mut data = BytesMut::from(&encode_batch(&sample(), Compression::None, 0).unwrap()[..]);
         data[MAGIC_OFFSET] = 1;
         let err = decode_batches(data.freeze(), 0).unwrap_err();
-        assert!(err.to_string().contains("message format v1 is not supported"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("message format v1 is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl Broker {
                 Err(e) => panic!(
                     "broker at {} did not come up: {e}\nlog:\n{}",
                     broker.address,
-                    std::fs::read_to_string(broker.dir.path().join("broker.log")).unwrap_or_default()
+                    std::fs::read_to_string(broker.dir.path().join("broker.log"))
+                        .unwrap_or_default()
                 ),
             }
         }
@@ -132,27 +133,50 @@ async fn topic_lifecycle_create_describe_alter_delete() {
     let (_broker, client) = Broker::start(bin).await;
 
     let topic = new_topic("orders", 2, &[("retention.ms", "12345")]);
-    client.create_topic(&topic, false).await.expect("create topic");
+    client
+        .create_topic(&topic, false)
+        .await
+        .expect("create topic");
 
-    let metadata = client.metadata(Some(&["orders".to_string()])).await.unwrap();
+    let metadata = client
+        .metadata(Some(&["orders".to_string()]))
+        .await
+        .unwrap();
     let t = metadata.topic("orders").expect("topic listed");
     assert_eq!(t.error, None);
-    assert_eq!(t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
     for p in &t.partitions {
         assert_eq!(p.leader, Some(1));
         assert_eq!(p.replicas, vec![1]);
         assert_eq!(p.isr, vec![1]);
     }
-    assert!(metadata.brokers.iter().any(|b| b.id == 1), "{:?}", metadata.brokers);
+    assert!(
+        metadata.brokers.iter().any(|b| b.id == 1),
+        "{:?}",
+        metadata.brokers
+    );
 
     let again = client.create_topic(&topic, false).await.unwrap_err();
     assert!(
-        matches!(again, ClientError::Kafka { code: 36, name: "TOPIC_ALREADY_EXISTS", .. }),
+        matches!(
+            again,
+            ClientError::Kafka {
+                code: 36,
+                name: "TOPIC_ALREADY_EXISTS",
+                ..
+            }
+        ),
         "{again}"
     );
 
     let configs = client.describe_configs("orders").await.unwrap();
-    assert_eq!(overrides(&configs).get("retention.ms").map(String::as_str), Some("12345"));
+    assert_eq!(
+        overrides(&configs).get("retention.ms").map(String::as_str),
+        Some("12345")
+    );
 
     let set = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
     client
@@ -165,7 +189,10 @@ async fn topic_lifecycle_create_describe_alter_delete() {
         BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())])
     );
 
-    client.create_partitions("orders", 4).await.expect("create partitions");
+    client
+        .create_partitions("orders", 4)
+        .await
+        .expect("create partitions");
     let count = eventually("4 partitions in metadata", || async {
         let m = client.metadata(Some(&["orders".to_string()])).await.ok()?;
         let n = m.topic("orders")?.partitions.len();
@@ -187,6 +214,9 @@ async fn topic_lifecycle_create_describe_alter_delete() {
     assert_eq!(missing.code(), Some(3), "{missing}");
 }
 
+/// (offset, key, value) of a consumed record.
+type KeyValueAt<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
 fn record(key: Option<&str>, value: &str) -> ProduceRecord {
     ProduceRecord {
         key: key.map(|k| Bytes::from(k.to_owned())),
@@ -205,17 +235,30 @@ async fn produce_then_consume_with_every_codec() {
 
     for compression in Compression::ALL {
         let name = format!("data-{compression:?}").to_lowercase();
-        client.create_topic(&new_topic(&name, 1, &[]), false).await.unwrap();
+        client
+            .create_topic(&new_topic(&name, 1, &[]), false)
+            .await
+            .unwrap();
 
-        let first = vec![record(Some("k0"), "v0"), record(None, "v1"), record(Some("k2"), "v2")];
+        let first = vec![
+            record(Some("k0"), "v0"),
+            record(None, "v1"),
+            record(Some("k2"), "v2"),
+        ];
         let second = vec![record(Some("k3"), "v3"), record(None, "v4")];
-        let base = client.produce(&name, 0, &first, Acks::All, compression).await.unwrap();
+        let base = client
+            .produce(&name, 0, &first, Acks::All, compression)
+            .await
+            .unwrap();
         assert_eq!(base, 0, "{compression:?}");
-        let base = client.produce(&name, 0, &second, Acks::Leader, compression).await.unwrap();
+        let base = client
+            .produce(&name, 0, &second, Acks::Leader, compression)
+            .await
+            .unwrap();
         assert_eq!(base, 3, "{compression:?}");
 
         let records = client.fetch(&name, 0, 0, 1000, 1 << 20).await.unwrap();
-        let got: Vec<(i64, Option<&[u8]>, Option<&[u8]>)> = records
+        let got: Vec<KeyValueAt> = records
             .iter()
             .map(|r| (r.offset, r.key.as_deref(), r.value.as_deref()))
             .collect();
@@ -240,12 +283,32 @@ async fn produce_then_consume_with_every_codec() {
         let tail = client.fetch(&name, 0, 4, 1000, 1 << 20).await.unwrap();
         assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
 
-        assert_eq!(client.list_offsets(&name, 0, OffsetSpec::Earliest).await.unwrap().0, 0);
-        assert_eq!(client.list_offsets(&name, 0, OffsetSpec::Latest).await.unwrap().0, 5);
+        assert_eq!(
+            client
+                .list_offsets(&name, 0, OffsetSpec::Earliest)
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            client
+                .list_offsets(&name, 0, OffsetSpec::Latest)
+                .await
+                .unwrap()
+                .0,
+            5
+        );
 
         let out_of_range = client.fetch(&name, 0, 100, 100, 1 << 20).await.unwrap_err();
         assert!(
-            matches!(out_of_range, ClientError::Kafka { name: "OFFSET_OUT_OF_RANGE", .. }),
+            matches!(
+                out_of_range,
+                ClientError::Kafka {
+                    name: "OFFSET_OUT_OF_RANGE",
+                    ..
+                }
+            ),
             "{out_of_range}"
         );
     }
@@ -255,7 +318,13 @@ async fn produce_then_consume_with_every_codec() {
     assert!(empty.is_empty());
 
     let unknown = client
-        .produce("no-such-topic", 0, &[record(None, "x")], Acks::All, Compression::None)
+        .produce(
+            "no-such-topic",
+            0,
+            &[record(None, "x")],
+            Acks::All,
+            Compression::None,
+        )
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Some(3), "{unknown}");
@@ -267,28 +336,45 @@ async fn list_offsets_by_time_and_fire_and_forget_produce() {
         return;
     };
     let (_broker, client) = Broker::start(bin).await;
-    client.create_topic(&new_topic("times", 1, &[]), false).await.unwrap();
+    client
+        .create_topic(&new_topic("times", 1, &[]), false)
+        .await
+        .unwrap();
 
     // One batch per record: the lookup is then unambiguous even for a broker whose time
     // index has batch granularity.
     for (i, ts) in [1_000i64, 2_000, 3_000].into_iter().enumerate() {
         let mut r = record(None, &format!("r{i}"));
         r.timestamp = Some(ts);
-        client.produce("times", 0, &[r], Acks::All, Compression::None).await.unwrap();
+        client
+            .produce("times", 0, &[r], Acks::All, Compression::None)
+            .await
+            .unwrap();
     }
-    let (offset, timestamp) =
-        client.list_offsets("times", 0, OffsetSpec::Timestamp(1_500)).await.unwrap();
+    let (offset, timestamp) = client
+        .list_offsets("times", 0, OffsetSpec::Timestamp(1_500))
+        .await
+        .unwrap();
     assert_eq!(timestamp, 2_000);
     assert_eq!(offset, 1);
 
     // acks=0: no response, no offset; the record still arrives.
     let base = client
-        .produce("times", 0, &[record(None, "late")], Acks::None, Compression::None)
+        .produce(
+            "times",
+            0,
+            &[record(None, "late")],
+            Acks::None,
+            Compression::None,
+        )
         .await
         .unwrap();
     assert_eq!(base, -1);
     let end = eventually("acks=0 record appended", || async {
-        let (end, _) = client.list_offsets("times", 0, OffsetSpec::Latest).await.ok()?;
+        let (end, _) = client
+            .list_offsets("times", 0, OffsetSpec::Latest)
+            .await
+            .ok()?;
         (end == 4).then_some(end)
     })
     .await;
@@ -318,7 +404,9 @@ async fn describe_cluster_or_clear_unsupported_error() {
     }
     match client.list_partition_reassignments().await {
         Ok(list) => assert!(list.is_empty(), "{list:?}"),
-        Err(ClientError::UnsupportedApi { api, .. }) => assert_eq!(api, "ListPartitionReassignments"),
+        Err(ClientError::UnsupportedApi { api, .. }) => {
+            assert_eq!(api, "ListPartitionReassignments")
+        }
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
@@ -342,7 +430,9 @@ async fn topics_tool_creates_alters_and_deletes() {
         if_not_exists: true,
     };
     topics::run(args(create())).await.expect("create");
-    topics::run(args(create())).await.expect("create again with --if-not-exists");
+    topics::run(args(create()))
+        .await
+        .expect("create again with --if-not-exists");
     topics::run(args(TopicsCommand::Alter {
         topic: "cli".into(),
         partitions: Some(3),
@@ -352,20 +442,32 @@ async fn topics_tool_creates_alters_and_deletes() {
     .await
     .expect("alter");
     let configs = client.describe_configs("cli").await.unwrap();
-    assert_eq!(overrides(&configs).get("retention.ms").map(String::as_str), Some("70000"));
+    assert_eq!(
+        overrides(&configs).get("retention.ms").map(String::as_str),
+        Some("70000")
+    );
     eventually("3 partitions", || async {
         let m = client.metadata(Some(&["cli".to_string()])).await.ok()?;
         (m.topic("cli")?.partitions.len() == 3).then_some(())
     })
     .await;
-    topics::run(args(TopicsCommand::Describe { topic: Some("cli".into()) }))
-        .await
-        .expect("describe");
-    topics::run(args(TopicsCommand::Delete { topic: "cli".into() }))
-        .await
-        .expect("delete");
-    let err = topics::run(args(TopicsCommand::Delete { topic: "cli".into() }))
-        .await
-        .unwrap_err();
-    assert!(format!("{err:#}").contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err:#}");
+    topics::run(args(TopicsCommand::Describe {
+        topic: Some("cli".into()),
+    }))
+    .await
+    .expect("describe");
+    topics::run(args(TopicsCommand::Delete {
+        topic: "cli".into(),
+    }))
+    .await
+    .expect("delete");
+    let err = topics::run(args(TopicsCommand::Delete {
+        topic: "cli".into(),
+    }))
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "{err:#}"
+    );
 }

@@ -113,7 +113,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 .topic(topic)
                 .with_context(|| format!("topic {topic} not in metadata"))?;
             if let Some((code, _)) = t.error {
-                return Err(ClientError::kafka(code, None, format!("metadata of topic {topic}")).into());
+                return Err(
+                    ClientError::kafka(code, None, format!("metadata of topic {topic}")).into(),
+                );
             }
             t.partitions.iter().map(|p| p.partition).collect()
         }
@@ -142,7 +144,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 if idle >= limit {
                     break;
                 }
-                (limit - idle).as_millis().min(u128::from(MAX_FETCH_WAIT_MS)) as u64
+                (limit - idle)
+                    .as_millis()
+                    .min(u128::from(MAX_FETCH_WAIT_MS)) as u64
             }
             None => MAX_FETCH_WAIT_MS,
         };
@@ -201,8 +205,18 @@ mod tests {
     #[test]
     fn parses_options() {
         let args = parse(&[
-            "--topic", "t", "--partition", "1", "--offset", "5", "--max-messages", "10",
-            "--timeout-ms", "2000", "--format", "json",
+            "--topic",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "5",
+            "--max-messages",
+            "10",
+            "--timeout-ms",
+            "2000",
+            "--format",
+            "json",
         ])
         .unwrap();
         assert_eq!(args.partition, Some(1));
@@ -218,8 +232,20 @@ mod tests {
 
     #[test]
     fn rejects_conflicting_start_positions() {
-        assert!(parse(&["--topic", "t", "--offset", "5"]).is_err(), "offset needs partition");
-        assert!(parse(&["--topic", "t", "--partition", "0", "--offset", "5", "--from-beginning"]).is_err());
+        assert!(
+            parse(&["--topic", "t", "--offset", "5"]).is_err(),
+            "offset needs partition"
+        );
+        assert!(parse(&[
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "5",
+            "--from-beginning"
+        ])
+        .is_err());
         assert!(parse(&["--topic", "t", "--format", "xml"]).is_err());
     }
 
@@ -229,7 +255,10 @@ mod tests {
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::from_static(b"hello \"world\"")),
-            headers: vec![("h".into(), Some(Bytes::from_static(b"v"))), ("n".into(), None)],
+            headers: vec![
+                ("h".into(), Some(Bytes::from_static(b"v"))),
+                ("n".into(), None),
+            ],
         }
     }
 
@@ -241,7 +270,10 @@ mod tests {
         );
         let mut keyed = record();
         keyed.key = Some(Bytes::from_static(b"k"));
-        assert_eq!(format_record(0, &keyed, OutputFormat::Default), "0\t42\tk\thello \"world\"");
+        assert_eq!(
+            format_record(0, &keyed, OutputFormat::Default),
+            "0\t42\tk\thello \"world\""
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 
 /// The partition Kafka's default partitioner picks for `key`.
 pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) % num_partitions.max(1)) as i32
+    (murmur2(key) & 0x7fff_ffff) % num_partitions.max(1)
 }
 
 #[cfg(test)]
@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn key_value_parsing() {
         assert_eq!(parse_key_value("a=b").unwrap(), ("a".into(), "b".into()));
-        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
         assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), "".into()));
         assert!(parse_key_value("=b").is_err());
         assert!(parse_key_value("ab").is_err());
@@ -126,7 +129,10 @@ mod tests {
 
     #[test]
     fn topic_ids_print_like_kafka() {
-        assert_eq!(format_topic_id(&uuid::Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            format_topic_id(&uuid::Uuid::nil()),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
         let id = uuid::Uuid::from_bytes([0xff; 16]);
         assert_eq!(format_topic_id(&id), "_____________________w");
         assert_eq!(format_topic_id(&id).len(), 22);

@@ -65,9 +65,7 @@ pub fn parse_line(
     let (key, value) = match key_separator {
         Some(sep) => match line.split_once(sep) {
             Some((k, v)) => (Some(Bytes::from(k.to_owned())), v),
-            None => anyhow::bail!(
-                "no key separator {sep:?} found on line {line_number}: {line:?}"
-            ),
+            None => anyhow::bail!("no key separator {sep:?} found on line {line_number}: {line:?}"),
         },
         None => (None, line),
     };
@@ -101,12 +99,16 @@ pub fn choose_partition(
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let client = connect(&args.bootstrap_server, args.request_timeout_ms).await?;
     let num_partitions = client
-        .metadata(Some(&[args.topic.clone()]))
+        .metadata(Some(std::slice::from_ref(&args.topic)))
         .await?
         .topic(&args.topic)
         .map(|t| {
             if let Some((code, _)) = t.error {
-                Err(crate::ClientError::kafka(code, None, format!("metadata of topic {}", args.topic)))
+                Err(crate::ClientError::kafka(
+                    code,
+                    None,
+                    format!("metadata of topic {}", args.topic),
+                ))
             } else {
                 Ok(t.partitions.len() as i32)
             }
@@ -161,7 +163,13 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         batch_number = batch_number.wrapping_add(1);
         for (partition, records) in by_partition {
             client
-                .produce(&args.topic, partition, &records, args.acks, args.compression)
+                .produce(
+                    &args.topic,
+                    partition,
+                    &records,
+                    args.acks,
+                    args.compression,
+                )
                 .await
                 .with_context(|| {
                     format!(
@@ -195,8 +203,20 @@ mod tests {
     #[test]
     fn parses_all_options() {
         let args = parse(&[
-            "--topic", "t", "--partition", "2", "--key-separator", ":", "--acks", "-1",
-            "--compression", "zstd", "--header", "a=1", "--header", "b=2",
+            "--topic",
+            "t",
+            "--partition",
+            "2",
+            "--key-separator",
+            ":",
+            "--acks",
+            "-1",
+            "--compression",
+            "zstd",
+            "--header",
+            "a=1",
+            "--header",
+            "b=2",
         ])
         .unwrap();
         assert_eq!(args.topic, "t");
@@ -213,7 +233,10 @@ mod tests {
         assert_eq!(args.acks, Acks::All);
         assert_eq!(args.compression, Compression::None);
         assert_eq!(args.batch_size, 500);
-        assert_eq!(parse(&["--topic", "t", "--acks", "0"]).unwrap().acks, Acks::None);
+        assert_eq!(
+            parse(&["--topic", "t", "--acks", "0"]).unwrap().acks,
+            Acks::None
+        );
         assert!(parse(&["--topic", "t", "--acks", "2"]).is_err());
         assert!(parse(&["--topic", "t", "--compression", "brotli"]).is_err());
         assert!(parse(&[]).is_err());
@@ -225,7 +248,10 @@ mod tests {
         let r = parse_line("k1:hello:world", Some(":"), &headers, 1).unwrap();
         assert_eq!(r.key, Some(Bytes::from_static(b"k1")));
         assert_eq!(r.value, Some(Bytes::from_static(b"hello:world")));
-        assert_eq!(r.headers, vec![("h".to_string(), Some(Bytes::from_static(b"v")))]);
+        assert_eq!(
+            r.headers,
+            vec![("h".to_string(), Some(Bytes::from_static(b"v")))]
+        );
         let r = parse_line("plain", None, &[], 2).unwrap();
         assert_eq!(r.key, None);
         assert_eq!(r.value, Some(Bytes::from_static(b"plain")));
@@ -236,7 +262,10 @@ mod tests {
     #[test]
     fn partition_choice() {
         assert_eq!(choose_partition(Some(3), Some(b"k"), 6, 0), 3);
-        assert_eq!(choose_partition(None, Some(b"foobar"), 6, 0), partition_for_key(b"foobar", 6));
+        assert_eq!(
+            choose_partition(None, Some(b"foobar"), 6, 0),
+            partition_for_key(b"foobar", 6)
+        );
         assert_eq!(choose_partition(None, None, 4, 5), 1);
     }
 }

@@ -88,7 +88,8 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
             };
             match client.create_topic(&new_topic, false).await {
                 Ok(()) => println!("Created topic {topic}."),
-                Err(e) if if_not_exists && e.code() == Some(crate::error::TOPIC_ALREADY_EXISTS) => {}
+                Err(e) if if_not_exists && e.code() == Some(crate::error::TOPIC_ALREADY_EXISTS) => {
+                }
                 Err(e) => return Err(e).context(format!("creating topic {topic}")),
             }
         }
@@ -145,7 +146,12 @@ async fn describe(client: &Client, topic: Option<&str>) -> anyhow::Result<String
     let mut out = String::new();
     for t in topics {
         if let Some((code, _)) = t.error {
-            return Err(crate::ClientError::kafka(code, None, format!("describe topic {}", t.name)).into());
+            return Err(crate::ClientError::kafka(
+                code,
+                None,
+                format!("describe topic {}", t.name),
+            )
+            .into());
         }
         let configs = client
             .describe_configs(&t.name)
@@ -268,10 +274,26 @@ mod tests {
 
     #[test]
     fn parses_alter_and_defaults() {
-        let args = parse(&["alter", "--topic", "t", "--partitions", "6", "--delete-config", "a", "--delete-config", "b"]).unwrap();
+        let args = parse(&[
+            "alter",
+            "--topic",
+            "t",
+            "--partitions",
+            "6",
+            "--delete-config",
+            "a",
+            "--delete-config",
+            "b",
+        ])
+        .unwrap();
         assert_eq!(args.request_timeout_ms, 30_000);
         match args.command {
-            TopicsCommand::Alter { topic, partitions, configs, delete_configs } => {
+            TopicsCommand::Alter {
+                topic,
+                partitions,
+                configs,
+                delete_configs,
+            } => {
                 assert_eq!(topic, "t");
                 assert_eq!(partitions, Some(6));
                 assert!(configs.is_empty());
