@@ -1,19 +1,10 @@
 //! [`Admin`] over the Kafka protocol, through `ironlog-client`. Works against any
 //! Kafka-compatible cluster; the operator never links broker code.
 //!
-//! Why a worker thread: `ironlog-client`'s request futures are not provably `Send` (its retry
-//! helper takes an async closure, which today's compiler cannot prove `Send` for every
-//! lifetime), while kube-rs reconcilers must be. Each admin session therefore owns a small
-//! thread with a current-thread runtime that holds the `Client`; calls are sent to it as jobs
-//! and answered over oneshot channels. The thread ends when the session is dropped.
-
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::rc::Rc;
 
-use futures::future::{BoxFuture, FutureExt, LocalBoxFuture};
+use futures::future::{BoxFuture, FutureExt};
 use ironlog_client::{Client, ClientError, ConfigSource};
-use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Admin, AdminConnector, AdminError, AdminResult, ClusterMetadata, ConfigEntry, PartitionInfo,
@@ -24,11 +15,9 @@ use super::{
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KafkaConnector;
 
-type Job = Box<dyn FnOnce(Rc<Client>) -> LocalBoxFuture<'static, ()> + Send>;
-
 /// An admin session on one cluster.
 pub struct KafkaAdmin {
-    jobs: mpsc::UnboundedSender<Job>,
+    client: Client,
 }
 
 impl From<ClientError> for AdminError {
@@ -59,77 +48,26 @@ impl From<ClientError> for AdminError {
 }
 
 impl KafkaAdmin {
-    /// Starts the worker thread and connects; resolves once the bootstrap succeeded.
-    async fn start(bootstrap: String) -> AdminResult<KafkaAdmin> {
-        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
-        let (ready_tx, ready_rx) = oneshot::channel::<AdminResult<()>>();
-        std::thread::Builder::new()
-            .name("kafka-admin".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(AdminError::Other(format!(
-                            "starting admin runtime: {e}"
-                        ))));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let client = match Client::bootstrap(&bootstrap).await {
-                        Ok(c) => Rc::new(c),
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    while let Some(job) = rx.recv().await {
-                        job(client.clone()).await;
-                    }
-                });
-            })
-            .map_err(|e| AdminError::Other(format!("spawning admin thread: {e}")))?;
-        ready_rx
-            .await
-            .map_err(|_| AdminError::Other("admin worker stopped".into()))??;
-        Ok(KafkaAdmin { jobs })
-    }
-
-    /// Runs `f` on the worker's client and returns its result.
-    fn call<T, F, Fut>(&self, f: F) -> BoxFuture<'static, AdminResult<T>>
+    /// Runs `f` on the client as a boxed future, mapping client errors.
+    fn call<'a, T, Fut>(
+        &'a self,
+        f: impl FnOnce(&'a Client) -> Fut,
+    ) -> BoxFuture<'a, AdminResult<T>>
     where
-        T: Send + 'static,
-        F: FnOnce(Rc<Client>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, AdminError>> + 'static,
+        Fut: std::future::Future<Output = Result<T, AdminError>> + Send + 'a,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |client| {
-            async move {
-                let _ = tx.send(f(client).await);
-            }
-            .boxed_local()
-        });
-        let sent = self
-            .jobs
-            .send(job)
-            .map_err(|_| AdminError::Other("admin worker stopped".into()));
-        async move {
-            sent?;
-            rx.await
-                .map_err(|_| AdminError::Other("admin worker stopped".into()))?
-        }
-        .boxed()
+        f(&self.client).boxed()
     }
 }
 
 impl AdminConnector for KafkaConnector {
     fn connect<'a>(&'a self, bootstrap: &'a str) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>> {
         let bootstrap = bootstrap.to_string();
-        async move { Ok(Box::new(KafkaAdmin::start(bootstrap).await?) as Box<dyn Admin>) }.boxed()
+        async move {
+            let client = Client::bootstrap(&bootstrap).await?;
+            Ok(Box::new(KafkaAdmin { client }) as Box<dyn Admin>)
+        }
+        .boxed()
     }
 }
 
