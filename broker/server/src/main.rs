@@ -19,12 +19,19 @@ struct Cli {
 enum Command {
     /// Run a broker.
     Broker(Box<BrokerArgs>),
+    /// Create, list, describe, alter and delete topics (like kafka-topics).
+    Topics(ironlog_client::tools::topics::TopicsArgs),
+    /// Produce lines from stdin as records (like kafka-console-producer).
+    Produce(ironlog_client::tools::produce::ProduceArgs),
+    /// Print records (like kafka-console-consumer).
+    Consume(ironlog_client::tools::consume::ConsumeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let log_level = match &cli.command {
         Command::Broker(args) => args.log_level.clone(),
+        _ => std::env::var("IRONLOG_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&log_level).unwrap_or_else(|e| {
         eprintln!("invalid --log-level {log_level:?} ({e}); using info");
@@ -48,6 +55,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Broker(args) => run_broker(*args).await,
+            Command::Topics(args) => ironlog_client::tools::topics::run(args).await,
+            Command::Produce(args) => ironlog_client::tools::produce::run(args).await,
+            Command::Consume(args) => ironlog_client::tools::consume::run(args).await,
         }
     });
     match result {
