@@ -20,13 +20,14 @@ def produce_timestamped(broker, topic, one_batch):
     prod = producer(broker.bootstrap, **{"linger.ms": 100 if one_batch else 0})
     messages = [{"value": f"v{i}".encode(), "timestamp": BASE_TS + i * STEP, "partition": 0}
                 for i in range(COUNT)]
-    if one_batch:
-        delivered = produce_all(prod, topic, messages)
-    else:
-        delivered = [produce_all(prod, topic, [m])[0] for m in messages]
-    assert [d.offset() for d in delivered] == list(range(COUNT))
-    produce_all(prod, topic, [{"value": f"w{i}".encode(), "timestamp": BASE_TS + 100_000 + i,
-                               "partition": 1} for i in range(3)])
+    later = [{"value": f"w{i}".encode(), "timestamp": BASE_TS + 100_000 + i, "partition": 1}
+             for i in range(3)]
+    for batch in (messages, later):
+        if one_batch:
+            delivered = produce_all(prod, topic, batch)
+        else:
+            delivered = [produce_all(prod, topic, [m])[0] for m in batch]
+        assert [d.offset() for d in delivered] == list(range(len(batch)))
 
 
 @pytest.mark.parametrize("one_batch", [False, True], ids=["batch-per-record", "one-batch"])
