@@ -8,12 +8,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::group::coordinator::CoordinatorError;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metadata::MetadataRecord;
 use crate::metrics::Metrics;
 use crate::replica_manager::{ReplicaError, ReplicaManager};
 
 /// How often retention and `flush.ms` run.
 const LOG_TICK: Duration = Duration::from_secs(1);
+/// How often group timers (sessions, rebalance deadlines) are checked.
+const GROUP_TICK: Duration = Duration::from_millis(100);
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -22,9 +26,19 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub replicas: ReplicaManager,
     pub metrics: Metrics,
+    pub groups: GroupCoordinator,
     shutdown: watch::Receiver<bool>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     started_ms: AtomicI64,
+}
+
+/// Why the broker could not open its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Replicas(#[from] ReplicaError),
+    #[error("group coordinator: {0}")]
+    Groups(#[from] CoordinatorError),
 }
 
 #[derive(Debug, Default)]
@@ -37,16 +51,24 @@ impl Broker {
     pub fn open(
         config: BrokerConfig,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<Arc<Self>, ReplicaError> {
+    ) -> Result<Arc<Self>, OpenError> {
         let replicas = ReplicaManager::open(
             config.node_id,
             &config.data_dir,
             config.default_topic_config.clone(),
         )?;
+        let metrics = Metrics::new();
+        let groups = GroupCoordinator::open(
+            &replicas,
+            GroupConfig::default(),
+            metrics.groups.clone(),
+            crate::replica_manager::now_ms(),
+        )?;
         Ok(Arc::new(Broker {
             config,
             replicas,
-            metrics: Metrics::new(),
+            metrics,
+            groups,
             shutdown,
             producer_ids: std::sync::Mutex::new(ProducerIdBlock::default()),
             started_ms: AtomicI64::new(crate::replica_manager::now_ms()),
@@ -147,10 +169,38 @@ pub async fn run_on(
             }
         })
     };
+    let group_ticker = {
+        let broker = broker.clone();
+        let mut shutdown = broker.shutdown_signal();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(GROUP_TICK);
+            let mut ticks = 0u64;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        let b = broker.clone();
+                        ticks += 1;
+                        let refresh_metrics = ticks % 10 == 0;
+                        let done = tokio::task::spawn_blocking(move || {
+                            b.groups.tick(&b.replicas, crate::replica_manager::now_ms());
+                            if refresh_metrics {
+                                b.groups.update_metrics(&b.replicas);
+                            }
+                        });
+                        if let Err(e) = done.await {
+                            tracing::error!(error = %e, "group coordinator tick failed");
+                        }
+                    }
+                    _ = stopped(&mut shutdown) => break,
+                }
+            }
+        })
+    };
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
     crate::net::accept_loop(listener, broker.clone()).await;
     http_task.abort();
     let _ = ticker.await;
+    let _ = group_ticker.await;
 
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.replicas.shutdown())

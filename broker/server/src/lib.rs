@@ -8,12 +8,14 @@
 //! - [`broker`]: shared state, start-up, clean shutdown.
 //! - [`net`]: listener and per-connection request loop (ordered responses).
 //! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
+//! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`replica_manager`]: topics and partitions on top of metadata and logs.
 //! - [`metadata`]: the cluster metadata image and its persistence.
 //! - [`metrics`], [`http`]: Prometheus metrics on `/metrics`, health on `/health`.
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handler;
 pub mod http;
 pub mod metadata;

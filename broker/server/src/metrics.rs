@@ -23,6 +23,27 @@ pub struct Metrics {
     log_start_offset: IntGaugeVec,
     log_end_offset: IntGaugeVec,
     log_size: IntGaugeVec,
+    pub groups: GroupMetrics,
+}
+
+/// Consumer-group metrics, shared with the group coordinator (prometheus handles are
+/// cheap clones of the same series).
+#[derive(Clone)]
+pub struct GroupMetrics {
+    /// `consumergroup_lag{group,topic,partition}`: log end offset − committed offset.
+    pub lag: IntGaugeVec,
+    /// `consumergroup_members{group}`.
+    pub members: IntGaugeVec,
+    /// `consumergroup_rebalances_total{group}`.
+    pub rebalances: IntCounterVec,
+}
+
+impl GroupMetrics {
+    /// Drops the series of a deleted group.
+    pub fn forget_group(&self, group: &str) {
+        let _ = self.members.remove_label_values(&[group]);
+        let _ = self.rebalances.remove_label_values(&[group]);
+    }
 }
 
 impl Default for Metrics {
@@ -78,7 +99,34 @@ impl Metrics {
         registry
             .register(Box::new(connections_open.clone()))
             .expect("unique metric");
+        let groups = {
+            let gauge = |name: &str, help: &str, labels: &[&str]| {
+                let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric");
+                m
+            };
+            GroupMetrics {
+                lag: gauge(
+                    "consumergroup_lag",
+                    "Log end offset minus the group's committed offset, per partition.",
+                    &["group", "topic", "partition"],
+                ),
+                members: gauge(
+                    "consumergroup_members",
+                    "Members of each consumer group.",
+                    &["group"],
+                ),
+                rebalances: counter_vec(
+                    "consumergroup_rebalances_total",
+                    "Rebalances started, per consumer group.",
+                    &["group"],
+                ),
+            }
+        };
         Metrics {
+            groups,
             requests: counter_vec("requests_total", "Requests handled, by API.", &["api"]),
             errors: counter_vec(
                 "errors_total",

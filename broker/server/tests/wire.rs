@@ -159,6 +159,24 @@ async fn produce_fetch_and_list_offsets_round_trip() {
         assert_eq!(p.error_code, 0);
         answers.push(p.offset);
     }
+    // Record granularity: the first batch holds timestamps 1000, 1001, 1002.
+    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 5, &list(1001)).await;
+    assert_eq!(
+        (
+            resp.topics[0].partitions[0].offset,
+            resp.topics[0].partitions[0].timestamp
+        ),
+        (1, 1001)
+    );
+    // Max timestamp (-3, v7+): the record stamped 3001 is offset 5.
+    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &list(-3)).await;
+    assert_eq!(
+        (
+            resp.topics[0].partitions[0].offset,
+            resp.topics[0].partitions[0].timestamp
+        ),
+        (5, 3001)
+    );
     assert_eq!(answers, vec![0, 6, 3, 4, -1]);
     broker.stop().await;
 }

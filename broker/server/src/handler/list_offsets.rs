@@ -1,6 +1,10 @@
 //! ListOffsets (key 2): offsets by time. Special timestamps: -1 latest (the high
 //! watermark), -2 earliest (log start offset), -3 the record with the largest timestamp
 //! (KIP-734), -4 earliest local (same as earliest: no tiered storage).
+//!
+//! Answers are per record, as Kafka's: the log's time index finds the batch, and that one
+//! batch is decoded (decompressed if needed) to find the record. LogAppendTime batches
+//! give every record the batch's timestamp, so their first record is the answer.
 
 use std::sync::Arc;
 
@@ -8,6 +12,11 @@ use ironlog_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use ironlog_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use bytes::Bytes;
+use ironlog_protocol::kafka_protocol::records::{Record, RecordBatchDecoder};
+use ironlog_storage::batch::{BatchHeader, TimestampType};
+use ironlog_storage::{Log, LogError};
 
 use super::error_code;
 use crate::broker::Broker;
@@ -52,11 +61,9 @@ pub fn handle(
                     let found = match p.timestamp {
                         LATEST => Ok(Some((log.log_end_offset(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => {
-                            Ok(log.max_timestamp_offset().map(|(offset, ts)| (offset, ts)))
-                        }
+                        MAX_TIMESTAMP => max_timestamp_record(&log),
                         LATEST_TIERED => Ok(None),
-                        ts => log.offset_for_timestamp(ts),
+                        ts => first_record_at_or_after(&log, ts),
                     };
                     match found {
                         Ok(Some((offset, timestamp))) => {
@@ -77,4 +84,44 @@ pub fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The first record with timestamp >= `ts`, as (offset, timestamp).
+fn first_record_at_or_after(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+    let Some((base, batch_max)) = log.offset_for_timestamp(ts)? else {
+        return Ok(None);
+    };
+    let found = decoded_records(log, base)?
+        .and_then(|records| {
+            records
+                .into_iter()
+                .find(|r| r.offset >= base && r.timestamp >= ts)
+        })
+        .map(|r| (r.offset, r.timestamp));
+    Ok(Some(found.unwrap_or((base, batch_max))))
+}
+
+/// The first record carrying the log's largest timestamp, as (offset, timestamp).
+fn max_timestamp_record(log: &Log) -> Result<Option<(i64, i64)>, LogError> {
+    let Some((last_offset, max_ts)) = log.max_timestamp_offset() else {
+        return Ok(None);
+    };
+    let found = decoded_records(log, last_offset)?
+        .and_then(|records| records.into_iter().find(|r| r.timestamp == max_ts))
+        .map(|r| (r.offset, r.timestamp));
+    Ok(Some(found.unwrap_or((last_offset, max_ts))))
+}
+
+/// The records of the batch containing `offset`; `None` for LogAppendTime batches (whose
+/// stored record timestamps are not the ones that count) or a batch that can't be decoded
+/// (the caller then answers at batch granularity).
+fn decoded_records(log: &Log, offset: i64) -> Result<Option<Vec<Record>>, LogError> {
+    let data: Bytes = log.read(offset, 1, true)?.data;
+    if BatchHeader::new(&data).is_none_or(|h| h.timestamp_type() == TimestampType::LogAppendTime) {
+        return Ok(None);
+    }
+    let mut first_batch = data.clone();
+    Ok(RecordBatchDecoder::decode(&mut first_batch)
+        .ok()
+        .map(|set| set.records))
 }
