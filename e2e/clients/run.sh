@@ -42,5 +42,5 @@ fi
 
 cd "$HERE"
 status=0
-"$VENV/bin/python" -m pytest -v -p no:cacheprovider "$@" || status=$?
+"$VENV/bin/python" -m pytest -v -p no:cacheprovider --durations=8 "$@" || status=$?
 exit "$status"

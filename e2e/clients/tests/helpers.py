@@ -1,6 +1,7 @@
 """Client-side helpers shared by the tests: topic creation, producing with delivery reports,
 reading partitions back from the beginning without a consumer group, metrics parsing."""
 
+import logging
 import re
 import time
 
@@ -9,9 +10,20 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 TIMEOUT_S = 20.0
 
+# librdkafka's own log lines go through Python logging: pytest shows them with a failing
+# test's report instead of librdkafka printing to stderr (also after the run, when clients
+# of stopped brokers are garbage collected). The NullHandler keeps Python's last-resort
+# handler from printing them; records still propagate to pytest's capture.
+RDKAFKA_LOGGER = logging.getLogger("librdkafka")
+RDKAFKA_LOGGER.addHandler(logging.NullHandler())
+
+
+def admin_client(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": RDKAFKA_LOGGER})
+
 
 def create_topic(bootstrap, name, partitions=1, config=None):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
         operation_timeout=10)
@@ -20,7 +32,7 @@ def create_topic(bootstrap, name, partitions=1, config=None):
 
 
 def producer(bootstrap, **conf):
-    settings = {"bootstrap.servers": bootstrap, "acks": "all"}
+    settings = {"bootstrap.servers": bootstrap, "acks": "all", "logger": RDKAFKA_LOGGER}
     settings.update({k.replace("_", "."): v for k, v in conf.items()})
     return Producer(settings)
 
@@ -60,6 +72,7 @@ def consumer(bootstrap, **conf):
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
+        "logger": RDKAFKA_LOGGER,
     }
     settings.update(conf)
     return Consumer(settings)

@@ -1,9 +1,7 @@
 """Metadata as librdkafka's list_topics sees it, for all topics and for one topic."""
 
 import pytest
-from confluent_kafka.admin import AdminClient
-
-from helpers import create_topic, producer
+from helpers import admin_client, create_topic, producer
 
 
 @pytest.mark.parametrize("client", ["producer", "admin"])
@@ -12,8 +10,7 @@ def test_list_all_topics(broker, topic, client):
     # than the schema reads; Kafka ignores bytes after the body, so the broker must too.
     create_topic(broker.bootstrap, topic, partitions=3)
     create_topic(broker.bootstrap, topic + "-b")
-    c = producer(broker.bootstrap) if client == "producer" else \
-        AdminClient({"bootstrap.servers": broker.bootstrap})
+    c = producer(broker.bootstrap) if client == "producer" else admin_client(broker.bootstrap)
     md = c.list_topics(timeout=10)
     assert {topic, topic + "-b"} <= set(md.topics)
     assert sorted(md.topics[topic].partitions) == [0, 1, 2]
