@@ -290,7 +290,7 @@ impl ReplicaManager {
                 tracing::error!(topic = name, partition, error = %source, "could not delete partition log");
             }
         }
-        let _ = self.appended.send_modify(|n| *n += 1);
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }

@@ -19,6 +19,9 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// One described config: (name, value, source, read only).
+type Entry = (String, String, i8, bool);
+
 pub fn handle(
     broker: &Arc<Broker>,
     request: DescribeConfigsRequest,
@@ -38,30 +41,27 @@ pub fn handle(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            // (name, value, source, read_only)
-            let entries: Result<Vec<(String, String, i8, bool)>, (ResponseError, String)> =
-                match resource.resource_type {
-                    RESOURCE_TOPIC => match broker.replicas.metadata().topic(&name) {
-                        None => Err((
-                            ResponseError::UnknownTopicOrPartition,
-                            format!("topic {name:?} does not exist"),
-                        )),
-                        Some(topic) => Ok(topic_entries(broker, &topic.configs)),
-                    },
-                    RESOURCE_BROKER
-                        if name.is_empty() || name == broker.config.node_id.to_string() =>
-                    {
-                        Ok(broker_entries(broker))
-                    }
-                    RESOURCE_BROKER => Err((
-                        ResponseError::InvalidRequest,
-                        format!("this is broker {}, not {name}", broker.config.node_id),
+            let entries: Result<Vec<Entry>, (ResponseError, String)> = match resource.resource_type
+            {
+                RESOURCE_TOPIC => match broker.replicas.metadata().topic(&name) {
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {name:?} does not exist"),
                     )),
-                    other => Err((
-                        ResponseError::InvalidRequest,
-                        format!("resource type {other} is not supported"),
-                    )),
-                };
+                    Some(topic) => Ok(topic_entries(broker, &topic.configs)),
+                },
+                RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
+                    Ok(broker_entries(broker))
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest,
+                    format!("this is broker {}, not {name}", broker.config.node_id),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
             match entries {
                 Ok(entries) => {
                     result.configs = entries
@@ -112,7 +112,7 @@ fn topic_entries(
         .collect()
 }
 
-fn broker_entries(broker: &Broker) -> Vec<(String, String, i8, bool)> {
+fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let c = &broker.config;
     let mut entries = vec![
         ("node.id".to_string(), c.node_id.to_string()),
