@@ -413,6 +413,7 @@ impl GroupCoordinator {
             .map(|(i, (key, value))| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: -1,
                 producer_id: -1,
                 producer_epoch: -1,
@@ -597,7 +598,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        groups.sort();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
         groups
     }
 

@@ -7,16 +7,27 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +112,63 @@ pub async fn dispatch(
             cid,
             v,
             &init_producer_id::handle(broker, r, v),
+        )?),
+        RequestKind::FindCoordinator(r) => Some(encode_response(
+            cid,
+            v,
+            &find_coordinator::handle(broker, r, v),
+        )?),
+        RequestKind::JoinGroup(r) => {
+            let client_id = request
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            Some(encode_response(
+                cid,
+                v,
+                &join_group::handle(broker, r, v, client_id).await,
+            )?)
+        }
+        RequestKind::SyncGroup(r) => Some(encode_response(
+            cid,
+            v,
+            &sync_group::handle(broker, r, v).await,
+        )?),
+        RequestKind::Heartbeat(r) => {
+            Some(encode_response(cid, v, &heartbeat::handle(broker, r, v))?)
+        }
+        RequestKind::LeaveGroup(r) => {
+            Some(encode_response(cid, v, &leave_group::handle(broker, r, v))?)
+        }
+        RequestKind::OffsetCommit(r) => Some(encode_response(
+            cid,
+            v,
+            &offset_commit::handle(broker, r, v),
+        )?),
+        RequestKind::OffsetFetch(r) => Some(encode_response(
+            cid,
+            v,
+            &offset_fetch::handle(broker, r, v),
+        )?),
+        RequestKind::ListGroups(r) => {
+            Some(encode_response(cid, v, &list_groups::handle(broker, r, v))?)
+        }
+        RequestKind::DescribeGroups(r) => Some(encode_response(
+            cid,
+            v,
+            &describe_groups::handle(broker, r, v),
+        )?),
+        RequestKind::DeleteGroups(r) => Some(encode_response(
+            cid,
+            v,
+            &delete_groups::handle(broker, r, v),
+        )?),
+        RequestKind::OffsetDelete(r) => Some(encode_response(
+            cid,
+            v,
+            &offset_delete::handle(broker, r, v),
         )?),
         _ => {
             // decode_header only lets served APIs through, so this is a missing arm above.

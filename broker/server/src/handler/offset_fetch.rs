@@ -1,0 +1,132 @@
+//! OffsetFetch (key 9): committed offsets of a group. A null topic list (v2+) means every
+//! partition the group has committed; a partition without a commit answers offset -1.
+//! v8+ batch several groups in one request.
+
+use std::sync::Arc;
+
+use ironlog_protocol::kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use ironlog_protocol::kafka_protocol::messages::{
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::group::metadata::CommittedOffset;
+
+/// `(topic, [(partition, committed)])` for one group, in request order (or sorted for "all").
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    match topics {
+        None => {
+            let mut out: Fetched = Vec::new();
+            for ((topic, partition), o) in broker.groups.fetch_offsets(group, None) {
+                match out.last_mut() {
+                    Some((t, ps)) if *t == topic => ps.push((partition, Some(o))),
+                    _ => out.push((topic, vec![(partition, Some(o))])),
+                }
+            }
+            out
+        }
+        Some(topics) => {
+            let wanted: Vec<(String, i32)> = topics
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                .collect();
+            let found = broker.groups.fetch_offsets(group, Some(&wanted));
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps
+                        .into_iter()
+                        .map(|p| (p, found.get(&(t.clone(), p)).cloned()))
+                        .collect();
+                    (t, parts)
+                })
+                .collect()
+        }
+    }
+}
+
+fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
+    match o {
+        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone()),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let fetched = fetch(broker, &g.group_id.0, topics);
+                let topics = fetched
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(str_bytes(t)))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|(p, o)| {
+                                        let (offset, epoch, metadata) = fields(o);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(str_bytes(metadata)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let fetched = fetch(broker, &request.group_id.0, topics);
+    let topics = fetched
+        .into_iter()
+        .map(|(t, ps)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(
+                    ps.iter()
+                        .map(|(p, o)| {
+                            let (offset, epoch, metadata) = fields(o);
+                            let mut out = OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset)
+                                .with_metadata(Some(str_bytes(metadata)));
+                            if version >= 5 {
+                                out.committed_leader_epoch = epoch;
+                            }
+                            out
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
