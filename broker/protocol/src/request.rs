@@ -102,22 +102,19 @@ impl RawRequest {
     }
 
     /// Decodes the body as the message type of this request's API.
+    ///
+    /// Bytes left after the body are ignored, as Kafka does: some clients send them
+    /// (librdkafka 2.x appends stray bytes to Metadata v12+ "all topics" requests), and those
+    /// clients work against Kafka only because it reads the body and stops there.
     pub fn decode_body(&self) -> Result<RequestKind, DecodeError> {
         let mut body = self.body.clone();
-        let malformed = |reason: String| DecodeError::Malformed {
-            api: self.api,
-            version: self.version(),
-            correlation_id: self.correlation_id(),
-            reason,
-        };
-        let kind = RequestKind::decode(self.api, &mut body, self.version())
-            .map_err(|e| malformed(format!("{e:#}")))?;
-        if body.has_remaining() {
-            return Err(malformed(format!(
-                "{} trailing bytes after the body",
-                body.remaining()
-            )));
-        }
-        Ok(kind)
+        RequestKind::decode(self.api, &mut body, self.version()).map_err(|e| {
+            DecodeError::Malformed {
+                api: self.api,
+                version: self.version(),
+                correlation_id: self.correlation_id(),
+                reason: format!("{e:#}"),
+            }
+        })
     }
 }

@@ -144,6 +144,22 @@ mod tests {
     }
 
     #[test]
+    fn trailing_bytes_after_the_body_are_ignored_like_kafka() {
+        // Metadata v12 "all topics" exactly as librdkafka 2.x sends it: three stray bytes
+        // follow the null topic array.
+        let hex = "0003000c00000003000772646b61666b610000000000010000";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let raw = decode_header(Bytes::from(bytes)).unwrap();
+        match raw.decode_body().unwrap() {
+            RequestKind::Metadata(m) => assert_eq!(m.topics, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn truncated_body_is_malformed_not_a_panic() {
         let req = MetadataRequest::default().with_topics(None);
         let mut buf = request_frame(ApiKey::Metadata, 9, 5, &req);
