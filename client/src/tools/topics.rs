@@ -11,11 +11,16 @@ use crate::{Client, ConfigEntry, ConfigSource, NewTopic, TopicMetadata};
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {
     /// Comma-separated host:port list of brokers to bootstrap from.
-    #[arg(long, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
+    #[arg(long, global = true, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
     pub bootstrap_server: String,
 
     /// Timeout for each request, in milliseconds.
-    #[arg(long, env = "IRONLOG_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "IRONLOG_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub request_timeout_ms: u64,
 
     #[command(subcommand)]
