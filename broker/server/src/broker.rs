@@ -18,6 +18,12 @@ use crate::replica_manager::{ReplicaError, ReplicaManager};
 const LOG_TICK: Duration = Duration::from_secs(1);
 /// How often group timers (sessions, rebalance deadlines) are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// How often compacted logs are checked for a new inactive segment to clean.
+const CLEANER_TICK: Duration = Duration::from_secs(1);
+/// A compacted log is cleaned again at least this often (tombstones expire with time).
+const CLEAN_AT_LEAST_EVERY_MS: i64 = 60_000;
+/// Kafka's `delete.retention.ms` default.
+const DEFAULT_DELETE_RETENTION_MS: i64 = 86_400_000;
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -196,11 +202,35 @@ pub async fn run_on(
             }
         })
     };
+    let cleaner = {
+        let broker = broker.clone();
+        let mut shutdown = broker.shutdown_signal();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(CLEANER_TICK);
+            let cleaned = Arc::new(std::sync::Mutex::new(CleanerProgress::default()));
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        let (b, c) = (broker.clone(), cleaned.clone());
+                        let done = tokio::task::spawn_blocking(move || {
+                            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                            clean_compacted_logs(&b, &mut c);
+                        });
+                        if let Err(e) = done.await {
+                            tracing::error!(error = %e, "log cleaner task failed");
+                        }
+                    }
+                    _ = stopped(&mut shutdown) => break,
+                }
+            }
+        })
+    };
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
     crate::net::accept_loop(listener, broker.clone()).await;
     http_task.abort();
     let _ = ticker.await;
     let _ = group_ticker.await;
+    let _ = cleaner.await;
 
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.replicas.shutdown())
@@ -208,6 +238,56 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("flushing logs at shutdown failed: {e}"))?;
     tracing::info!("broker stopped cleanly");
     Ok(())
+}
+
+/// Per compacted partition: the active segment's base offset and the time at the last
+/// cleaning, so a log is cleaned only when a segment rolled (or time passed).
+#[derive(Default)]
+struct CleanerProgress {
+    last: std::collections::HashMap<(String, i32), (i64, i64)>,
+}
+
+/// Compacts every partition of topics with `cleanup.policy` compact (or compact,delete),
+/// `__consumer_offsets` included. See `ironlog_storage::cleaner`.
+fn clean_compacted_logs(broker: &Broker, progress: &mut CleanerProgress) {
+    use ironlog_storage::CleanupPolicy;
+    let now = crate::replica_manager::now_ms();
+    let image = broker.replicas.metadata();
+    for topic in image.topics.values() {
+        let delete_retention_ms = topic
+            .configs
+            .get("delete.retention.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_DELETE_RETENTION_MS);
+        for partition in 0..topic.partitions {
+            let Ok(log) = broker.replicas.log(&topic.name, partition) else {
+                continue;
+            };
+            let mut log = crate::replica_manager::write(&log);
+            if log.config().cleanup_policy == CleanupPolicy::Delete {
+                continue;
+            }
+            let active = log.segment_base_offsets().last().copied().unwrap_or(0);
+            let key = (topic.name.clone(), partition);
+            if let Some(&(base, at)) = progress.last.get(&key) {
+                if base == active && now - at < CLEAN_AT_LEAST_EVERY_MS {
+                    continue;
+                }
+            }
+            match ironlog_storage::cleaner::clean_log(&mut log, now, delete_retention_ms) {
+                Ok(stats) if stats.records_removed > 0 => {
+                    tracing::info!(topic = %topic.name, partition, removed = stats.records_removed,
+                        bytes_before = stats.bytes_before, bytes_after = stats.bytes_after, "compacted log");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition, error = %e,
+                        "log compaction failed; will retry after the next segment roll");
+                }
+            }
+            progress.last.insert(key, (active, now));
+        }
+    }
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

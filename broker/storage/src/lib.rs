@@ -89,6 +89,7 @@
 //! was done) and recorded in the [`RecoveryReport`] from [`Log::recovery_report`].
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod index;
 pub mod log;

@@ -50,6 +50,8 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    #[error("segment {base} of {} cannot be replaced: it is the active segment or does not exist", dir.display())]
+    NotReplaceable { dir: PathBuf, base: i64 },
     #[error("{} is corrupt at byte {position}: {reason}; restart the broker to run recovery", path.display())]
     Corrupt {
         path: PathBuf,
@@ -1058,6 +1060,69 @@ impl Log {
             self.persist_log_start_offset()?;
         }
         Ok(self.log_end_offset())
+    }
+
+    /// The log cleaner's hook: replaces the inactive segment at `base` with `data`, the
+    /// same batches minus the records compaction removed (offsets unchanged). Written to
+    /// `<base>.cleaned`, fsynced, then renamed over `<base>.log` (atomic; a crash leaves
+    /// either file whole, and open removes a leftover `.cleaned`); indexes are rebuilt.
+    /// Empty `data` deletes the segment.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] on file errors; [`LogError::InvalidRecords`] if `data` is not valid
+    /// batches; [`LogError::NotReplaceable`] for the active segment (never rewritten) or a
+    /// base offset that is not a segment.
+    pub fn replace_segment(&mut self, base: i64, data: &[u8]) -> Result<(), LogError> {
+        let active_base = self.active().base_offset;
+        if base == active_base || !self.segments.contains_key(&base) {
+            return Err(LogError::NotReplaceable {
+                dir: self.dir.clone(),
+                base,
+            });
+        }
+        batch::parse_batches(data).map_err(|source| LogError::InvalidRecords {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        if data.is_empty() {
+            return self.delete_segment(base, "emptied by compaction");
+        }
+        let cleaned = segment_file(&self.dir, base, "cleaned");
+        let log_path = segment_file(&self.dir, base, "log");
+        {
+            let f = File::create(&cleaned).map_err(io_err("creating cleaned segment", &cleaned))?;
+            f.write_all_at(data, 0)
+                .map_err(io_err("writing cleaned segment", &cleaned))?;
+            f.sync_all()
+                .map_err(io_err("syncing cleaned segment", &cleaned))?;
+        }
+        fs::rename(&cleaned, &log_path).map_err(io_err("swapping in cleaned segment", &log_path))?;
+        sync_dir(&self.dir).map_err(io_err("syncing log directory", &self.dir))?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_err("opening cleaned segment", &log_path))?;
+        let index_path = segment_file(&self.dir, base, "index");
+        let time_path = segment_file(&self.dir, base, "timeindex");
+        let (offset_index, _) = OffsetIndex::open(&index_path, base, data.len() as u64)
+            .map_err(io_err("loading index", &index_path))?;
+        let (time_index, _) =
+            TimeIndex::open(&time_path, base).map_err(io_err("loading time index", &time_path))?;
+        let mut seg = LogSegment {
+            base_offset: base,
+            log_path: log_path.clone(),
+            file,
+            size: data.len() as u64,
+            stats: SegmentStats::empty(base),
+            offset_index,
+            time_index,
+        };
+        seg.rebuild_indexes(self.config.index_interval_bytes)
+            .map_err(io_err("rebuilding indexes of cleaned segment", &log_path))?;
+        seg.sync().map_err(io_err("syncing cleaned segment", &log_path))?;
+        self.segments.insert(base, seg);
+        Ok(())
     }
 
     fn first_base(&self) -> i64 {
