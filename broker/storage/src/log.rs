@@ -651,7 +651,12 @@ impl Log {
     /// Kafka's roll rule. The time rule compares the incoming batches' timestamp with the
     /// segment's first batch timestamp (not the wall clock), so a producer replaying old
     /// data doesn't get a segment per batch.
-    fn should_roll(&self, append_bytes: u64, last_offset: i64, incoming_max_timestamp: i64) -> bool {
+    fn should_roll(
+        &self,
+        append_bytes: u64,
+        last_offset: i64,
+        incoming_max_timestamp: i64,
+    ) -> bool {
         let seg = self.active();
         if seg.is_empty() {
             return false;
@@ -659,10 +664,9 @@ impl Log {
         let cfg = &self.config;
         let segment_limit = cfg.segment_bytes.min(u64::from(u32::MAX));
         seg.size + append_bytes > segment_limit
-            || seg
-                .stats
-                .first_batch_timestamp
-                .is_some_and(|t| t >= 0 && incoming_max_timestamp.saturating_sub(t) > cfg.segment_ms)
+            || seg.stats.first_batch_timestamp.is_some_and(|t| {
+                t >= 0 && incoming_max_timestamp.saturating_sub(t) > cfg.segment_ms
+            })
             || seg.offset_index.size_bytes() + crate::index::OFFSET_ENTRY_SIZE
                 > cfg.segment_index_bytes
             || seg.time_index.size_bytes() + crate::index::TIME_ENTRY_SIZE > cfg.segment_index_bytes
@@ -1096,7 +1100,8 @@ impl Log {
             f.sync_all()
                 .map_err(io_err("syncing cleaned segment", &cleaned))?;
         }
-        fs::rename(&cleaned, &log_path).map_err(io_err("swapping in cleaned segment", &log_path))?;
+        fs::rename(&cleaned, &log_path)
+            .map_err(io_err("swapping in cleaned segment", &log_path))?;
         sync_dir(&self.dir).map_err(io_err("syncing log directory", &self.dir))?;
         let file = fs::OpenOptions::new()
             .read(true)
@@ -1120,7 +1125,8 @@ impl Log {
         };
         seg.rebuild_indexes(self.config.index_interval_bytes)
             .map_err(io_err("rebuilding indexes of cleaned segment", &log_path))?;
-        seg.sync().map_err(io_err("syncing cleaned segment", &log_path))?;
+        seg.sync()
+            .map_err(io_err("syncing cleaned segment", &log_path))?;
         self.segments.insert(base, seg);
         Ok(())
     }
