@@ -40,6 +40,7 @@ mod client;
 pub mod connection;
 mod data;
 mod error;
+pub mod groups;
 pub mod records;
 pub mod tools;
 

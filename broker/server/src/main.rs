@@ -25,6 +25,9 @@ enum Command {
     Produce(ironlog_client::tools::produce::ProduceArgs),
     /// Print records (like kafka-console-consumer).
     Consume(ironlog_client::tools::consume::ConsumeArgs),
+    /// List, describe (with lag), reset offsets of and delete consumer groups
+    /// (like kafka-consumer-groups).
+    Groups(ironlog_client::tools::groups::GroupsArgs),
     /// Measure a broker with librdkafka: produce or consume records and report throughput
     /// and latency (like kafka-producer-perf-test and kafka-consumer-perf-test).
     Perf(ironlog_perf::PerfArgs),
@@ -61,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Topics(args) => ironlog_client::tools::topics::run(args).await,
             Command::Produce(args) => ironlog_client::tools::produce::run(args).await,
             Command::Consume(args) => ironlog_client::tools::consume::run(args).await,
+            Command::Groups(args) => ironlog_client::tools::groups::run(args).await,
             Command::Perf(args) => tokio::task::spawn_blocking(move || ironlog_perf::run(args))
                 .await
                 .map_err(anyhow::Error::from)

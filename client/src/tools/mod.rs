@@ -5,6 +5,7 @@
 //! functions so they can be unit-tested without a broker.
 
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 
