@@ -186,7 +186,7 @@ pub async fn run_on(
                     _ = interval.tick() => {
                         let b = broker.clone();
                         ticks += 1;
-                        let refresh_metrics = ticks % 10 == 0;
+                        let refresh_metrics = ticks.is_multiple_of(10);
                         let done = tokio::task::spawn_blocking(move || {
                             b.groups.tick(&b.replicas, crate::replica_manager::now_ms());
                             if refresh_metrics {

@@ -212,7 +212,7 @@ pub fn clean_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::testing::{build_batch, decode_records};
+    use crate::batch::testing::{build_batch, decode_records, KeyValue};
     use crate::config::{CleanupPolicy, LogConfig};
 
     const DAY: i64 = 86_400_000;
@@ -225,7 +225,7 @@ mod tests {
     }
 
     fn append(log: &mut Log, ts: i64, records: &[(&str, Option<&str>)]) {
-        let kv: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+        let kv: Vec<KeyValue<'_>> = records
             .iter()
             .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
             .collect();

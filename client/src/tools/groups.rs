@@ -302,7 +302,7 @@ pub async fn run(args: GroupsArgs) -> anyhow::Result<()> {
                     description.state
                 );
             }
-            let metadata = client.metadata(Some(&[topic.clone()])).await?;
+            let metadata = client.metadata(Some(std::slice::from_ref(&topic))).await?;
             let partitions = metadata
                 .topic(&topic)
                 .map(|t| t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>())

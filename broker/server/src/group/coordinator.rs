@@ -48,6 +48,9 @@ pub enum Pending<T> {
     Wait(oneshot::Receiver<T>),
 }
 
+/// Per-partition outcome of an OffsetDelete.
+pub type DeleteResult = ((String, i32), Result<(), GroupError>);
+
 /// Per-partition outcome of an offset commit.
 pub type PartitionResult = ((String, i32), Result<(), CommitError>);
 
@@ -543,7 +546,7 @@ impl GroupCoordinator {
         partitions: &[(String, i32)],
         subscribed: impl Fn(&Bytes) -> Vec<String>,
         now: i64,
-    ) -> Result<Vec<((String, i32), Result<(), GroupError>)>, GroupError> {
+    ) -> Result<Vec<DeleteResult>, GroupError> {
         let mut inner = self.lock();
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Err(GroupError::GroupIdNotFound);
@@ -557,7 +560,7 @@ impl GroupCoordinator {
             group
                 .member_subscriptions()
                 .iter()
-                .flat_map(|s| subscribed(s))
+                .flat_map(&subscribed)
                 .collect()
         };
         let mut results = Vec::new();
@@ -662,7 +665,8 @@ impl GroupCoordinator {
 
     /// Refreshes the lag and member gauges: lag = log end offset − committed offset.
     pub fn update_metrics(&self, replicas: &ReplicaManager) {
-        let snapshot: Vec<(String, usize, Vec<((String, i32), i64)>)> = {
+        type GroupLagInput = (String, usize, Vec<((String, i32), i64)>);
+        let snapshot: Vec<GroupLagInput> = {
             let inner = self.lock();
             inner
                 .groups
