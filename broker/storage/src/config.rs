@@ -11,8 +11,9 @@ pub enum MessageTimestampType {
     LogAppendTime,
 }
 
-/// `cleanup.policy`. Stored only: compaction is not implemented by this crate,
-/// and `Compact` logs are still subject to nothing but explicit deletion.
+/// `cleanup.policy`. `Delete` applies retention.ms/bytes; `Compact` keeps the latest value
+/// per key (the cleaner, in `cleaner.rs`) and is never trimmed by retention; `CompactDelete`
+/// does both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupPolicy {
     Delete,

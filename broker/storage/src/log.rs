@@ -11,7 +11,7 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::batch::{self, BatchError, BatchHeader};
-use crate::config::{LogConfig, MessageTimestampType};
+use crate::config::{CleanupPolicy, LogConfig, MessageTimestampType};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{scan, segment_file, LogSegment, SegmentStats};
 
@@ -934,6 +934,11 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`] if a segment cannot be deleted or the start offset persisted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        // Like Kafka, a compact-only log is never trimmed by time or size: its old segments
+        // hold the latest value of keys that were not written since.
+        if self.config.cleanup_policy == CleanupPolicy::Compact {
+            return Ok(0);
+        }
         let mut doomed = Vec::new();
         let inactive: Vec<(i64, u64, i64)> = self
             .segments

@@ -310,6 +310,26 @@ fn retention_by_time_never_deletes_active_segment() {
 }
 
 #[test]
+fn compact_only_logs_are_not_trimmed_by_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(300);
+    cfg.retention_ms = Some(10_000);
+    cfg.retention_bytes = Some(1);
+    cfg.cleanup_policy = ironlog_storage::CleanupPolicy::Compact;
+    let mut log = open(tmp.path(), cfg.clone());
+    for i in 0..12 {
+        append(&mut log, 3, 1000 + i);
+    }
+    assert!(log.segment_count() >= 3);
+    assert_eq!(log.apply_retention(1_000_000).unwrap(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    // compact,delete does apply retention.
+    cfg.cleanup_policy = ironlog_storage::CleanupPolicy::CompactDelete;
+    log.set_config(cfg);
+    assert!(log.apply_retention(1_000_000).unwrap() > 0);
+}
+
+#[test]
 fn retention_by_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = small_config(300);
