@@ -69,7 +69,7 @@ async fn create_topic(client: &mut RawClient, topic: &str) {
 }
 
 fn batch(base_ts: i64, values: &[&str]) -> Vec<u8> {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+    let records: Vec<ironlog_storage::batch::testing::KeyValue<'_>> =
         values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
     build_batch(0, base_ts, &records)
 }
