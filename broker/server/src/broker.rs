@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorError;
-use crate::group::{GroupConfig, GroupCoordinator};
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataRecord;
 use crate::metrics::Metrics;
 use crate::replica_manager::{ReplicaError, ReplicaManager};
@@ -66,7 +66,7 @@ impl Broker {
         let metrics = Metrics::new();
         let groups = GroupCoordinator::open(
             &replicas,
-            GroupConfig::default(),
+            config.group.clone(),
             metrics.groups.clone(),
             crate::replica_manager::now_ms(),
         )?;

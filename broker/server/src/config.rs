@@ -39,6 +39,35 @@ pub struct BrokerArgs {
     /// Log filter, e.g. `info` or `ironlog_server=debug,info` (tracing EnvFilter syntax).
     #[arg(long, env = "IRONLOG_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Kafka's group.initial.rebalance.delay.ms: how long a new group's first rebalance waits
+    /// for more members.
+    #[arg(
+        long,
+        env = "IRONLOG_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's group.min.session.timeout.ms.
+    #[arg(
+        long,
+        env = "IRONLOG_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    pub group_min_session_timeout_ms: i32,
+    /// Kafka's group.max.session.timeout.ms.
+    #[arg(
+        long,
+        env = "IRONLOG_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's offsets.retention.minutes: committed offsets of an empty group expire after this.
+    #[arg(
+        long,
+        env = "IRONLOG_OFFSETS_RETENTION_MINUTES",
+        default_value_t = 10_080
+    )]
+    pub offsets_retention_minutes: i64,
     /// Broker-wide default for topic configs, repeatable: `--default-topic-config flush.messages=1`.
     #[arg(long = "default-topic-config", env = "IRONLOG_DEFAULT_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
     pub default_topic_config: Vec<(String, String)>,
@@ -64,6 +93,7 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub default_topic_config: Vec<(String, String)>,
+    pub group: crate::group::GroupConfig,
 }
 
 /// A flag value that can't be used.
@@ -75,6 +105,8 @@ pub enum ConfigError {
     DefaultPartitions(i32),
     #[error("--default-topic-config: {0}")]
     TopicConfig(String),
+    #[error("group settings: {0}")]
+    Group(String),
 }
 
 impl BrokerConfig {
@@ -101,6 +133,26 @@ impl BrokerConfig {
         }
         crate::metadata::topic_config::validate(&args.default_topic_config)
             .map_err(|e| ConfigError::TopicConfig(e.to_string()))?;
+        if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms
+            || args.group_min_session_timeout_ms < 1
+        {
+            return Err(ConfigError::Group(format!(
+                "--group-min-session-timeout-ms ({}) must be at least 1 and at most --group-max-session-timeout-ms ({})",
+                args.group_min_session_timeout_ms, args.group_max_session_timeout_ms
+            )));
+        }
+        if args.group_initial_rebalance_delay_ms < 0 || args.offsets_retention_minutes < 1 {
+            return Err(ConfigError::Group(
+                "--group-initial-rebalance-delay-ms must be >= 0 and --offsets-retention-minutes >= 1".into(),
+            ));
+        }
+        let group = crate::group::GroupConfig {
+            min_session_timeout_ms: args.group_min_session_timeout_ms,
+            max_session_timeout_ms: args.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: args.group_initial_rebalance_delay_ms,
+            offsets_retention_ms: args.offsets_retention_minutes.saturating_mul(60_000),
+            ..crate::group::GroupConfig::default()
+        };
         Ok(BrokerConfig {
             node_id: args.node_id,
             listen: args.listen,
@@ -113,6 +165,7 @@ impl BrokerConfig {
             socket_request_max_bytes: args.socket_request_max_bytes,
             max_connections: args.max_connections,
             default_topic_config: args.default_topic_config.clone(),
+            group,
         })
     }
 }

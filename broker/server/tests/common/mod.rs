@@ -35,6 +35,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         socket_request_max_bytes: 1024 * 1024,
         max_connections: 100,
         default_topic_config: vec![],
+        group: ironlog_server::group::GroupConfig::default(),
     }
 }
 
