@@ -225,6 +225,15 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// The topic's current metadata.
+    fn topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
+        self.metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))
+    }
+
     /// Checks a topic creation without doing it (CreateTopics' validate_only).
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), ReplicaError> {
         validate_topic_name(&topic.name).map_err(ReplicaError::InvalidTopic)?;
@@ -275,12 +284,7 @@ impl ReplicaManager {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
-        let meta = self
-            .metadata
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        let meta = self.topic(name)?;
         self.metadata
             .propose(&[MetadataRecord::TopicDeleted { topic: name.into() }])?;
         for partition in 0..meta.partitions {
@@ -302,12 +306,7 @@ impl ReplicaManager {
         total: i32,
         validate_only: bool,
     ) -> Result<(), ReplicaError> {
-        let meta = self
-            .metadata
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        let meta = self.topic(name)?;
         if total <= meta.partitions {
             return Err(ReplicaError::InvalidPartitions(format!(
                 "topic {name:?} has {} partitions; the new count must be larger, got {total}",
@@ -344,12 +343,7 @@ impl ReplicaManager {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ReplicaError> {
-        let meta = self
-            .metadata
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))?;
+        let meta = self.topic(name)?;
         let pairs: Vec<_> = configs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
