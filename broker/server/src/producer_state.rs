@@ -9,8 +9,8 @@
 //! - otherwise **out of order** (OUT_OF_ORDER_SEQUENCE_NUMBER) or from a **fenced** epoch
 //!   (INVALID_PRODUCER_EPOCH).
 //!
-//! The state lives in memory: after a restart a producer's first append is accepted as
-//! new. Rebuilding it from the log's batch headers at start-up is future work.
+//! The state lives in memory and is rebuilt at start-up from the batch headers in the tail
+//! of each partition's log (see `replica_manager::recover_producer_state`).
 
 use std::collections::{HashMap, VecDeque};
 

@@ -181,7 +181,13 @@ impl ReplicaManager {
                 if self.logs.get(&topic.name, partition).is_none() {
                     self.create_log(&topic.name, partition, config.clone())?;
                 } else if let Some(log) = self.logs.get(&topic.name, partition) {
-                    write(&log).set_config(config.clone());
+                    let mut log = write(&log);
+                    log.set_config(config.clone());
+                    let producers = recover_producer_state(&log);
+                    self.producers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((topic.name.clone(), partition), producers);
                 }
             }
         }
@@ -488,6 +494,55 @@ impl ReplicaManager {
         }
         stats
     }
+}
+
+/// Rebuilds idempotent producers' recent batches from the log's last two segments, so a
+/// producer retrying a batch that was appended just before a crash or restart gets the
+/// original offsets instead of a duplicate. (Kafka keeps producer snapshots; reading the
+/// tail of the log gives the same answer for producers active in that window.)
+fn recover_producer_state(log: &Log) -> PartitionProducers {
+    use ironlog_storage::batch::BatchHeader;
+    let mut state = PartitionProducers::default();
+    let bases = log.segment_base_offsets();
+    let from = bases
+        .iter()
+        .rev()
+        .nth(1)
+        .or(bases.last())
+        .copied()
+        .unwrap_or(0);
+    let mut offset = from.max(log.log_start_offset());
+    while offset < log.log_end_offset() {
+        let data = match log.read(offset, 1 << 20, true) {
+            Ok(read) if !read.data.is_empty() => read.data,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(dir = %log.dir().display(), error = %e, "stopped rebuilding producer state");
+                break;
+            }
+        };
+        let Ok(batches) = ironlog_storage::parse_batches(&data) else {
+            break;
+        };
+        for info in &batches {
+            let Some(header) = BatchHeader::new(&data[info.range()]) else {
+                break;
+            };
+            if header.producer_id() >= 0 && !header.is_control() {
+                let batch = ProducerBatch {
+                    producer_id: header.producer_id(),
+                    epoch: header.producer_epoch(),
+                    first_sequence: header.base_sequence(),
+                    last_sequence: header
+                        .base_sequence()
+                        .wrapping_add(header.last_offset_delta()),
+                };
+                state.record(&batch, header.base_offset(), header.last_offset());
+            }
+            offset = header.last_offset() + 1;
+        }
+    }
+    state
 }
 
 /// The idempotence fields of an append: producer id and epoch from the first batch, the

@@ -391,3 +391,61 @@ async fn topics_and_data_survive_a_clean_restart() {
     assert_eq!(values, vec![b"p".to_vec(), b"q".to_vec()]);
     broker.stop().await;
 }
+
+/// An idempotent producer's batch: producer id, epoch and base sequence set, CRC updated.
+fn idempotent_batch(producer_id: i64, sequence: i32, values: &[&str]) -> Vec<u8> {
+    let mut b = batch(1, values);
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&sequence.to_be_bytes());
+    ironlog_storage::batch::update_crc(&mut b);
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_are_not_appended_twice_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path()).await;
+    let mut c = RawClient::connect(broker.addr).await.unwrap();
+    create_topic(&mut c, "idem").await;
+    let produce =
+        |seq, values: &[&str]| produce_request("idem", 0, -1, idempotent_batch(42, seq, values));
+    let base = |r: &ProduceResponse| {
+        (
+            r.responses[0].partition_responses[0].error_code,
+            r.responses[0].partition_responses[0].base_offset,
+        )
+    };
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(0, &["a", "b"])).await;
+    assert_eq!(base(&r), (0, 0));
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(2, &["c"])).await;
+    assert_eq!(base(&r), (0, 2));
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(0, &["a", "b"])).await;
+    assert_eq!(base(&r), (0, 0), "a retry gets the original offset");
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(7, &["gap"])).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    broker.stop().await;
+
+    let broker = TestBroker::start(dir.path()).await;
+    let mut c = RawClient::connect(broker.addr).await.unwrap();
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(2, &["c"])).await;
+    assert_eq!(
+        base(&r),
+        (0, 2),
+        "the retry after a restart is recognised from the log"
+    );
+    let r: ProduceResponse = c.call(ApiKey::Produce, 7, &produce(3, &["d"])).await;
+    assert_eq!(base(&r), (0, 3));
+    let resp: FetchResponse = c
+        .call(ApiKey::Fetch, 11, &fetch_request("idem", 0, 0, 1 << 20))
+        .await;
+    let values: Vec<_> = decode_records(resp.responses[0].partitions[0].records.as_ref().unwrap())
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    assert_eq!(values, vec!["a", "b", "c", "d"]);
+    broker.stop().await;
+}
