@@ -157,74 +157,23 @@ pub async fn run_on(
         "broker started"
     );
 
-    let ticker = {
-        let broker = broker.clone();
-        let mut shutdown = broker.shutdown_signal();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(LOG_TICK);
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        let b = broker.clone();
-                        if let Err(e) = tokio::task::spawn_blocking(move || b.replicas.tick()).await {
-                            tracing::error!(error = %e, "log maintenance task failed");
-                        }
-                    }
-                    _ = stopped(&mut shutdown) => break,
-                }
-            }
-        })
-    };
-    let group_ticker = {
-        let broker = broker.clone();
-        let mut shutdown = broker.shutdown_signal();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(GROUP_TICK);
-            let mut ticks = 0u64;
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        let b = broker.clone();
-                        ticks += 1;
-                        let refresh_metrics = ticks.is_multiple_of(10);
-                        let done = tokio::task::spawn_blocking(move || {
-                            b.groups.tick(&b.replicas, crate::replica_manager::now_ms());
-                            if refresh_metrics {
-                                b.groups.update_metrics(&b.replicas);
-                            }
-                        });
-                        if let Err(e) = done.await {
-                            tracing::error!(error = %e, "group coordinator tick failed");
-                        }
-                    }
-                    _ = stopped(&mut shutdown) => break,
-                }
-            }
-        })
-    };
-    let cleaner = {
-        let broker = broker.clone();
-        let mut shutdown = broker.shutdown_signal();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(CLEANER_TICK);
-            let cleaned = Arc::new(std::sync::Mutex::new(CleanerProgress::default()));
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        let (b, c) = (broker.clone(), cleaned.clone());
-                        let done = tokio::task::spawn_blocking(move || {
-                            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
-                            clean_compacted_logs(&b, &mut c);
-                        });
-                        if let Err(e) = done.await {
-                            tracing::error!(error = %e, "log cleaner task failed");
-                        }
-                    }
-                    _ = stopped(&mut shutdown) => break,
-                }
-            }
-        })
-    };
+    let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", |b| b.replicas.tick());
+    let group_ticks = std::sync::atomic::AtomicU64::new(0);
+    let group_ticker = spawn_periodic(&broker, GROUP_TICK, "group coordinator", move |b| {
+        b.groups.tick(&b.replicas, crate::replica_manager::now_ms());
+        // Lag gauges every 10th tick (1 s): they read every group's offsets.
+        if group_ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(10)
+        {
+            b.groups.update_metrics(&b.replicas);
+        }
+    });
+    let progress = std::sync::Mutex::new(CleanerProgress::default());
+    let cleaner = spawn_periodic(&broker, CLEANER_TICK, "log cleaner", move |b| {
+        let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner());
+        clean_compacted_logs(b, &mut progress);
+    });
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
     crate::net::accept_loop(listener, broker.clone()).await;
     http_task.abort();
@@ -238,6 +187,33 @@ pub async fn run_on(
         .map_err(|e| anyhow::anyhow!("flushing logs at shutdown failed: {e}"))?;
     tracing::info!("broker stopped cleanly");
     Ok(())
+}
+
+/// Runs `work` on the blocking pool every `period` until shutdown. Background work is
+/// blocking (file I/O under std locks), so it never runs on the async workers.
+fn spawn_periodic(
+    broker: &Arc<Broker>,
+    period: Duration,
+    name: &'static str,
+    work: impl Fn(&Broker) + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    let work = Arc::new(work);
+    let mut shutdown = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let (b, w) = (broker.clone(), work.clone());
+                    if let Err(e) = tokio::task::spawn_blocking(move || w(&b)).await {
+                        tracing::error!(error = %e, task = name, "background task failed");
+                    }
+                }
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    })
 }
 
 /// Per compacted partition: the active segment's base offset and the time at the last
