@@ -57,7 +57,12 @@ impl ConsumeArgs {
         config
             .set("bootstrap.servers", &self.bootstrap_server)
             .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // librdkafka (2.4+) stops fetching for `fetch.queue.backoff.ms` (default 1 s)
+            // once `queued.min.messages` (100,000) are queued locally. A perf consumer drains
+            // that in ~0.1 s and would then sit idle for most of each second, measuring the
+            // backoff rather than the broker, so back off for 1 ms instead.
+            .set("fetch.queue.backoff.ms", "1");
         match &self.group {
             Some(group) => {
                 config.set("group.id", group);
@@ -92,9 +97,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         .context("creating the librdkafka consumer")?;
     let created = Instant::now();
     match &args.group {
-        Some(_) => consumer
-            .subscribe(&[&args.topic])
-            .context("subscribing")?,
+        Some(_) => consumer.subscribe(&[&args.topic]).context("subscribing")?,
         None => {
             let metadata = consumer
                 .fetch_metadata(Some(&args.topic), Duration::from_secs(10))
@@ -114,7 +117,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             if assignment.count() == 0 {
                 bail!("topic {} has no partitions", args.topic);
             }
-            consumer.assign(&assignment).context("assigning partitions")?;
+            consumer
+                .assign(&assignment)
+                .context("assigning partitions")?;
         }
     }
 

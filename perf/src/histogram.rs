@@ -192,7 +192,16 @@ mod tests {
 
     #[test]
     fn large_values_within_relative_error() {
-        for v in [2048u64, 2049, 4095, 4096, 123_456, 9_999_999, 1 << 35, MAX_VALUE_US] {
+        for v in [
+            2048u64,
+            2049,
+            4095,
+            4096,
+            123_456,
+            9_999_999,
+            1 << 35,
+            MAX_VALUE_US,
+        ] {
             let mut h = Histogram::new();
             h.record(v);
             h.record(0); // so the clamp to max doesn't hide the bucket's own bound

@@ -123,8 +123,8 @@ mod tests {
 
     #[test]
     fn produce_defaults() {
-        let PerfCommand::Produce(a) = parse(&["produce", "--topic", "t", "--num-records", "10"])
-            .unwrap()
+        let PerfCommand::Produce(a) =
+            parse(&["produce", "--topic", "t", "--num-records", "10"]).unwrap()
         else {
             panic!("not produce")
         };
@@ -172,7 +172,10 @@ mod tests {
         };
         assert_eq!(a.acks, Acks::All);
         assert_eq!(a.compression, Compression::Lz4);
-        assert_eq!((a.record_size, a.linger_ms, a.batch_size), (1024, 10, 65536));
+        assert_eq!(
+            (a.record_size, a.linger_ms, a.batch_size),
+            (1024, 10, 65536)
+        );
         assert_eq!(a.producers, 2);
         assert!(a.json);
         let config = a.client_config();
@@ -189,19 +192,38 @@ mod tests {
         assert_eq!("-1".parse::<Acks>(), Ok(Acks::All));
         assert_eq!("0".parse::<Acks>(), Ok(Acks::None));
         assert!("2".parse::<Acks>().is_err());
-        assert!(parse(&["produce", "--topic", "t", "--num-records", "1", "--acks", "2"]).is_err());
+        assert!(parse(&[
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--acks",
+            "2"
+        ])
+        .is_err());
     }
 
     #[test]
     fn produce_requires_topic_and_count() {
         assert!(parse(&["produce", "--num-records", "1"]).is_err());
         assert!(parse(&["produce", "--topic", "t"]).is_err());
-        assert!(parse(&["produce", "--topic", "t", "--num-records", "1", "--compression", "brotli"]).is_err());
+        assert!(parse(&[
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--compression",
+            "brotli"
+        ])
+        .is_err());
     }
 
     #[test]
     fn consume_group_or_assignment() {
-        let PerfCommand::Consume(a) = parse(&["consume", "--topic", "t", "--messages", "5"]).unwrap()
+        let PerfCommand::Consume(a) =
+            parse(&["consume", "--topic", "t", "--messages", "5"]).unwrap()
         else {
             panic!("not consume")
         };

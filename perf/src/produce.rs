@@ -74,7 +74,10 @@ impl ProduceArgs {
             .set("batch.size", self.batch_size.to_string())
             // Room for a full second of records at the target rates, so `send` rarely
             // finds the queue full.
-            .set("queue.buffering.max.messages", "2000000");
+            .set("queue.buffering.max.messages", "2000000")
+            // Fail a run against a dead or refusing broker within a minute, not librdkafka's
+            // default five.
+            .set("message.timeout.ms", "60000");
         for (k, v) in &self.producer_config {
             config.set(k, v);
         }
@@ -175,8 +178,8 @@ fn produce_thread(
         let offset = (i as usize).wrapping_mul(7919) % POOL_SLACK;
         let payload = &pool[offset..offset + args.record_size];
         let sent_us = stats.now_us() as usize;
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_us)
-            .payload(payload);
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_us).payload(payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -251,7 +254,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     summary.print(args.json);
     if errors > 0 {
         let first = lock(&stats.first_error).clone().unwrap_or_default();
-        bail!("{errors} of {} records were not delivered (first error: {first})", args.num_records);
+        bail!(
+            "{errors} of {} records were not delivered (first error: {first})",
+            args.num_records
+        );
     }
     Ok(())
 }

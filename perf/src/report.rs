@@ -66,7 +66,11 @@ impl Summary {
             "{} records {}, {:.1} records/sec ({:.2} MB/sec) in {:.2} s, {:.2} ms avg latency, \
              {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th{}",
             self.records,
-            if self.kind == "produce" { "sent" } else { "consumed" },
+            if self.kind == "produce" {
+                "sent"
+            } else {
+                "consumed"
+            },
             self.records_per_sec,
             self.mb_per_sec,
             self.elapsed_s,
@@ -159,7 +163,9 @@ mod tests {
             assert!(v.get(field).is_some_and(|f| f.is_number()), "{field}");
         }
         assert_eq!(v["records"], 1000);
-        assert!(s.text().starts_with("1000 records sent, 2000.0 records/sec (0.20 MB/sec)"));
+        assert!(s
+            .text()
+            .starts_with("1000 records sent, 2000.0 records/sec (0.20 MB/sec)"));
     }
 
     #[test]
