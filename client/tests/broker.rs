@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ironlog_client::tools::topics::{self, TopicsArgs, TopicsCommand};
+use ironlog_client::tools::ConnectionArgs;
 use ironlog_client::{
     Acks, Bytes, Client, ClientError, Compression, ConfigSource, NewTopic, OffsetSpec,
     ProduceRecord,
@@ -418,8 +419,10 @@ async fn topics_tool_creates_alters_and_deletes() {
     };
     let (broker, client) = Broker::start(bin).await;
     let args = |command| TopicsArgs {
-        bootstrap_server: broker.address.clone(),
-        request_timeout_ms: 10_000,
+        connection: ConnectionArgs {
+            bootstrap_server: broker.address.clone(),
+            request_timeout_ms: 10_000,
+        },
         command,
     };
     let create = || TopicsCommand::Create {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::tools::{connect, DEFAULT_BOOTSTRAP_SERVER};
+use crate::tools::ConnectionArgs;
 use crate::{ClientError, ConsumedRecord, OffsetSpec};
 
 /// Longest single fetch wait, so idle timeouts and max-messages are noticed promptly.
@@ -22,13 +22,8 @@ pub enum OutputFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
-    /// Comma-separated host:port list of brokers to bootstrap from.
-    #[arg(long, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
-    pub bootstrap_server: String,
-
-    /// Timeout for each request, in milliseconds.
-    #[arg(long, env = "IRONLOG_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
-    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     #[arg(long)]
     pub topic: String,
@@ -103,7 +98,7 @@ pub fn format_record(partition: i32, record: &ConsumedRecord, format: OutputForm
 
 /// Runs `ironlog consume`.
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, args.request_timeout_ms).await?;
+    let client = args.connection.connect().await?;
     let topic = &args.topic;
     let partitions: Vec<i32> = match args.partition {
         Some(p) => vec![p],
@@ -190,16 +185,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::Bytes;
-    use clap::Parser;
-
-    #[derive(clap::Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        args: ConsumeArgs,
-    }
 
     fn parse(argv: &[&str]) -> Result<ConsumeArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("consume").chain(argv.iter().copied())).map(|c| c.args)
+        crate::tools::parse_args(argv)
     }
 
     #[test]

@@ -7,23 +7,13 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 
 use crate::groups::{CommittedOffset, GroupDescription};
-use crate::tools::{connect, DEFAULT_BOOTSTRAP_SERVER};
+use crate::tools::ConnectionArgs;
 use crate::{Client, OffsetSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct GroupsArgs {
-    /// Comma-separated host:port list of brokers to bootstrap from.
-    #[arg(long, global = true, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
-    pub bootstrap_server: String,
-
-    /// Timeout for each request, in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "IRONLOG_REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
-    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     #[command(subcommand)]
     pub command: GroupsCommand,
@@ -265,7 +255,7 @@ async fn lag_rows(
 
 /// Runs `ironlog groups`.
 pub async fn run(args: GroupsArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, args.request_timeout_ms).await?;
+    let client = args.connection.connect().await?;
     match args.command {
         GroupsCommand::List => {
             for g in client.list_groups().await? {

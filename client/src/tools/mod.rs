@@ -1,8 +1,9 @@
-//! The `ironlog` command-line tools as library code: `topics`, `produce`, `consume`.
+//! The `ironlog` command-line tools as library code: `topics`, `groups`, `produce`, `consume`.
 //!
 //! Each tool is a `clap::Args` struct and an async `run`; the binary's `main.rs` only
-//! dispatches. Pure parts (argument parsing, output formatting, partitioning) are separate
-//! functions so they can be unit-tested without a broker.
+//! dispatches. Every tool flattens [`ConnectionArgs`] for where and how to connect. Pure parts
+//! (argument parsing, output formatting, partitioning) are separate functions so they can be
+//! unit-tested without a broker.
 
 pub mod consume;
 pub mod groups;
@@ -16,6 +17,39 @@ use crate::{Client, ClientConfig};
 /// Default bootstrap server of all tools.
 pub const DEFAULT_BOOTSTRAP_SERVER: &str = "127.0.0.1:9092";
 
+/// The connection flags every tool shares (`#[command(flatten)]` into its args).
+///
+/// They are `global`, so a tool with subcommands takes them before or after the subcommand
+/// (`ironlog topics --bootstrap-server X list` and `ironlog topics list --bootstrap-server X`).
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionArgs {
+    /// Comma-separated host:port list of brokers to bootstrap from.
+    #[arg(long, global = true, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
+    pub bootstrap_server: String,
+
+    /// Timeout for each request, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "IRONLOG_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub request_timeout_ms: u64,
+}
+
+impl ConnectionArgs {
+    /// Connects a client for a tool, with the tool's request timeout.
+    ///
+    /// # Errors
+    /// An unparsable bootstrap server list, or no bootstrap server reachable.
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
+        let mut config = ClientConfig::new(&self.bootstrap_server)?;
+        config.client_id = "ironlog-cli".to_owned();
+        config.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        Ok(Client::connect(config).await?)
+    }
+}
+
 /// Parses `key=value` (the value may contain `=`; the key must not be empty).
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -24,12 +58,18 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Connects a client for a tool, with the tool's request timeout.
-pub(crate) async fn connect(bootstrap_server: &str, timeout_ms: u64) -> anyhow::Result<Client> {
-    let mut config = ClientConfig::new(bootstrap_server)?;
-    config.client_id = "ironlog-cli".to_owned();
-    config.request_timeout = Duration::from_millis(timeout_ms);
-    Ok(Client::connect(config).await?)
+/// Parses `argv` (without the program name) as one tool's arguments, for the tools' tests.
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args>(argv: &[&str]) -> Result<A, clap::Error> {
+    use clap::Parser as _;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+
+    Cli::<A>::try_parse_from(std::iter::once("ironlog").chain(argv.iter().copied())).map(|c| c.args)
 }
 
 /// Formats a topic id the way Kafka prints it: URL-safe base64 without padding.
@@ -91,6 +131,92 @@ pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// The `ironlog` command line, reduced to the tools.
+    #[derive(clap::Parser, Debug)]
+    enum Cli {
+        Topics(topics::TopicsArgs),
+        Groups(groups::GroupsArgs),
+        Produce(produce::ProduceArgs),
+        Consume(consume::ConsumeArgs),
+    }
+
+    fn connection(argv: &[&str]) -> ConnectionArgs {
+        let cli = Cli::try_parse_from(std::iter::once("ironlog").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        match cli {
+            Cli::Topics(a) => a.connection,
+            Cli::Groups(a) => a.connection,
+            Cli::Produce(a) => a.connection,
+            Cli::Consume(a) => a.connection,
+        }
+    }
+
+    #[test]
+    fn every_tool_takes_the_connection_flags_before_or_after_its_subcommand() {
+        let expected = ConnectionArgs {
+            bootstrap_server: "b:1".into(),
+            request_timeout_ms: 5,
+        };
+        for argv in [
+            &[
+                "topics",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+                "list",
+            ][..],
+            &[
+                "topics",
+                "list",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+            ],
+            &[
+                "groups",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+                "list",
+            ],
+            &[
+                "groups",
+                "list",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+            ],
+            &[
+                "produce",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+                "--topic",
+                "t",
+            ],
+            &[
+                "consume",
+                "--topic",
+                "t",
+                "--bootstrap-server",
+                "b:1",
+                "--request-timeout-ms",
+                "5",
+            ],
+        ] {
+            assert_eq!(connection(argv), expected, "{argv:?}");
+        }
+        let defaults = connection(&["groups", "describe", "--group", "g"]);
+        assert_eq!(defaults.bootstrap_server, DEFAULT_BOOTSTRAP_SERVER);
+        assert_eq!(defaults.request_timeout_ms, 30_000);
+    }
 
     #[test]
     fn key_value_parsing() {

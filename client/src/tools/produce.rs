@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::tools::{connect, parse_key_value, partition_for_key, DEFAULT_BOOTSTRAP_SERVER};
+use crate::tools::{parse_key_value, partition_for_key, ConnectionArgs};
 use crate::{Acks, Bytes, Compression, ProduceRecord};
 
 /// How long to wait for more stdin lines before sending what has been read: piped input is
@@ -15,13 +15,8 @@ const LINGER: Duration = Duration::from_millis(10);
 
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
-    /// Comma-separated host:port list of brokers to bootstrap from.
-    #[arg(long, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
-    pub bootstrap_server: String,
-
-    /// Timeout for each request, in milliseconds.
-    #[arg(long, env = "IRONLOG_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
-    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     #[arg(long)]
     pub topic: String,
@@ -97,7 +92,7 @@ pub fn choose_partition(
 
 /// Runs `ironlog produce`.
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, args.request_timeout_ms).await?;
+    let client = args.connection.connect().await?;
     let num_partitions = client
         .metadata(Some(std::slice::from_ref(&args.topic)))
         .await?
@@ -188,16 +183,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(clap::Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        args: ProduceArgs,
-    }
 
     fn parse(argv: &[&str]) -> Result<ProduceArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("produce").chain(argv.iter().copied())).map(|c| c.args)
+        crate::tools::parse_args(argv)
     }
 
     #[test]

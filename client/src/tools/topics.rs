@@ -5,23 +5,13 @@ use std::fmt::Write as _;
 
 use anyhow::Context as _;
 
-use crate::tools::{connect, format_topic_id, parse_key_value, DEFAULT_BOOTSTRAP_SERVER};
+use crate::tools::{format_topic_id, parse_key_value, ConnectionArgs};
 use crate::{Client, ConfigEntry, ConfigSource, NewTopic, TopicMetadata};
 
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {
-    /// Comma-separated host:port list of brokers to bootstrap from.
-    #[arg(long, global = true, env = "IRONLOG_BOOTSTRAP_SERVER", default_value = DEFAULT_BOOTSTRAP_SERVER)]
-    pub bootstrap_server: String,
-
-    /// Timeout for each request, in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "IRONLOG_REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
-    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     #[command(subcommand)]
     pub command: TopicsCommand,
@@ -76,7 +66,7 @@ pub enum TopicsCommand {
 
 /// Runs `ironlog topics`.
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let client = connect(&args.bootstrap_server, args.request_timeout_ms).await?;
+    let client = args.connection.connect().await?;
     match args.command {
         TopicsCommand::Create {
             topic,
@@ -221,16 +211,9 @@ pub fn format_topic(topic: &TopicMetadata, configs: &[ConfigEntry]) -> String {
 mod tests {
     use super::*;
     use crate::PartitionMetadata;
-    use clap::Parser;
-
-    #[derive(clap::Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        args: TopicsArgs,
-    }
 
     fn parse(argv: &[&str]) -> Result<TopicsArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("topics").chain(argv.iter().copied())).map(|c| c.args)
+        crate::tools::parse_args(argv)
     }
 
     #[test]
@@ -252,7 +235,7 @@ mod tests {
             "--if-not-exists",
         ])
         .unwrap();
-        assert_eq!(args.bootstrap_server, "b:1");
+        assert_eq!(args.connection.bootstrap_server, "b:1");
         match args.command {
             TopicsCommand::Create {
                 topic,
@@ -291,7 +274,7 @@ mod tests {
             "b",
         ])
         .unwrap();
-        assert_eq!(args.request_timeout_ms, 30_000);
+        assert_eq!(args.connection.request_timeout_ms, 30_000);
         match args.command {
             TopicsCommand::Alter {
                 topic,

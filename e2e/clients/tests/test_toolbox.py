@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from conftest import binary_path
+from broker import binary_path
 
 
 def ironlog(broker, *args, input=None, ok=True):

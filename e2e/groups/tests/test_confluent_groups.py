@@ -100,7 +100,7 @@ def test_static_member_restart_keeps_assignment_without_rebalance(broker, name, 
                    lambda: len(a.assigned()) == 3 and len(b.assigned()) == 3)
         a_parts = a.assigned()
         b_events = len(b.events())
-        rebalances = metric(broker.metrics(), "ironlog_consumergroup_rebalances_total",
+        rebalances = metric(broker.metrics_text(), "ironlog_consumergroup_rebalances_total",
                             group=group)
         assert rebalances is not None and rebalances >= 1
         a.kill()  # a static member's crash: no LeaveGroup
@@ -110,7 +110,7 @@ def test_static_member_restart_keeps_assignment_without_rebalance(broker, name, 
         assert a2.assigned() == a_parts
         # The counter is bumped synchronously when a rebalance starts, and a rebalance
         # would have had to finish before a2 got an assignment: this read is exact.
-        after = metric(broker.metrics(), "ironlog_consumergroup_rebalances_total", group=group)
+        after = metric(broker.metrics_text(), "ironlog_consumergroup_rebalances_total", group=group)
         assert after == rebalances, "restart of a static member caused a rebalance"
         assert [e for e in b.events()[b_events:] if e["ev"] != "rec"] == [], \
             "the other member saw a rebalance"
