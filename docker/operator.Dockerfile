@@ -1,13 +1,9 @@
-# Ironlog operator image. Build from the repository root:
-#   docker build -f docker/operator.Dockerfile -t ironlog/ironlog-operator:0.1.0 .
-FROM rust:1.89-bookworm AS build
-WORKDIR /src
-COPY . .
-RUN cargo build --release -p ironlog-operator --bin ironlog-operator
-
-# No shell needed: the operator is one static-ish binary talking HTTPS to the API server and
-# the Kafka protocol to brokers. Runs as the distroless nonroot user (65532, as in the chart).
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/ironlog-operator /usr/local/bin/ironlog-operator
+# Ironlog operator image, FROM scratch: build it with docker/build-images.sh, which assembles the
+# root filesystem (binary and its shared libraries) as the context. No shell: the operator is
+# one binary talking HTTPS to the API server and the Kafka protocol to brokers. It runs as the
+# nonroot user 65532, as the chart expects.
+FROM scratch
+COPY rootfs/ /
+USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ironlog-operator"]
