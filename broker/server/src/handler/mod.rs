@@ -33,9 +33,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ironlog_protocol::kafka_protocol::messages::RequestKind;
+use ironlog_protocol::kafka_protocol::messages::{RequestHeader, RequestKind};
 use ironlog_protocol::kafka_protocol::protocol::StrBytes;
-use ironlog_protocol::request::RawRequest;
 use ironlog_protocol::response::{encode_response, EncodeError};
 use ironlog_protocol::{ApiKey, ResponseError};
 
@@ -47,12 +46,13 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Handles one decoded request. `Ok(None)`: no response is owed (Produce with acks=0).
 pub async fn dispatch(
     broker: &Arc<Broker>,
-    request: &RawRequest,
+    api: ApiKey,
+    header: &RequestHeader,
     body: RequestKind,
 ) -> Result<Option<Bytes>, EncodeError> {
-    let v = request.version();
-    let cid = request.correlation_id();
-    let api = api_name(request.api);
+    let v = header.request_api_version;
+    let cid = header.correlation_id;
+    let api = api_name(api);
     let started = Instant::now();
     broker.metrics.requests.with_label_values(&[api]).inc();
     let response = match body {
@@ -119,8 +119,7 @@ pub async fn dispatch(
             &find_coordinator::handle(broker, r, v),
         )?),
         RequestKind::JoinGroup(r) => {
-            let client_id = request
-                .header
+            let client_id = header
                 .client_id
                 .as_ref()
                 .map(|c| c.to_string())

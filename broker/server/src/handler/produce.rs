@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use ironlog_protocol::kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
@@ -45,8 +47,10 @@ pub fn handle(
                 match data.records {
                     None => Err((ResponseError::CorruptMessage, "null record set".into())),
                     Some(records) => {
-                        // One copy out of the request buffer, which other slices still share.
-                        let mut records = records.to_vec();
+                        // The log rewrites batch headers in place, so the bytes are copied
+                        // out of the request frame, which the decoded request (topic names
+                        // included) still shares. Profiled: one memcpy of the payload.
+                        let mut records = BytesMut::from(&records[..]);
                         broker
                             .replicas
                             .append(&name, data.index, &mut records)

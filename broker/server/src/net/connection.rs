@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ironlog_protocol::frame::{parse_frame, FrameError};
-use ironlog_protocol::request::{decode_header, peek_prefix, DecodeError};
+use ironlog_protocol::request::{decode_header, DecodeError, RawRequest};
 use ironlog_protocol::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,6 +31,9 @@ enum ConnectionError {
     Encode(#[from] ironlog_protocol::response::EncodeError),
 }
 
+/// Responses smaller than this are gathered into one write (pipelined produce acks).
+const GATHER_LIMIT: usize = 16 * 1024;
+
 pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     broker.metrics.connections_open.inc();
     broker.metrics.connections_total.inc();
@@ -47,12 +50,22 @@ async fn serve(stream: &mut TcpStream, broker: &Arc<Broker>) -> Result<(), Conne
     let mut input = BytesMut::with_capacity(64 * 1024);
     let mut output = BytesMut::new();
     loop {
-        // Handle every complete frame already buffered, then answer them with one write.
+        // Handle every complete frame already buffered. Small responses are gathered and
+        // sent with one write; a large one (fetched records) is written as it is rather
+        // than copied into the gathering buffer.
         while let Some(frame) = parse_frame(&mut input, broker.config.socket_request_max_bytes)? {
             broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
             if let Some(response) = handle_frame(frame, broker).await? {
                 broker.metrics.bytes_out.inc_by(response.len() as u64);
-                output.extend_from_slice(&response);
+                if response.len() < GATHER_LIMIT {
+                    output.extend_from_slice(&response);
+                } else {
+                    if !output.is_empty() {
+                        stream.write_all(&output).await?;
+                        output.clear();
+                    }
+                    stream.write_all(&response).await?;
+                }
             }
             if broker.is_shutting_down() {
                 break;
@@ -88,7 +101,7 @@ async fn handle_frame(
     frame: Bytes,
     broker: &Arc<Broker>,
 ) -> Result<Option<Bytes>, ConnectionError> {
-    let request = match decode_header(frame.clone()) {
+    let request = match decode_header(frame) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion {
             api: ApiKey::ApiVersions,
@@ -97,7 +110,6 @@ async fn handle_frame(
         }) => {
             // KIP-511: answer in version 0 with UNSUPPORTED_VERSION and our ranges so the
             // client can retry with a version we serve.
-            let _ = peek_prefix(&frame)?;
             broker.metrics.record_error(
                 "ApiVersions",
                 ironlog_protocol::ResponseError::UnsupportedVersion,
@@ -109,5 +121,6 @@ async fn handle_frame(
         Err(e) => return Err(e.into()),
     };
     let body = request.decode_body()?;
-    Ok(handler::dispatch(broker, &request, body).await?)
+    let RawRequest { api, header, .. } = request;
+    Ok(handler::dispatch(broker, api, &header, body).await?)
 }
