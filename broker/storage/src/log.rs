@@ -555,10 +555,11 @@ impl Log {
         leader_epoch: Option<i32>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let mut infos = batch::parse_batches(batches).map_err(|source| LogError::InvalidRecords {
-            dir: self.dir.clone(),
-            source,
-        })?;
+        let mut infos =
+            batch::parse_batches(batches).map_err(|source| LogError::InvalidRecords {
+                dir: self.dir.clone(),
+                source,
+            })?;
         if infos.is_empty() {
             return Err(LogError::EmptyAppend {
                 dir: self.dir.clone(),
