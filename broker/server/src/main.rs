@@ -43,8 +43,10 @@ fn main() -> std::process::ExitCode {
         eprintln!("invalid --log-level {log_level:?} ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colours only on a terminal: container and file logs stay plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 
