@@ -102,6 +102,31 @@ pub async fn discover_capabilities(client: &Client) -> Result<Capabilities, Erro
     })
 }
 
+/// Writes `status` to the status subresource of the namespaced object `name` (a merge patch
+/// under the operator's field manager). `what` names the object in errors.
+pub async fn patch_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    status: &S,
+    what: String,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .map_err(kube_err(format!("writing status of {what}")))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,18 +6,17 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
-use serde_json::json;
 
-use super::apply::{apply, apply_pdb};
+use super::apply::{apply, apply_pdb, patch_status};
 use super::build::{self, BrokerConfig, Names};
 use super::rollout::{self, Step};
 use super::status::{cluster_conditions, to_conditions, ClusterObservation};
 use super::validate::validate_cluster;
-use super::{kube_err, Context, Error, FIELD_MANAGER};
+use super::{kube_err, Context, Error};
 use crate::admin::Admin;
 use crate::crd::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
 
@@ -72,20 +71,13 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
             .collect(),
     };
     announce_transitions(&kc, &ctx, &previous, &status).await;
-    Api::<KafkaCluster>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(
-            &kc.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(kube_err(format!(
-            "writing status of KafkaCluster {ns}/{}",
-            kc.name_any()
-        )))?;
+    patch_status(
+        &Api::<KafkaCluster>::namespaced(ctx.client.clone(), &ns),
+        &kc.name_any(),
+        &status,
+        format!("KafkaCluster {ns}/{}", kc.name_any()),
+    )
+    .await?;
 
     let moving = conds.iter().any(|c| c.type_ == "Progressing" && c.status);
     Ok(Action::requeue(if moving {

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
-use serde_json::json;
 
+use super::apply::patch_status;
 use super::build::Names;
 use super::status::{to_conditions, Cond};
-use super::{kube_err, Context, Error, FIELD_MANAGER};
+use super::{kube_err, Context, Error};
 use crate::admin::{
     Admin, AdminError, BrokerId, ConfigEntry, Reassignment, TopicInfo, UNKNOWN_TOPIC_OR_PARTITION,
 };
@@ -237,20 +237,13 @@ async fn write_status(
         topic_name: Some(kt.topic_name()),
         partitions: partitions.or(previous.partitions),
     };
-    Api::<KafkaTopic>::namespaced(ctx.client.clone(), ns)
-        .patch_status(
-            &kt.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(kube_err(format!(
-            "writing status of KafkaTopic {ns}/{}",
-            kt.name_any()
-        )))?;
+    patch_status(
+        &Api::<KafkaTopic>::namespaced(ctx.client.clone(), ns),
+        &kt.name_any(),
+        &status,
+        format!("KafkaTopic {ns}/{}", kt.name_any()),
+    )
+    .await?;
     Ok(())
 }
 
