@@ -7,7 +7,7 @@
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
-# Steps: fmt clippy cargo-test crd-drift build clients groups bench k8s
+# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups bench k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,6 +60,7 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step cargo-test cargo test --workspace
 step crd-drift crd_drift
+step wire-schema python3 scripts/gen-wire-schema.py --check
 step build cargo build -p ironlog-server
 step clients e2e/clients/run.sh
 step groups e2e/groups/run.sh

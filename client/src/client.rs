@@ -26,6 +26,9 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Backoff before the first retry; doubles on each further retry.
     pub retry_backoff: Duration,
+    /// Responses larger than this are refused (the connection is closed) instead of read;
+    /// see [`Connection::set_max_response_bytes`].
+    pub max_response_bytes: usize,
 }
 
 impl ClientConfig {
@@ -40,6 +43,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             retries: 5,
             retry_backoff: Duration::from_millis(50),
+            max_response_bytes: crate::connection::MAX_RESPONSE_BYTES,
         })
     }
 }
@@ -276,6 +280,7 @@ impl Client {
                     self.config.request_timeout,
                 )
                 .await?;
+                connection.set_max_response_bytes(self.config.max_response_bytes);
                 connection.send(&request).await
             };
             match attempt.await {
@@ -407,12 +412,13 @@ impl Client {
                     "broker is not in the cluster metadata",
                 ),
             })?;
-        let connection = Connection::connect(
+        let mut connection = Connection::connect(
             &address,
             &self.config.client_id,
             self.config.request_timeout,
         )
         .await?;
+        connection.set_max_response_bytes(self.config.max_response_bytes);
         let connection = Arc::new(tokio::sync::Mutex::new(connection));
         // Another task may have connected meanwhile; keep the first one.
         Ok(self

@@ -9,20 +9,36 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{
-    Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes, VersionRange};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{ClientError, UNSUPPORTED_VERSION};
+use ironlog_wire::schema;
 
-/// Responses larger than this are refused rather than allocated: a garbage size prefix
-/// (for example from talking to something that is not Kafka) must not exhaust memory.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Decodes a response body of `R`'s API after checking every length and count in it
+/// against the bytes present: a hostile or broken broker can make the decoders of the
+/// `kafka_protocol` crate allocate from a forged count otherwise.
+pub(crate) fn decode_response<R: Request>(
+    mut body: Bytes,
+    version: i16,
+    broker: &str,
+) -> Result<R::Response, ClientError> {
+    let context = || format!("{} v{version} response from {broker}", api_name::<R>());
+    let layout = ApiKey::try_from(R::KEY)
+        .ok()
+        .and_then(schema::response_layout)
+        .ok_or_else(|| ClientError::protocol(context(), schema::Reason::NoLayout))?;
+    schema::decode::<R::Response>(layout, &mut body, version)
+        .map_err(|e| ClientError::protocol(context(), e))
+}
+
+/// Responses whose size prefix says more than this are refused without reading them: a
+/// garbage size prefix (for example from talking to something that is not Kafka) must not
+/// exhaust memory. Sizes below it are still allocated only as the bytes arrive
+/// ([`read_body`]).
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The ApiVersions version we try first; older brokers answer UNSUPPORTED_VERSION and we
 /// fall back to v0, which every broker understands.
@@ -60,6 +76,7 @@ pub struct Connection {
     client_id: StrBytes,
     next_correlation_id: i32,
     request_timeout: Duration,
+    max_response_bytes: usize,
     versions: BTreeMap<i16, ApiVersionRange>,
     broken: bool,
 }
@@ -101,11 +118,20 @@ impl Connection {
             client_id: StrBytes::from_string(client_id.to_owned()),
             next_correlation_id: 0,
             request_timeout: timeout,
+            max_response_bytes: MAX_RESPONSE_BYTES,
             versions: BTreeMap::new(),
             broken: false,
         };
         connection.negotiate_versions().await?;
         Ok(connection)
+    }
+
+    /// Refuses responses larger than `limit` bytes (default [`MAX_RESPONSE_BYTES`]).
+    /// Decoded responses take a few times their encoded size in memory, so a process that
+    /// only makes admin calls (the operator) sets this well below the default, which is
+    /// sized for fetches.
+    pub fn set_max_response_bytes(&mut self, limit: usize) {
+        self.max_response_bytes = limit;
     }
 
     /// The `host:port` this connection talks to.
@@ -150,18 +176,8 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response, ClientError> {
-        let mut body = self.round_trip(request, version, timeout, true).await?;
-        let response = R::Response::decode(&mut body, version).map_err(|e| {
-            ClientError::protocol(
-                format!(
-                    "{} v{version} response from {}",
-                    api_name::<R>(),
-                    self.broker
-                ),
-                e,
-            )
-        })?;
-        Ok(response)
+        let body = self.round_trip(request, version, timeout, true).await?;
+        decode_response::<R>(body, version, &self.broker)
     }
 
     /// Sends `request` without waiting for a response: only for Produce with `acks=0`,
@@ -189,12 +205,7 @@ impl Connection {
             version = 0;
             body = self.round_trip(&request, version, timeout, true).await?;
         }
-        let response = ApiVersionsResponse::decode(&mut body, version).map_err(|e| {
-            ClientError::protocol(
-                format!("ApiVersions v{version} response from {}", self.broker),
-                e,
-            )
-        })?;
+        let response = decode_response::<ApiVersionsRequest>(body, version, &self.broker)?;
         crate::error::check(response.error_code, None, || {
             format!("ApiVersions request to {}", self.broker)
         })?;
@@ -238,6 +249,7 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(request, version, correlation_id, &self.client_id)?;
 
+        let max_response_bytes = self.max_response_bytes;
         let exchange = async {
             self.stream.write_all(&frame).await?;
             if !expect_response {
@@ -246,15 +258,18 @@ impl Connection {
             let size = self.stream.read_i32().await?;
             let size = usize::try_from(size)
                 .ok()
-                .filter(|s| *s <= MAX_RESPONSE_BYTES)
+                .filter(|s| *s <= max_response_bytes)
                 .ok_or_else(|| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("implausible response size {size}"),
+                        format!(
+                            "implausible response size {size} (negative or above the \
+                             {max_response_bytes}-byte limit)"
+                        ),
                     )
                 })?;
-            let mut body = BytesMut::zeroed(size);
-            self.stream.read_exact(&mut body).await?;
+            let mut body = BytesMut::new();
+            read_body(&mut self.stream, size, &mut body).await?;
             Ok::<Bytes, std::io::Error>(body.freeze())
         };
         let body = match tokio::time::timeout(timeout, exchange).await {
@@ -279,10 +294,49 @@ impl Connection {
         if !expect_response {
             return Ok(body);
         }
-        decode_response_header::<R>(body, version, correlation_id).inspect_err(|_| {
+        decode_response_header::<R>(body, version, correlation_id, &self.broker).inspect_err(|_| {
             self.broken = true;
         })
     }
+}
+
+/// How much buffer a response body may grow by per read: the body is allocated as its
+/// bytes arrive, never up front from the size prefix.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Reads exactly `size` body bytes from `stream` into `body`.
+///
+/// The size prefix is the peer's claim, not bytes in hand: a broker that says 256 MiB and
+/// then sends nothing must cost one chunk, not 256 MiB. So the buffer grows by at most
+/// [`READ_CHUNK_BYTES`] (plus `BytesMut`'s amortized doubling) ahead of what has arrived,
+/// and a peer has to actually send a large body to make it large. The caller bounds `size`
+/// by [`MAX_RESPONSE_BYTES`] and the whole read by the request timeout.
+///
+/// Cancel-safe in the sense the caller needs: bytes read before a timeout stay in `body`
+/// (the connection is then marked broken anyway).
+///
+/// # Errors
+/// `UnexpectedEof` when the peer closes before `size` bytes arrived; any read error.
+async fn read_body<S>(stream: &mut S, size: usize, body: &mut BytesMut) -> std::io::Result<()>
+where
+    S: AsyncRead + Unpin,
+{
+    while body.len() < size {
+        let missing = size - body.len();
+        body.reserve(missing.min(READ_CHUNK_BYTES));
+        // `take` stops the read at the end of this frame: bytes after it belong to the next.
+        let read = (&mut *stream).take(missing as u64).read_buf(body).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed after {} of {size} response body bytes",
+                    body.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Encodes a size-prefixed request frame.
@@ -317,6 +371,7 @@ pub(crate) fn decode_response_header<R: Request>(
     mut body: Bytes,
     version: i16,
     correlation_id: i32,
+    broker: &str,
 ) -> Result<Bytes, ClientError> {
     let api = api_name::<R>();
     // ApiVersions responses always use header v0, even for flexible versions, so that a
@@ -326,11 +381,17 @@ pub(crate) fn decode_response_header<R: Request>(
     } else {
         R::Response::header_version(version)
     };
-    let header = ResponseHeader::decode(&mut body, header_version)
-        .map_err(|e| ClientError::protocol(format!("{api} v{version} response header"), e))?;
+    let header = schema::decode::<ResponseHeader>(
+        &schema::tables::response_header::RESPONSE_HEADER,
+        &mut body,
+        header_version,
+    )
+    .map_err(|e| {
+        ClientError::protocol(format!("{api} v{version} response header from {broker}"), e)
+    })?;
     if header.correlation_id != correlation_id {
         return Err(ClientError::protocol(
-            format!("{api} v{version} response header"),
+            format!("{api} v{version} response header from {broker}"),
             format!(
                 "correlation id {} does not match request {correlation_id}",
                 header.correlation_id
@@ -343,7 +404,9 @@ pub(crate) fn decode_response_header<R: Request>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::ApiVersionsResponse;
     use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, MetadataResponse};
+    use kafka_protocol::protocol::Decodable;
     use kafka_protocol::protocol::Message;
 
     fn range(min: i16, max: i16) -> Option<ApiVersionRange> {
@@ -393,7 +456,8 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_i32(7); // correlation id, header v0: no tagged fields follow
         response.encode(&mut buf, 3).unwrap();
-        let body = decode_response_header::<ApiVersionsRequest>(buf.freeze(), 3, 7).unwrap();
+        let body =
+            decode_response_header::<ApiVersionsRequest>(buf.freeze(), 3, 7, "b:9092").unwrap();
         let mut body = body;
         let decoded = ApiVersionsResponse::decode(&mut body, 3).unwrap();
         assert_eq!(decoded, response);
@@ -409,11 +473,66 @@ mod tests {
             .encode(&mut buf, 1)
             .unwrap();
         response.encode(&mut buf, version).unwrap();
-        let mut body = decode_response_header::<MetadataRequest>(buf.freeze(), version, 5).unwrap();
+        let mut body =
+            decode_response_header::<MetadataRequest>(buf.freeze(), version, 5, "b:9092").unwrap();
         assert_eq!(
             MetadataResponse::decode(&mut body, version).unwrap(),
             response
         );
+    }
+
+    #[tokio::test]
+    async fn body_grows_with_bytes_received_not_with_the_size_prefix() {
+        // A peer claims the largest size accepted, sends 100 bytes and hangs up.
+        let (mut client, mut peer) = tokio::io::duplex(4096);
+        peer.write_all(&[7u8; 100]).await.unwrap();
+        drop(peer);
+        let mut body = BytesMut::new();
+        let err = read_body(&mut client, MAX_RESPONSE_BYTES, &mut body)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string()
+                .contains(&format!("after 100 of {MAX_RESPONSE_BYTES}")),
+            "{err}"
+        );
+        assert_eq!(&body[..], &[7u8; 100][..]);
+        assert!(
+            body.capacity() <= 2 * READ_CHUNK_BYTES,
+            "buffer of {} bytes for 100 received",
+            body.capacity()
+        );
+    }
+
+    #[tokio::test]
+    async fn body_arriving_in_small_pieces_is_read_whole_and_no_further() {
+        // A 3-byte pipe forces many short reads; the next frame's bytes must stay unread.
+        let (mut client, mut peer) = tokio::io::duplex(3);
+        let body_bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = body_bytes.clone();
+        let writer = tokio::spawn(async move {
+            peer.write_all(&sent).await.unwrap();
+            peer.write_all(b"next").await.unwrap();
+            peer
+        });
+        let mut body = BytesMut::new();
+        read_body(&mut client, body_bytes.len(), &mut body)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], &body_bytes[..]);
+        let mut next = [0u8; 4];
+        client.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next, b"next");
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn empty_body_reads_nothing() {
+        let (mut client, _peer) = tokio::io::duplex(16);
+        let mut body = BytesMut::new();
+        read_body(&mut client, 0, &mut body).await.unwrap();
+        assert!(body.is_empty());
     }
 
     #[test]
@@ -421,7 +540,8 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_i32(8);
         ApiVersionsResponse::default().encode(&mut buf, 0).unwrap();
-        let err = decode_response_header::<ApiVersionsRequest>(buf.freeze(), 0, 7).unwrap_err();
+        let err =
+            decode_response_header::<ApiVersionsRequest>(buf.freeze(), 0, 7, "b:9092").unwrap_err();
         assert!(
             err.to_string()
                 .contains("correlation id 8 does not match request 7"),

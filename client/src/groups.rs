@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
     GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Target;
 use crate::error::check;
@@ -65,7 +65,11 @@ pub fn decode_assignment(bytes: &Bytes) -> Vec<(String, i32)> {
         return Vec::new();
     }
     let version = buf.get_i16().clamp(0, 3);
-    let Ok(a) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
+    let layout =
+        &ironlog_wire::schema::tables::consumer_protocol_assignment::CONSUMER_PROTOCOL_ASSIGNMENT;
+    let Ok(a) =
+        ironlog_wire::schema::decode::<ConsumerProtocolAssignment>(layout, &mut buf, version)
+    else {
         return Vec::new();
     };
     a.assigned_partitions

@@ -17,7 +17,9 @@
 //! This crate must not depend on any broker crate (`ironlog-protocol`, `ironlog-storage`,
 //! `ironlog-server`): the operator links it and talks to brokers only over the Kafka
 //! protocol. Its wire types come from `kafka-protocol`, and those types stay out of the
-//! public admin/data signatures.
+//! public admin/data signatures. Bytes from a broker are checked with `ironlog-wire`
+//! (sans-IO, shared with the broker) before they are decoded: every response against its
+//! layout, fetched records with the bounded record decoder.
 //!
 //! # Version negotiation
 //! On connect, each [`Connection`] sends ApiVersions v3; if the broker answers

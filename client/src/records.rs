@@ -1,11 +1,13 @@
 //! Record types of the data API and their (pure) conversion to and from v2 record batches.
 
 use bytes::{Buf, Bytes, BytesMut};
+use ironlog_wire::batch;
+use ironlog_wire::records::RecordDecoder;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
 
 use crate::error::ClientError;
@@ -141,6 +143,10 @@ pub struct DecodedRecords {
     pub next_offset: Option<i64>,
 }
 
+/// The most bytes one fetched batch may decompress to (Kafka's largest default
+/// `max.message.bytes` is far below; a bigger batch is refused, not inflated).
+pub const MAX_UNCOMPRESSED_BYTES: usize = ironlog_wire::records::DEFAULT_MAX_UNCOMPRESSED_BYTES;
+
 const LOG_OVERHEAD: usize = 12; // base offset (8) + batch length (4)
 const MAGIC_OFFSET: usize = 16;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
@@ -154,8 +160,13 @@ const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 /// # Errors
 /// [`ClientError::Protocol`] for corrupt batches (bad CRC, truncated record) and for the
 /// legacy v0/v1 message formats, which this client does not read.
+///
+/// Every count and length inside a batch is checked against the bytes present, and a
+/// compressed batch is decompressed under [`MAX_UNCOMPRESSED_BYTES`]: a hostile broker can't
+/// make the client allocate more than that.
 pub fn decode_batches(mut data: Bytes, fetch_offset: i64) -> Result<DecodedRecords, ClientError> {
     let mut out = DecodedRecords::default();
+    let mut decoder = RecordDecoder::new(MAX_UNCOMPRESSED_BYTES);
     while data.len() >= LOG_OVERHEAD {
         let batch_length = (&data[8..12]).get_i32();
         let Ok(batch_length) = usize::try_from(batch_length) else {
@@ -168,7 +179,7 @@ pub fn decode_batches(mut data: Bytes, fetch_offset: i64) -> Result<DecodedRecor
         if data.len() < total {
             break; // partial trailing batch
         }
-        let mut batch = data.split_to(total);
+        let batch = data.split_to(total);
         let base_offset = (&batch[..8]).get_i64();
         let magic = batch.get(MAGIC_OFFSET).copied().unwrap_or(0) as i8;
         if magic != 2 {
@@ -181,22 +192,30 @@ pub fn decode_batches(mut data: Bytes, fetch_offset: i64) -> Result<DecodedRecor
             let last_delta = (&batch[LAST_OFFSET_DELTA_OFFSET..]).get_i32();
             out.next_offset = Some(base_offset + i64::from(last_delta) + 1);
         }
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
-            ClientError::protocol(format!("fetched batch at offset {base_offset}"), e)
-        })?;
-        for record in set.records {
-            if record.control || record.offset < fetch_offset {
+        let context = || format!("fetched batch at offset {base_offset}");
+        batch::validate_batch(&batch, 0).map_err(|e| ClientError::protocol(context(), e))?;
+        let records = decoder
+            .records(&batch, 0)
+            .map_err(|e| ClientError::protocol(context(), e))?;
+        let control = records.header().is_control();
+        for record in records {
+            let record = record.map_err(|e| ClientError::protocol(context(), e))?;
+            if control || record.offset < fetch_offset {
                 continue;
             }
             out.records.push(ConsumedRecord {
                 offset: record.offset,
                 timestamp: record.timestamp,
-                key: record.key,
-                value: record.value,
+                key: record.key.map(Bytes::copy_from_slice),
+                value: record.value.map(Bytes::copy_from_slice),
                 headers: record
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
+                    .headers()
+                    .map(|h| {
+                        (
+                            String::from_utf8_lossy(h.key).into_owned(),
+                            h.value.map(Bytes::copy_from_slice),
+                        )
+                    })
                     .collect(),
             });
         }
@@ -276,7 +295,9 @@ mod tests {
     #[test]
     fn encodes_one_batch_with_no_producer_and_no_sequence() {
         let encoded = encode_batch(&sample(), Compression::None, 0).unwrap();
-        let info = RecordBatchDecoder::decode_batch_info(&mut encoded.clone()).unwrap();
+        let info =
+            kafka_protocol::records::RecordBatchDecoder::decode_batch_info(&mut encoded.clone())
+                .unwrap();
         assert_eq!(info.len(), 1);
         assert_eq!(info[0].record_count, 3);
         assert_eq!(info[0].producer_id, -1);
@@ -319,10 +340,7 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 0xff;
         let err = decode_batches(data.freeze(), 0).unwrap_err();
-        assert!(
-            err.to_string().contains("Cyclic redundancy check failed"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("CRC"), "{err}");
     }
 
     #[test]

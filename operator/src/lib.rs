@@ -11,7 +11,8 @@
 //!
 //! # Dependency rule
 //! The operator talks to brokers only over the Kafka protocol (via `ironlog-client`) and to
-//! Kubernetes only through kube-rs; it never links broker crates.
+//! Kubernetes only through kube-rs; it never links broker crates (what brokers send is checked
+//! by the sans-IO `ironlog-wire` crate, through the client, before it is decoded).
 //!
 //! # Invariants
 //! - Builders do no I/O: everything they need (capabilities, decided replica count) is passed in.

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
 
-use crate::versions;
+use crate::{schema, versions};
 
 /// Why a request could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -78,13 +78,20 @@ pub fn decode_header(mut frame: Bytes) -> Result<RawRequest, DecodeError> {
         });
     }
     let header_version = api.request_header_version(prefix.api_version);
-    let header =
-        RequestHeader::decode(&mut frame, header_version).map_err(|e| DecodeError::Malformed {
-            api,
-            version: prefix.api_version,
-            correlation_id: prefix.correlation_id,
-            reason: format!("header: {e:#}"),
-        })?;
+    let malformed = |reason: String| DecodeError::Malformed {
+        api,
+        version: prefix.api_version,
+        correlation_id: prefix.correlation_id,
+        reason,
+    };
+    schema::check(
+        &schema::tables::request_header::REQUEST_HEADER,
+        header_version,
+        &frame,
+    )
+    .map_err(|e| malformed(format!("header: {e}")))?;
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| malformed(format!("header: {e:#}")))?;
     Ok(RawRequest {
         api,
         header,
@@ -106,15 +113,22 @@ impl RawRequest {
     /// Bytes left after the body are ignored, as Kafka does: some clients send them
     /// (librdkafka 2.x appends stray bytes to Metadata v12+ "all topics" requests), and those
     /// clients work against Kafka only because it reads the body and stops there.
+    ///
+    /// Every length and count in the body is checked against the bytes present first
+    /// ([`schema::check`]), so a hostile prefix is a [`DecodeError::Malformed`], never an
+    /// allocation the frame can't pay for.
     pub fn decode_body(&self) -> Result<RequestKind, DecodeError> {
+        let malformed = |reason: String| DecodeError::Malformed {
+            api: self.api,
+            version: self.version(),
+            correlation_id: self.correlation_id(),
+            reason,
+        };
+        let layout = schema::request_layout(self.api)
+            .ok_or_else(|| malformed(schema::Reason::NoLayout.to_string()))?;
+        schema::check(layout, self.version(), &self.body).map_err(|e| malformed(e.to_string()))?;
         let mut body = self.body.clone();
-        RequestKind::decode(self.api, &mut body, self.version()).map_err(|e| {
-            DecodeError::Malformed {
-                api: self.api,
-                version: self.version(),
-                correlation_id: self.correlation_id(),
-                reason: format!("{e:#}"),
-            }
-        })
+        RequestKind::decode(self.api, &mut body, self.version())
+            .map_err(|e| malformed(format!("{e:#}")))
     }
 }

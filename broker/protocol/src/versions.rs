@@ -90,4 +90,20 @@ mod tests {
             "magic v0/v1 produce is not served"
         );
     }
+
+    #[test]
+    fn every_served_api_has_a_request_layout_covering_its_versions() {
+        for (api, range) in all_supported() {
+            let layout = crate::schema::request_layout(api)
+                .unwrap_or_else(|| panic!("{api:?} has no layout"));
+            assert!(
+                layout.versions.0 <= range.min && range.max <= layout.versions.1,
+                "{api:?} served {}..={} but the layout covers {:?}",
+                range.min,
+                range.max,
+                layout.versions
+            );
+            assert!(crate::schema::response_layout(api).is_some());
+        }
+    }
 }

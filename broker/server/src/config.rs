@@ -36,6 +36,38 @@ pub struct BrokerArgs {
     /// Most client connections served at once; further ones wait to be accepted.
     #[arg(long, env = "IRONLOG_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Kafka's queued.max.request.bytes: the most bytes of requests being read or waiting to
+    /// be handled, across all connections. Must be at least --socket-request-max-bytes, or a
+    /// request of the largest allowed size could never be read.
+    #[arg(
+        long,
+        env = "IRONLOG_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = NetLimits::DEFAULT.queued_max_request_bytes
+    )]
+    pub queued_max_request_bytes: usize,
+    /// Kafka's max.connections.per.ip: connections from one address beyond this are closed
+    /// as soon as they are accepted.
+    #[arg(
+        long,
+        env = "IRONLOG_MAX_CONNECTIONS_PER_IP",
+        default_value_t = NetLimits::DEFAULT.max_connections_per_ip
+    )]
+    pub max_connections_per_ip: usize,
+    /// Kafka's connections.max.idle.ms: a connection that completes no request for this long
+    /// is closed, and so is one whose request takes longer than this to arrive.
+    #[arg(
+        long,
+        env = "IRONLOG_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = NetLimits::DEFAULT.connections_max_idle_ms
+    )]
+    pub connections_max_idle_ms: u64,
+    /// A connection that sends no byte of a started request for this long is closed.
+    #[arg(
+        long,
+        env = "IRONLOG_REQUEST_READ_TIMEOUT_MS",
+        default_value_t = NetLimits::DEFAULT.request_read_timeout_ms
+    )]
+    pub request_read_timeout_ms: u64,
     /// Log filter, e.g. `info` or `ironlog_server=debug,info` (tracing EnvFilter syntax).
     #[arg(long, env = "IRONLOG_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -94,6 +126,61 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub default_topic_config: Vec<(String, String)>,
     pub group: crate::group::GroupConfig,
+    pub net: NetLimits,
+}
+
+/// What clients can make the network layer hold: bytes, connections and time.
+///
+/// The rule tying them together: `queued_max_request_bytes >= socket_request_max_bytes`, since
+/// a request's whole declared size is taken from the budget when its size prefix arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Kafka's `queued.max.request.bytes` (Kafka's default is unlimited; ours is 256 MiB).
+    pub queued_max_request_bytes: usize,
+    /// Kafka's `max.connections.per.ip` (Kafka's default is unlimited; ours is 1000).
+    pub max_connections_per_ip: usize,
+    /// Kafka's `connections.max.idle.ms` (600000, as in Kafka).
+    pub connections_max_idle_ms: u64,
+    /// Most time without a byte in the middle of a request (30000).
+    pub request_read_timeout_ms: u64,
+}
+
+impl NetLimits {
+    pub const DEFAULT: NetLimits = NetLimits {
+        queued_max_request_bytes: 256 * 1024 * 1024,
+        max_connections_per_ip: 1000,
+        connections_max_idle_ms: 600_000,
+        request_read_timeout_ms: 30_000,
+    };
+
+    /// Checks the limits make sense together with `socket.request.max.bytes`.
+    pub fn validate(&self, socket_request_max_bytes: usize) -> Result<(), ConfigError> {
+        if self.queued_max_request_bytes < socket_request_max_bytes {
+            return Err(ConfigError::QueuedMaxRequestBytes {
+                queued: self.queued_max_request_bytes,
+                socket: socket_request_max_bytes,
+            });
+        }
+        for (flag, value) in [
+            (
+                "--max-connections-per-ip",
+                self.max_connections_per_ip as u64,
+            ),
+            ("--connections-max-idle-ms", self.connections_max_idle_ms),
+            ("--request-read-timeout-ms", self.request_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(flag));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// A flag value that can't be used.
@@ -107,6 +194,14 @@ pub enum ConfigError {
     TopicConfig(String),
     #[error("group settings: {0}")]
     Group(String),
+    #[error(
+        "--queued-max-request-bytes ({queued}) must be at least --socket-request-max-bytes \
+         ({socket}): a request's whole size is budgeted when it starts arriving, so a request \
+         of the largest allowed size could never be read; raise the first or lower the second"
+    )]
+    QueuedMaxRequestBytes { queued: usize, socket: usize },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 impl BrokerConfig {
@@ -146,6 +241,13 @@ impl BrokerConfig {
                 "--group-initial-rebalance-delay-ms must be >= 0 and --offsets-retention-minutes >= 1".into(),
             ));
         }
+        let net = NetLimits {
+            queued_max_request_bytes: args.queued_max_request_bytes,
+            max_connections_per_ip: args.max_connections_per_ip,
+            connections_max_idle_ms: args.connections_max_idle_ms,
+            request_read_timeout_ms: args.request_read_timeout_ms,
+        };
+        net.validate(args.socket_request_max_bytes)?;
         let group = crate::group::GroupConfig {
             min_session_timeout_ms: args.group_min_session_timeout_ms,
             max_session_timeout_ms: args.group_max_session_timeout_ms,
@@ -166,6 +268,95 @@ impl BrokerConfig {
             max_connections: args.max_connections,
             default_topic_config: args.default_topic_config.clone(),
             group,
+            net,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BrokerArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<BrokerConfig, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("ironlog").chain(flags.iter().copied()))
+            .expect("flags parse");
+        BrokerConfig::from_args(&cli.args)
+    }
+
+    #[test]
+    fn network_limits_default_to_kafka_like_bounded_values() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.net, NetLimits::DEFAULT);
+        assert_eq!(config.net.queued_max_request_bytes, 256 * 1024 * 1024);
+        assert!(config.net.queued_max_request_bytes >= config.socket_request_max_bytes);
+    }
+
+    #[test]
+    fn network_limits_are_read_from_flags() {
+        let config = parse(&[
+            "--queued-max-request-bytes=2000000",
+            "--socket-request-max-bytes=1000000",
+            "--max-connections-per-ip=7",
+            "--connections-max-idle-ms=1234",
+            "--request-read-timeout-ms=567",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.net,
+            NetLimits {
+                queued_max_request_bytes: 2_000_000,
+                max_connections_per_ip: 7,
+                connections_max_idle_ms: 1234,
+                request_read_timeout_ms: 567,
+            }
+        );
+    }
+
+    #[test]
+    fn a_queue_cap_below_the_largest_request_is_refused_at_start_up() {
+        let err = parse(&[
+            "--queued-max-request-bytes=1000",
+            "--socket-request-max-bytes=1001",
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::QueuedMaxRequestBytes {
+                    queued: 1000,
+                    socket: 1001
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--socket-request-max-bytes"));
+        // Equal is fine: one request of the largest size fits.
+        parse(&[
+            "--queued-max-request-bytes=1000",
+            "--socket-request-max-bytes=1000",
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for flag in [
+            "--max-connections-per-ip=0",
+            "--connections-max-idle-ms=0",
+            "--request-read-timeout-ms=0",
+        ] {
+            let err = parse(&[flag]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Zero(f) if flag.starts_with(f)),
+                "{err}"
+            );
+        }
     }
 }

@@ -20,6 +20,14 @@ pub struct Metrics {
     pub produced_bytes: IntCounter,
     pub connections_open: IntGauge,
     pub connections_total: IntCounter,
+    /// `refused_frames_total{reason}`: requests and connections the broker refused and closed.
+    pub refused: IntCounterVec,
+    /// `queued_request_bytes`: request bytes currently held against `queued.max.request.bytes`.
+    pub queued_request_bytes: IntGauge,
+    /// `queued_request_max_bytes`: the configured `queued.max.request.bytes`.
+    pub queued_request_max_bytes: IntGauge,
+    /// `queued_request_waits_total`: requests that had to wait for that budget.
+    pub queued_request_waits: IntCounter,
     log_start_offset: IntGaugeVec,
     log_end_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -99,6 +107,13 @@ impl Metrics {
         registry
             .register(Box::new(connections_open.clone()))
             .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let m = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
         let groups = {
             let gauge = |name: &str, help: &str, labels: &[&str]| {
                 let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -149,6 +164,25 @@ impl Metrics {
             connections_total: counter(
                 "connections_accepted_total",
                 "Client connections accepted.",
+            ),
+            refused: counter_vec(
+                "refused_frames_total",
+                "Requests or connections the broker refused and closed, by reason: too_large, \
+                 negative_size, malformed, unknown_api, unsupported_version, idle_timeout, \
+                 read_timeout, queue_full, per_ip_limit.",
+                &["reason"],
+            ),
+            queued_request_bytes: gauge(
+                "queued_request_bytes",
+                "Bytes of requests being read or queued, held against queued.max.request.bytes.",
+            ),
+            queued_request_max_bytes: gauge(
+                "queued_request_max_bytes",
+                "queued.max.request.bytes: the most request bytes read or queued at once.",
+            ),
+            queued_request_waits: counter(
+                "queued_request_waits_total",
+                "Requests whose reading waited for queued.max.request.bytes budget.",
             ),
             log_start_offset: gauge_vec("log_start_offset", "First offset of each partition log."),
             log_end_offset: gauge_vec(

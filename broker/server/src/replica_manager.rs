@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironlog_protocol::ResponseError;
+use ironlog_storage::records::{max_uncompressed_bytes, RecordDecoder, RecordError};
 use ironlog_storage::{AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,6 +40,9 @@ pub enum ReplicaError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    /// A request that is well formed but asks for more than one operation may do.
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("{0}")]
     InvalidConfig(#[from] topic_config::TopicConfigError),
     #[error("{0}")]
@@ -48,6 +52,12 @@ pub enum ReplicaError {
         topic: String,
         partition: i32,
         source: LogError,
+    },
+    #[error("partition {topic}-{partition}: invalid records: {source}")]
+    InvalidRecords {
+        topic: String,
+        partition: i32,
+        source: RecordError,
     },
     #[error("{0}")]
     LogManager(#[from] LogManagerError),
@@ -74,10 +84,12 @@ impl ReplicaError {
             ReplicaError::TopicExists(_) => ResponseError::TopicAlreadyExists,
             ReplicaError::InvalidTopic(_) => ResponseError::InvalidTopicException,
             ReplicaError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            ReplicaError::PolicyViolation(_) => ResponseError::PolicyViolation,
             ReplicaError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReplicaError::InvalidConfig(_) => ResponseError::InvalidConfig,
             ReplicaError::Metadata(_) => ResponseError::KafkaStorageError,
             ReplicaError::Log { source, .. } => log_error_code(source),
+            ReplicaError::InvalidRecords { source, .. } => records_error_code(source),
             ReplicaError::LogManager(LogManagerError::Log { source, .. }) => log_error_code(source),
             ReplicaError::LogManager(_) => ResponseError::KafkaStorageError,
             ReplicaError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
@@ -98,6 +110,26 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
             ResponseError::CorruptMessage
         }
         _ => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Kafka error code for records that fail [`RecordDecoder::check_batches`]: a bad header
+/// or CRC as the log maps it; records that don't parse INVALID_RECORD (Kafka's
+/// `InvalidRecordException`, not retriable); a codec stream that doesn't decompress
+/// CORRUPT_MESSAGE; a batch inflating past the limit MESSAGE_TOO_LARGE, which makes a
+/// Java producer split the batch rather than retry it unchanged.
+pub fn records_error_code(e: &RecordError) -> ResponseError {
+    match e {
+        RecordError::Batch(b) if b.is_unsupported_magic() => {
+            ResponseError::UnsupportedForMessageFormat
+        }
+        RecordError::Batch(_) | RecordError::Decompression { .. } => ResponseError::CorruptMessage,
+        RecordError::DecompressionLimit { .. } => ResponseError::MessageTooLarge,
+        RecordError::TooManyRecords { .. }
+        | RecordError::InvalidRecord { .. }
+        | RecordError::MissingRecords { .. }
+        | RecordError::TrailingBytes { .. }
+        | RecordError::Compressed { .. } => ResponseError::InvalidRecord,
     }
 }
 
@@ -239,7 +271,24 @@ impl ReplicaManager {
             .cloned()
             .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))
     }
+}
 
+/// The most partitions one CreateTopics or CreatePartitions entry may add. Like Kafka's
+/// controller (which refuses "excessively large" batches of more than 10,000 records), this
+/// keeps one well-formed request from creating millions of logs.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+
+fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
+    if added > MAX_PARTITIONS_PER_REQUEST {
+        return Err(ReplicaError::PolicyViolation(format!(
+            "{added} partitions in one request is more than the {MAX_PARTITIONS_PER_REQUEST} allowed; \
+             create them in several requests"
+        )));
+    }
+    Ok(())
+}
+
+impl ReplicaManager {
     /// Checks a topic creation without doing it (CreateTopics' validate_only).
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), ReplicaError> {
         validate_topic_name(&topic.name).map_err(ReplicaError::InvalidTopic)?;
@@ -252,6 +301,7 @@ impl ReplicaManager {
                 topic.partitions
             )));
         }
+        check_partitions_per_request(topic.partitions)?;
         if topic.replication_factor != 1 {
             return Err(ReplicaError::InvalidReplicationFactor(format!(
                 "replication factor {} is larger than the 1 available broker",
@@ -319,6 +369,7 @@ impl ReplicaManager {
                 meta.partitions
             )));
         }
+        check_partitions_per_request(total - meta.partitions)?;
         if validate_only {
             return Ok(());
         }
@@ -393,9 +444,11 @@ impl ReplicaManager {
             })
     }
 
-    /// Appends client bytes; the log validates every batch (CRC, magic, sizes) and assigns
-    /// offsets in place. Batches of idempotent producers are checked for duplicates and
-    /// sequence gaps first (see [`crate::producer_state`]).
+    /// Appends client bytes. Every record of every batch is walked first (compressed ones
+    /// decompressed under [`max_uncompressed_bytes`] of the topic's `max.message.bytes`);
+    /// then the log validates every batch (CRC, magic, sizes) and assigns offsets in place.
+    /// Batches of idempotent producers are checked for duplicates and sequence gaps before
+    /// the append (see [`crate::producer_state`]).
     pub fn append(
         &self,
         topic: &str,
@@ -403,6 +456,16 @@ impl ReplicaManager {
         records: &mut [u8],
     ) -> Result<AppendInfo, ReplicaError> {
         let log = self.log(topic, partition)?;
+        // Before the write lock: decompressing is CPU work that must not stall other
+        // appends to the partition.
+        let limit = max_uncompressed_bytes(read(&log).config().max_message_bytes);
+        RecordDecoder::new(limit)
+            .check_batches(records)
+            .map_err(|source| ReplicaError::InvalidRecords {
+                topic: topic.into(),
+                partition,
+                source,
+            })?;
         let mut log = write(&log);
         let producer = producer_batch(records);
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,6 +11,9 @@
 //!    rewritten. A batch left without records is dropped; a segment left empty is deleted.
 //! 3. Swap each rewritten segment in with [`Log::replace_segment`] (crash-safe rename).
 //!
+//! Records are read with [`Records`], which trusts no count or
+//! length in the bytes. A batch whose records do not decode is kept whole (and logged).
+//!
 //! Limits (documented, conservative): compressed batches, control batches and
 //! transactional batches are kept whole, and their keys are not entered in the map, so
 //! stale values that they would supersede are kept, never wrongly dropped. Records with a
@@ -20,6 +23,7 @@ use std::collections::HashMap;
 
 use crate::batch::{self, BatchHeader, Compression, HEADER_SIZE, LOG_OVERHEAD};
 use crate::log::{Log, LogError};
+use crate::records::{RecordError, Records};
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,65 +36,28 @@ pub struct CleanerStats {
 }
 
 /// One record inside an uncompressed batch: its absolute offset, key, whether its value
-/// is null, and the byte range of the whole record (length prefix included).
+/// is null, and its encoded bytes (length prefix included), to copy as they are.
 struct RecordView<'a> {
     offset: i64,
     key: Option<&'a [u8]>,
     tombstone: bool,
-    range: std::ops::Range<usize>,
+    encoded: &'a [u8],
 }
 
-fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut z: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        z |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
-        }
-    }
-    None
-}
-
-fn bytes_field<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
-    let len = varint(buf, pos)?;
-    if len < 0 {
-        return Some(None);
-    }
-    let end = pos.checked_add(len as usize)?;
-    let s = buf.get(*pos..end)?;
-    *pos = end;
-    Some(Some(s))
-}
-
-/// The records of one uncompressed batch, or `None` if they do not parse.
-fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
-    let h = BatchHeader::new(batch)?;
-    let mut out = Vec::with_capacity(h.records_count().max(0) as usize);
-    let mut pos = HEADER_SIZE;
-    for _ in 0..h.records_count() {
-        let start = pos;
-        let len = varint(batch, &mut pos)?;
-        let body_start = pos;
-        let end = body_start.checked_add(usize::try_from(len).ok()?)?;
-        if end > batch.len() {
-            return None;
-        }
-        pos += 1; // attributes
-        varint(batch, &mut pos)?; // timestamp delta
-        let offset_delta = varint(batch, &mut pos)?;
-        let key = bytes_field(batch, &mut pos)?;
-        let value = bytes_field(batch, &mut pos)?;
-        out.push(RecordView {
-            offset: h.base_offset() + offset_delta,
-            key,
-            tombstone: value.is_none(),
-            range: start..end,
-        });
-        pos = end;
-    }
-    Some(out)
+/// The records of one uncompressed batch. Decoding goes through [`Records`], which checks
+/// every count and length against the bytes, so a stored batch claiming 2^31 records costs
+/// nothing; the vector grows with the records actually present.
+fn records(batch: &[u8], position: usize) -> Result<Vec<RecordView<'_>>, RecordError> {
+    Records::uncompressed(batch, position)?
+        .map(|r| {
+            r.map(|r| RecordView {
+                offset: r.offset,
+                key: r.key,
+                tombstone: r.value.is_none(),
+                encoded: r.encoded,
+            })
+        })
+        .collect()
 }
 
 /// Whether the cleaner looks inside this batch (see the module docs for why not always).
@@ -137,10 +104,21 @@ pub fn clean_log(
             if !is_cleanable(&h) {
                 continue;
             }
-            for r in records(b).unwrap_or_default() {
-                if let Some(k) = r.key {
-                    latest.insert(k, r.offset);
+            match records(b, info.position) {
+                Ok(recs) => {
+                    for r in recs {
+                        if let Some(k) = r.key {
+                            latest.insert(k, r.offset);
+                        }
+                    }
                 }
+                // Only bytes stored before the produce path walked records can get here.
+                Err(error) => tracing::warn!(
+                    dir = %log.dir().display(),
+                    base_offset = info.base_offset,
+                    %error,
+                    "compaction keeps a batch whose records do not decode as it is"
+                ),
             }
         }
     }
@@ -155,7 +133,11 @@ pub fn clean_log(
             let Some(h) = BatchHeader::new(b) else {
                 continue;
             };
-            let recs = if is_cleanable(&h) { records(b) } else { None };
+            let recs = if is_cleanable(&h) {
+                records(b, info.position).ok()
+            } else {
+                None
+            };
             let Some(recs) = recs else {
                 out.extend_from_slice(b);
                 continue;
@@ -177,7 +159,7 @@ pub fn clean_log(
                 let start = out.len();
                 out.extend_from_slice(&b[..HEADER_SIZE]);
                 for r in &keep {
-                    out.extend_from_slice(&b[r.range.clone()]);
+                    out.extend_from_slice(r.encoded);
                 }
                 let new = &mut out[start..];
                 let length = (new.len() - LOG_OVERHEAD) as i32;
@@ -335,6 +317,47 @@ mod tests {
             ]
         );
         assert_eq!(log.segment_count(), 2);
+    }
+
+    /// Segment bytes from `offset`, as stored.
+    fn segment_bytes(log: &Log, offset: i64) -> Vec<u8> {
+        log.read(offset, u64::MAX, true).unwrap().data.to_vec()
+    }
+
+    #[test]
+    fn batches_whose_records_lie_about_their_count_are_kept_whole() {
+        use crate::batch::testing::set_records_count;
+        for lie in [i32::MAX, 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = Log::open(dir.path(), config(), 0, 0).unwrap();
+            // Offsets 0-1: "a" then "b", but the header claims `lie` records (a produce
+            // path that walks records refuses this; older logs may hold such bytes).
+            let mut b = build_batch(
+                0,
+                1000,
+                &[(Some(b"a"), Some(b"a1")), (Some(b"b"), Some(b"b1"))],
+            );
+            set_records_count(&mut b, lie);
+            log.append(&mut b, 1000).unwrap();
+            log.roll(0).unwrap();
+            append(
+                &mut log,
+                1000,
+                &[("a", Some("a2")), ("c", Some("c1")), ("c", Some("c2"))],
+            );
+            log.roll(0).unwrap();
+            append(&mut log, 1000, &[("z", Some("z1"))]);
+            let first = segment_bytes(&log, 0);
+            // The old decoder sized a vector by the claimed count (2^31 records: abort) or
+            // rewrote the batch from the records it had parsed (claimed 1: "b1" lost).
+            let stats = clean_log(&mut log, 2000, DAY).unwrap();
+            assert_eq!(segment_bytes(&log, 0), first, "claimed {lie}: kept whole");
+            assert_eq!(
+                stats.records_removed, 1,
+                "claimed {lie}: only c1 goes ({stats:?})"
+            );
+            assert_eq!(log.log_end_offset(), 6);
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! **Dependency rule:** this crate is synchronous std I/O only. It must not
 //! depend on tokio, on networking, or on consensus (openraft); the server wraps
-//! it. Its dependencies are `crc32c`, `thiserror`, `tracing` and `bytes`.
+//! it. Its dependencies are `crc32c`, `thiserror`, `tracing`, `bytes` and `ironlog-wire`
+//! (the batch format and the bounded record decoder, sans-IO).
 //!
 //! It stores Kafka record batches (magic v2) byte for byte as the producer
 //! sent them, in segment files, the way Apache Kafka's log does, using Kafka's
@@ -87,8 +88,16 @@
 //!
 //! Every repair is logged with `tracing::warn!` (file, what was found, what
 //! was done) and recorded in the [`RecoveryReport`] from [`Log::recovery_report`].
+//!
+//! # Records
+//!
+//! Batches are checked and stored whole ([`batch`]); the records inside are
+//! decoded only by [`records`], the one record decoder (both live in `ironlog-wire`,
+//! which the client shares), which
+//! trusts no count or length from the bytes and decompresses under a limit
+//! (see its docs). The produce path walks every record with it before an
+//! append; the cleaner and ListOffsets read records through it.
 
-pub mod batch;
 pub mod cleaner;
 pub mod config;
 pub mod index;
@@ -96,7 +105,12 @@ pub mod log;
 pub mod manager;
 pub mod segment;
 
+/// The batch header and record decoder live in `ironlog-wire` (the client reads fetched
+/// records with them too); re-exported so the log's paths read as before.
+pub use ironlog_wire::{batch, records};
+
 pub use crate::batch::{parse_batches, BatchError, BatchInfo};
 pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampType};
 pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
 pub use crate::manager::{LogHandle, LogManager, LogManagerError, TopicPartition};
+pub use crate::records::{Record, RecordDecoder, RecordError, Records};

@@ -4,16 +4,24 @@
 use std::collections::BTreeMap;
 
 use futures::future::{BoxFuture, FutureExt};
-use ironlog_client::{Client, ClientError, ConfigSource};
+use ironlog_client::{Client, ClientConfig, ClientError, ConfigSource};
 
 use super::{
     Admin, AdminConnector, AdminError, AdminResult, ClusterMetadata, ConfigEntry, PartitionInfo,
     Reassignment, TopicInfo,
 };
 
-/// Connects with [`Client::bootstrap`].
+/// Connects with [`ClientConfig`] tuned for an operator: admin calls only, so responses
+/// are capped at [`ADMIN_MAX_RESPONSE_BYTES`] (a decoded response takes a few times its
+/// size in memory; a broken or hostile broker must not get the operator OOM-killed), and a
+/// silent broker holds up a reconcile for at most [`ADMIN_REQUEST_TIMEOUT`] per call.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KafkaConnector;
+
+/// Largest admin response the operator reads (metadata of ~100,000 partitions fits).
+pub const ADMIN_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Per-request timeout of the operator's admin calls.
+pub const ADMIN_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An admin session on one cluster.
 pub struct KafkaAdmin {
@@ -64,7 +72,10 @@ impl AdminConnector for KafkaConnector {
     fn connect<'a>(&'a self, bootstrap: &'a str) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>> {
         let bootstrap = bootstrap.to_string();
         async move {
-            let client = Client::bootstrap(&bootstrap).await?;
+            let mut config = ClientConfig::new(&bootstrap)?;
+            config.max_response_bytes = ADMIN_MAX_RESPONSE_BYTES;
+            config.request_timeout = ADMIN_REQUEST_TIMEOUT;
+            let client = Client::connect(config).await?;
             Ok(Box::new(KafkaAdmin { client }) as Box<dyn Admin>)
         }
         .boxed()

@@ -12,8 +12,10 @@ use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use ironlog_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use ironlog_storage::batch;
+use ironlog_storage::records::{RecordDecoder, DEFAULT_MAX_UNCOMPRESSED_BYTES};
 use tokio::sync::oneshot;
 
 use super::metadata::{
@@ -148,6 +150,7 @@ impl GroupCoordinator {
     fn load(&self, replicas: &ReplicaManager, now: i64) -> Result<(), CoordinatorError> {
         let mut inner = self.lock();
         let mut records = 0u64;
+        let mut decoder = RecordDecoder::new(DEFAULT_MAX_UNCOMPRESSED_BYTES);
         for partition in 0..self.partitions {
             let log = replicas.log(OFFSETS_TOPIC, partition)?;
             let log = read(&log);
@@ -164,29 +167,46 @@ impl GroupCoordinator {
                 if chunk.data.is_empty() {
                     break;
                 }
-                let mut data = chunk.data.clone();
-                let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
-                    CoordinatorError::Load {
-                        partition,
-                        offset,
-                        reason: e.to_string(),
-                    }
-                })?;
+                // Records are read with the bounded decoder: counts and lengths are checked
+                // against the bytes present and compressed batches inflate under a cap, so
+                // a damaged or hostile batch in this topic can't take the broker down at
+                // start-up.
+                let load_error = |reason: String| CoordinatorError::Load {
+                    partition,
+                    offset,
+                    reason,
+                };
+                let data = &chunk.data[..];
                 let mut next = offset;
-                for record in sets.iter().flat_map(|s| s.records.iter()) {
-                    next = next.max(record.offset + 1);
-                    if record.offset < offset || record.control {
-                        continue;
-                    }
-                    let Some(key) = &record.key else { continue };
-                    match offsets::decode(key, record.value.as_deref()) {
-                        Ok(r) => {
-                            records += 1;
-                            replay(&mut inner.groups, r, now);
+                let mut position = 0;
+                while position < data.len() {
+                    let rest = &data[position..];
+                    let size = match batch::check_header(rest, position, rest.len()) {
+                        Ok(size) => size,
+                        Err(batch::BatchError::Truncated { .. }) => break,
+                        Err(e) => return Err(load_error(e.to_string())),
+                    };
+                    let batch_records = decoder
+                        .records(&rest[..size], position)
+                        .map_err(|e| load_error(e.to_string()))?;
+                    let control = batch_records.header().is_control();
+                    for record in batch_records {
+                        let record = record.map_err(|e| load_error(e.to_string()))?;
+                        next = next.max(record.offset + 1);
+                        if record.offset < offset || control {
+                            continue;
                         }
-                        Err(e) => tracing::warn!(partition, offset = record.offset, error = %e,
-                            "skipping a record of __consumer_offsets this broker cannot read"),
+                        let Some(key) = record.key else { continue };
+                        match offsets::decode(key, record.value) {
+                            Ok(r) => {
+                                records += 1;
+                                replay(&mut inner.groups, r, now);
+                            }
+                            Err(e) => tracing::warn!(partition, offset = record.offset, error = %e,
+                                "skipping a record of __consumer_offsets this broker cannot read"),
+                        }
                     }
+                    position += size;
                 }
                 if next <= offset {
                     break; // no progress: nothing decodable past here

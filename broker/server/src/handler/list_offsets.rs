@@ -3,8 +3,9 @@
 //! (KIP-734), -4 earliest local (same as earliest: no tiered storage).
 //!
 //! Answers are per record, as Kafka's: the log's time index finds the batch, and that one
-//! batch is decoded (decompressed if needed) to find the record. LogAppendTime batches
-//! give every record the batch's timestamp, so their first record is the answer.
+//! batch is decoded (decompressed if needed, under the topic's decompression limit) with
+//! the storage crate's [`RecordDecoder`] to find the record. LogAppendTime batches give
+//! every record the batch's timestamp, so their first record is the answer.
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use ironlog_protocol::kafka_protocol::messages::list_offsets_response::{
 use ironlog_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use bytes::Bytes;
-use ironlog_protocol::kafka_protocol::records::{Record, RecordBatchDecoder};
 use ironlog_storage::batch::{BatchHeader, TimestampType};
+use ironlog_storage::records::{max_uncompressed_bytes, RecordDecoder};
 use ironlog_storage::{Log, LogError};
 
 use super::error_code;
@@ -91,13 +92,9 @@ fn first_record_at_or_after(log: &Log, ts: i64) -> Result<Option<(i64, i64)>, Lo
     let Some((base, batch_max)) = log.offset_for_timestamp(ts)? else {
         return Ok(None);
     };
-    let found = decoded_records(log, base)?
-        .and_then(|records| {
-            records
-                .into_iter()
-                .find(|r| r.offset >= base && r.timestamp >= ts)
-        })
-        .map(|r| (r.offset, r.timestamp));
+    let found = find_record(log, base, |offset, timestamp| {
+        offset >= base && timestamp >= ts
+    })?;
     Ok(Some(found.unwrap_or((base, batch_max))))
 }
 
@@ -106,22 +103,42 @@ fn max_timestamp_record(log: &Log) -> Result<Option<(i64, i64)>, LogError> {
     let Some((last_offset, max_ts)) = log.max_timestamp_offset() else {
         return Ok(None);
     };
-    let found = decoded_records(log, last_offset)?
-        .and_then(|records| records.into_iter().find(|r| r.timestamp == max_ts))
-        .map(|r| (r.offset, r.timestamp));
+    let found = find_record(log, last_offset, |_, timestamp| timestamp == max_ts)?;
     Ok(Some(found.unwrap_or((last_offset, max_ts))))
 }
 
-/// The records of the batch containing `offset`; `None` for LogAppendTime batches (whose
-/// stored record timestamps are not the ones that count) or a batch that can't be decoded
-/// (the caller then answers at batch granularity).
-fn decoded_records(log: &Log, offset: i64) -> Result<Option<Vec<Record>>, LogError> {
+/// The (offset, timestamp) of the first record matching `wanted` in the batch containing
+/// `offset`; `None` for LogAppendTime batches (whose stored record timestamps are not the
+/// ones that count), when no record matches, or for a batch that can't be decoded (the
+/// caller then answers at batch granularity).
+fn find_record(
+    log: &Log,
+    offset: i64,
+    wanted: impl Fn(i64, i64) -> bool,
+) -> Result<Option<(i64, i64)>, LogError> {
     let data: Bytes = log.read(offset, 1, true)?.data;
     if BatchHeader::new(&data).is_none_or(|h| h.timestamp_type() == TimestampType::LogAppendTime) {
         return Ok(None);
     }
-    let mut first_batch = data.clone();
-    Ok(RecordBatchDecoder::decode(&mut first_batch)
-        .ok()
-        .map(|set| set.records))
+    let mut decoder = RecordDecoder::new(max_uncompressed_bytes(log.config().max_message_bytes));
+    let records = match decoder.records(&data, 0) {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(dir = %log.dir().display(), offset, %error,
+                "ListOffsets answers at batch granularity: the batch's records do not decode");
+            return Ok(None);
+        }
+    };
+    for record in records {
+        match record {
+            Ok(r) if wanted(r.offset, r.timestamp) => return Ok(Some((r.offset, r.timestamp))),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(dir = %log.dir().display(), offset, %error,
+                    "ListOffsets answers at batch granularity: the batch's records do not decode");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
 }

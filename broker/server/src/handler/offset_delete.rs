@@ -10,7 +10,7 @@ use ironlog_protocol::kafka_protocol::messages::offset_delete_response::{
 use ironlog_protocol::kafka_protocol::messages::{
     ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
 };
-use ironlog_protocol::kafka_protocol::protocol::Decodable;
+use ironlog_protocol::schema;
 
 use super::error_code;
 use crate::broker::Broker;
@@ -25,7 +25,8 @@ pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
         return Vec::new();
     }
     let version = buf.get_i16().clamp(0, 3);
-    ConsumerProtocolSubscription::decode(&mut buf, version)
+    let layout = &schema::tables::consumer_protocol_subscription::CONSUMER_PROTOCOL_SUBSCRIPTION;
+    schema::decode::<ConsumerProtocolSubscription>(layout, &mut buf, version)
         .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
         .unwrap_or_default()
 }

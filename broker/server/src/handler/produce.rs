@@ -1,9 +1,14 @@
 //! Produce (key 0): append record batches to partition logs.
 //!
-//! The client's batch bytes are written as they are, never re-encoded: the log validates
-//! each batch (magic 2, sizes, CRC-32C) and rewrites only the header fields Kafka rewrites
-//! (base offset; timestamp and CRC for LogAppendTime topics). With one broker the ISR is
-//! the leader alone, so acks=1 and acks=all both answer once the leader's log has the data.
+//! The client's batch bytes are written as they are, never re-encoded. Before anything is
+//! appended, every record of every batch is walked once (compressed batches decompressed
+//! under a limit; see `ironlog_storage::records`), then the log validates each batch
+//! (magic 2, sizes, CRC-32C) and rewrites only the header fields Kafka rewrites (base
+//! offset; timestamp and CRC for LogAppendTime topics). A refused partition gets its error
+//! code (CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE…, chosen in
+//! `replica_manager`) and nothing of it is appended; the connection stays up. With one
+//! broker the ISR is the leader alone, so acks=1 and acks=all both answer once the
+//! leader's log has the data.
 
 use std::sync::Arc;
 
@@ -17,6 +22,7 @@ use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
+use crate::group::offsets::OFFSETS_TOPIC;
 
 const API: &str = "Produce";
 
@@ -37,6 +43,13 @@ pub fn handle(
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, got {acks}"),
+                ))
+            } else if name == OFFSETS_TOPIC {
+                // As Kafka: only the broker writes its internal topic; a client's bytes
+                // there would be replayed into group state at the next start.
+                Err((
+                    ResponseError::InvalidTopicException,
+                    format!("cannot produce to the internal topic {OFFSETS_TOPIC}"),
                 ))
             } else if request.transactional_id.is_some() {
                 Err((

@@ -4,17 +4,30 @@
 //! Requests on one connection are handled one at a time, like Kafka does: clients pipeline
 //! (librdkafka keeps up to 5 produce requests in flight) and rely on the broker applying and
 //! answering them in order. Frames that arrived together are answered with one write.
+//!
+//! What one connection holds, and for how long:
+//! - its input buffer grows only as bytes arrive (`frame::reserve_for_read`), up to the frame
+//!   being read plus `frame::READ_AHEAD`;
+//! - a frame's declared size is taken from the broker-wide [`RequestBudget`] when its prefix
+//!   arrives, before its body is read, and returned once the request has been handled; while
+//!   waiting for budget the connection reads nothing (TCP pushes back on the client);
+//! - it is closed after `connections.max.idle.ms` without a request, when no byte of a started
+//!   request arrives for `request_read_timeout_ms`, and when a request takes longer than
+//!   `connections.max.idle.ms` to arrive (waiting for budget included).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use ironlog_protocol::frame::{parse_frame, FrameError};
+use bytes::{BufMut, Bytes, BytesMut};
+use ironlog_protocol::frame::{frame_size, parse_frame, reserve_for_read, FrameError};
 use ironlog_protocol::request::{decode_header, DecodeError, RawRequest};
 use ironlog_protocol::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
+use super::budget::{BudgetPermit, RequestBudget};
 use crate::broker::Broker;
 use crate::handler;
 
@@ -29,41 +42,145 @@ enum ConnectionError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Encode(#[from] ironlog_protocol::response::EncodeError),
+    #[error("no request for {idle_ms} ms (connections.max.idle.ms)")]
+    Idle { idle_ms: u64 },
+    #[error(
+        "a request took longer than connections.max.idle.ms ({idle_ms} ms) to arrive; \
+         {received} bytes of it were read"
+    )]
+    RequestTooSlow { idle_ms: u64, received: usize },
+    #[error(
+        "no byte of a started request for {timeout_ms} ms ({received} bytes of it read); \
+         raise --request-read-timeout-ms if clients are this slow"
+    )]
+    ReadStalled { timeout_ms: u64, received: usize },
+    #[error(
+        "waited connections.max.idle.ms ({idle_ms} ms) to read a {size}-byte request: \
+         queued.max.request.bytes ({cap} bytes) stayed in use by other connections \
+         (see ironlog_queued_request_bytes; raise --queued-max-request-bytes if they are \
+         legitimate)"
+    )]
+    QueueFull {
+        idle_ms: u64,
+        size: usize,
+        cap: usize,
+    },
+}
+
+impl ConnectionError {
+    /// The `reason` label of `ironlog_refused_frames_total`, if the broker refused what the
+    /// client sent or how it sent it (I/O errors and our own encode failures are not refusals).
+    fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            ConnectionError::Frame(FrameError::TooLarge { .. }) => Some("too_large"),
+            ConnectionError::Frame(FrameError::NegativeSize { .. }) => Some("negative_size"),
+            ConnectionError::Decode(DecodeError::UnknownApiKey { .. }) => Some("unknown_api"),
+            ConnectionError::Decode(DecodeError::UnsupportedVersion { .. }) => {
+                Some("unsupported_version")
+            }
+            // TooShort, Malformed, and whatever body validation may add later.
+            ConnectionError::Decode(_) => Some("malformed"),
+            ConnectionError::Idle { .. } | ConnectionError::RequestTooSlow { .. } => {
+                Some("idle_timeout")
+            }
+            ConnectionError::ReadStalled { .. } => Some("read_timeout"),
+            ConnectionError::QueueFull { .. } => Some("queue_full"),
+            ConnectionError::Io(_) | ConnectionError::Encode(_) => None,
+        }
+    }
 }
 
 /// Responses smaller than this are gathered into one write (pipelined produce acks).
 const GATHER_LIMIT: usize = 16 * 1024;
 
-pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+pub(crate) async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    budget: Arc<RequestBudget>,
+) {
     broker.metrics.connections_open.inc();
     broker.metrics.connections_total.inc();
-    match serve(&mut stream, &broker).await {
+    let result = serve(&mut stream, &broker, &budget).await;
+    if let Err(e) = &result {
+        if let Some(reason) = e.refusal_reason() {
+            broker.metrics.refused.with_label_values(&[reason]).inc();
+        }
+    }
+    match result {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(ConnectionError::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
+        // Routine: clients come and go, and Kafka closes idle connections too.
+        Err(e @ (ConnectionError::Io(_) | ConnectionError::Idle { .. })) => {
+            tracing::debug!(%peer, error = %e, "connection closed")
+        }
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
     }
     broker.metrics.connections_open.dec();
 }
 
-async fn serve(stream: &mut TcpStream, broker: &Arc<Broker>) -> Result<(), ConnectionError> {
+async fn serve(
+    stream: &mut TcpStream,
+    broker: &Arc<Broker>,
+    budget: &Arc<RequestBudget>,
+) -> Result<(), ConnectionError> {
+    let max_size = broker.config.socket_request_max_bytes;
+    let idle_ms = broker.config.net.connections_max_idle_ms;
+    let idle = Duration::from_millis(idle_ms);
+    let read_timeout_ms = broker.config.net.request_read_timeout_ms;
+    let read_timeout = Duration::from_millis(read_timeout_ms);
     let mut shutdown = broker.shutdown_signal();
-    let mut input = BytesMut::with_capacity(64 * 1024);
+    // Starts empty: an idle connection holds no buffer, and it grows only as bytes arrive.
+    let mut input = BytesMut::new();
     let mut output = BytesMut::new();
+    // Budget for the frame at the front of `input`, from its prefix until it has been handled.
+    let mut permit: Option<BudgetPermit> = None;
+    // The idle clock: when the last request was handled (or the connection opened).
+    let mut last_request = Instant::now();
+    // When the first byte of the frame at the front of `input` arrived.
+    let mut frame_started: Option<Instant> = None;
     loop {
         // Handle every complete frame already buffered. Small responses are gathered and
         // sent with one write; a large one (fetched records) is written as it is rather
         // than copied into the gathering buffer.
-        while let Some(frame) = parse_frame(&mut input, broker.config.socket_request_max_bytes)? {
+        while let Some(size) = frame_size(&input, max_size)? {
+            if permit.is_none() {
+                let started = frame_started.unwrap_or_else(Instant::now);
+                permit = Some(match budget.try_acquire(size) {
+                    Some(p) => p,
+                    None => {
+                        // Send what is owed first: the client may be waiting on those
+                        // responses before it sends anything else.
+                        flush(stream, &mut output).await?;
+                        broker.metrics.queued_request_waits.inc();
+                        tokio::select! {
+                            p = budget.acquire(size) => p,
+                            _ = tokio::time::sleep_until(started + idle) => {
+                                return Err(ConnectionError::QueueFull {
+                                    idle_ms,
+                                    size,
+                                    cap: budget.cap(),
+                                });
+                            }
+                            _ = crate::broker::stopped(&mut shutdown) => return Ok(()),
+                        }
+                    }
+                });
+            }
+            let Some(frame) = parse_frame(&mut input, max_size)? else {
+                break;
+            };
             broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
-            if let Some(response) = handle_frame(frame, broker).await? {
+            let response = handle_frame(frame, broker).await?;
+            // Handled: the request's bytes are no longer queued.
+            permit = None;
+            last_request = Instant::now();
+            frame_started = (!input.is_empty()).then_some(last_request);
+            if let Some(response) = response {
                 broker.metrics.bytes_out.inc_by(response.len() as u64);
                 if response.len() < GATHER_LIMIT {
                     output.extend_from_slice(&response);
                 } else {
-                    if !output.is_empty() {
-                        stream.write_all(&output).await?;
-                        output.clear();
-                    }
+                    flush(stream, &mut output).await?;
                     stream.write_all(&response).await?;
                 }
             }
@@ -71,15 +188,39 @@ async fn serve(stream: &mut TcpStream, broker: &Arc<Broker>) -> Result<(), Conne
                 break;
             }
         }
-        if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
-        }
+        flush(stream, &mut output).await?;
         if broker.is_shutting_down() {
             return Ok(());
         }
+
+        // No complete frame is buffered, so `room` > 0.
+        let room = reserve_for_read(&mut input, max_size)?;
+        let received = input.len();
+        let (deadline, timed_out) = match frame_started {
+            None => (last_request + idle, ConnectionError::Idle { idle_ms }),
+            Some(started) => {
+                let stalled = Instant::now() + read_timeout;
+                if stalled < started + idle {
+                    (
+                        stalled,
+                        ConnectionError::ReadStalled {
+                            timeout_ms: read_timeout_ms,
+                            received,
+                        },
+                    )
+                } else {
+                    (
+                        started + idle,
+                        ConnectionError::RequestTooSlow { idle_ms, received },
+                    )
+                }
+            }
+        };
+        // At most `room` bytes: the read never takes in more than the buffer was sized for.
+        let mut limited = (&mut input).limit(room);
         let read = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
+            read = stream.read_buf(&mut limited) => read?,
+            _ = tokio::time::sleep_until(deadline) => return Err(timed_out),
             _ = crate::broker::stopped(&mut shutdown) => return Ok(()),
         };
         if read == 0 {
@@ -93,7 +234,17 @@ async fn serve(stream: &mut TcpStream, broker: &Arc<Broker>) -> Result<(), Conne
                 .into())
             };
         }
+        frame_started.get_or_insert_with(Instant::now);
     }
+}
+
+/// Writes the gathered responses, if any.
+async fn flush(stream: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    if !output.is_empty() {
+        stream.write_all(output).await?;
+        output.clear();
+    }
+    Ok(())
 }
 
 /// Decodes and handles one request. `Ok(None)` means no response is owed (acks=0 produce).

@@ -36,6 +36,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         max_connections: 100,
         default_topic_config: vec![],
         group: ironlog_server::group::GroupConfig::default(),
+        net: ironlog_server::config::NetLimits::default(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Zero-copy view and validation of Kafka v2 record batches (magic 2).
 //!
-//! The server uses [`parse_batches`] to validate produce payloads; the log uses
-//! it on the append path and during recovery. Records inside a batch are never
-//! decoded or re-encoded here: the broker stores the client's bytes as they are
-//! and only patches a few header fields in place (see the `set_*` helpers).
+//! The log uses [`parse_batches`] on the append path and during recovery. Records
+//! inside a batch are never decoded or re-encoded here (that is
+//! [`records`](crate::records), which the produce path runs before the append): the
+//! broker stores the client's bytes as they are and only patches a few header fields
+//! in place (see the `set_*` helpers).
 //!
 //! # Header layout (61 bytes, big-endian)
 //!
@@ -124,6 +125,19 @@ pub enum Compression {
     Zstd,
 }
 
+impl std::fmt::Display for Compression {
+    /// Kafka's `compression.type` name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
 /// Timestamp type from attribute bit 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -176,6 +190,19 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 #[derive(Clone, Copy)]
 pub struct BatchHeader<'a> {
     bytes: &'a [u8],
+}
+
+impl std::fmt::Debug for BatchHeader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchHeader")
+            .field("base_offset", &self.base_offset())
+            .field("batch_length", &self.batch_length())
+            .field("magic", &self.magic())
+            .field("attributes", &self.attributes())
+            .field("last_offset_delta", &self.last_offset_delta())
+            .field("records_count", &self.records_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> BatchHeader<'a> {
@@ -393,156 +420,10 @@ pub fn update_crc(batch: &mut [u8]) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Builders and decoders for uncompressed v2 batches, for tests (this crate's
-/// and the server's). Enabled by the `test-util` feature.
+/// Builders and decoders of v2 batches (compressed or not, valid or patched), for tests
+/// (this crate's and the server's). Enabled by the `test-util` feature.
 #[cfg(any(test, feature = "test-util"))]
-pub mod testing {
-    use super::*;
-
-    /// A record's key and value as given to [`build_batch`] (`None` = null).
-    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-
-    /// One record as a test sees it.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct TestRecord {
-        pub offset: i64,
-        pub timestamp: i64,
-        pub key: Option<Vec<u8>>,
-        pub value: Option<Vec<u8>>,
-    }
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
-
-    fn get_varint(buf: &[u8], pos: &mut usize) -> i64 {
-        let mut z: u64 = 0;
-        let mut shift = 0;
-        loop {
-            let b = buf[*pos];
-            *pos += 1;
-            z |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        ((z >> 1) as i64) ^ -((z & 1) as i64)
-    }
-
-    fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-        match b {
-            None => put_varint(out, -1),
-            Some(b) => {
-                put_varint(out, b.len() as i64);
-                out.extend_from_slice(b);
-            }
-        }
-    }
-
-    /// Builds a valid uncompressed CreateTime v2 batch. Record `i` gets offset
-    /// delta `i` and timestamp `base_timestamp + i`.
-    pub fn build_batch(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (i, (k, v)) in records.iter().enumerate() {
-            let mut rec = vec![0u8]; // attributes
-            put_varint(&mut rec, i as i64); // timestamp delta
-            put_varint(&mut rec, i as i64); // offset delta
-            put_bytes(&mut rec, *k);
-            put_bytes(&mut rec, *v);
-            put_varint(&mut rec, 0); // headers
-            put_varint(&mut body, rec.len() as i64);
-            body.extend_from_slice(&rec);
-        }
-        let n = records.len() as i32;
-        let mut b = Vec::with_capacity(HEADER_SIZE + body.len());
-        b.extend_from_slice(&base_offset.to_be_bytes());
-        b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-        b.push(CURRENT_MAGIC as u8);
-        b.extend_from_slice(&0u32.to_be_bytes()); // crc placeholder
-        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
-        b.extend_from_slice(&(n - 1).max(0).to_be_bytes()); // last offset delta
-        b.extend_from_slice(&base_timestamp.to_be_bytes());
-        b.extend_from_slice(&(base_timestamp + i64::from((n - 1).max(0))).to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-        b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-        b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&body);
-        update_crc(&mut b);
-        b
-    }
-
-    /// Convenience: `n` records with keys `k<i>` and values `v<base_offset+i>`.
-    pub fn simple_batch(base_offset: i64, base_timestamp: i64, n: usize) -> Vec<u8> {
-        let owned: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
-            .map(|i| {
-                (
-                    format!("k{i}").into_bytes(),
-                    format!("v{}", base_offset + i as i64).into_bytes(),
-                )
-            })
-            .collect();
-        let recs: Vec<KeyValue<'_>> = owned
-            .iter()
-            .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-            .collect();
-        build_batch(base_offset, base_timestamp, &recs)
-    }
-
-    /// Decodes every record of the uncompressed batches in `buf`. For
-    /// LogAppendTime batches each record's timestamp is the batch maxTimestamp.
-    ///
-    /// # Panics
-    /// On invalid or compressed input (it is a test helper).
-    pub fn decode_records(buf: &[u8]) -> Vec<TestRecord> {
-        let mut out = Vec::new();
-        for info in parse_batches(buf).expect("decode_records: invalid batches") {
-            let b = &buf[info.range()];
-            let h = BatchHeader::new(b).expect("header");
-            assert_eq!(h.compression(), Some(Compression::None));
-            let mut pos = HEADER_SIZE;
-            for _ in 0..h.records_count() {
-                let len = get_varint(b, &mut pos) as usize;
-                let end = pos + len;
-                pos += 1; // attributes
-                let ts_delta = get_varint(b, &mut pos);
-                let off_delta = get_varint(b, &mut pos);
-                let field = |pos: &mut usize| {
-                    let l = get_varint(b, pos);
-                    (l >= 0).then(|| {
-                        let v = b[*pos..*pos + l as usize].to_vec();
-                        *pos += l as usize;
-                        v
-                    })
-                };
-                let key = field(&mut pos);
-                let value = field(&mut pos);
-                pos = end;
-                let timestamp = match h.timestamp_type() {
-                    TimestampType::CreateTime => h.base_timestamp() + ts_delta,
-                    TimestampType::LogAppendTime => h.max_timestamp(),
-                };
-                out.push(TestRecord {
-                    offset: h.base_offset() + off_delta,
-                    timestamp,
-                    key,
-                    value,
-                });
-            }
-        }
-        out
-    }
-}
+pub mod testing;
 
 #[cfg(test)]
 mod tests {
