@@ -162,6 +162,7 @@ async fn every_served_api_refuses_extreme_length_prefixes_and_keeps_serving() {
             assert_serving(broker.addr, &format!("{api:?} v{version}")).await;
         }
     }
+    real_client_round_trip(broker.addr, "after-prefixes").await;
     println!("{cases} hostile-prefix requests refused, {flexible} of the API versions flexible");
     assert!(cases > 300, "only {cases} cases");
     assert!(
@@ -365,8 +366,14 @@ async fn random_hostile_requests_for_a_bounded_time_never_take_the_broker_down()
         "answered {answered}, closed {closed} of {sent}"
     );
 
-    // A real client still produces and reads back, on a topic of its own.
-    let client = ironlog_client::Client::bootstrap(&broker.addr.to_string())
+    real_client_round_trip(broker.addr, "after-fuzz").await;
+    broker.stop().await;
+}
+
+/// A real client (the `ironlog-client` library the toolbox uses) creates `topic`, produces
+/// ten lz4-compressed records with acks=all and reads exactly them back.
+async fn real_client_round_trip(addr: SocketAddr, topic: &str) {
+    let client = ironlog_client::Client::bootstrap(&addr.to_string())
         .await
         .unwrap();
     let records: Vec<ProduceRecord> = (0..10)
@@ -380,7 +387,7 @@ async fn random_hostile_requests_for_a_bounded_time_never_take_the_broker_down()
     let created = client
         .create_topics(
             &[ironlog_client::NewTopic {
-                name: "after-fuzz".into(),
+                name: topic.into(),
                 num_partitions: 1,
                 replication_factor: 1,
                 configs: Default::default(),
@@ -392,7 +399,7 @@ async fn random_hostile_requests_for_a_bounded_time_never_take_the_broker_down()
     assert!(created.iter().all(|(_, r)| r.is_ok()), "{created:?}");
     let base = client
         .produce(
-            "after-fuzz",
+            topic,
             0,
             &records,
             ironlog_client::Acks::All,
@@ -401,12 +408,47 @@ async fn random_hostile_requests_for_a_bounded_time_never_take_the_broker_down()
         .await
         .unwrap();
     assert_eq!(base, 0);
-    let read = client
-        .fetch("after-fuzz", 0, 0, 1000, 1 << 20)
-        .await
-        .unwrap();
+    let read = client.fetch(topic, 0, 0, 1000, 1 << 20).await.unwrap();
     let values: Vec<_> = read.iter().map(|r| r.value.clone().unwrap()).collect();
     let expected: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
     assert_eq!(values, expected);
+}
+
+/// Found while fuzzing CreateTopics/CreatePartitions: a well-formed request asking for
+/// 2^31-1 partitions made the broker start creating that many logs. One request may now
+/// add at most 10,000 partitions; beyond, POLICY_VIOLATION and nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_billions_of_partitions_is_a_policy_violation() {
+    const POLICY_VIOLATION: i16 = 44;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path()).await;
+    let client = ironlog_client::Client::bootstrap(&broker.addr.to_string())
+        .await
+        .unwrap();
+    let huge = ironlog_client::NewTopic {
+        name: "huge".into(),
+        num_partitions: i32::MAX,
+        replication_factor: 1,
+        configs: Default::default(),
+    };
+    let result = client.create_topics(&[huge], false).await.unwrap();
+    match &result[0].1 {
+        Err(ironlog_client::ClientError::Kafka { code, message, .. }) => {
+            assert_eq!(*code, POLICY_VIOLATION);
+            assert!(
+                message.as_deref().unwrap_or("").contains("10000 allowed"),
+                "{message:?}"
+            );
+        }
+        other => panic!("expected POLICY_VIOLATION, got {other:?}"),
+    }
+    real_client_round_trip(broker.addr, "small").await;
+    match client.create_partitions("small", i32::MAX).await {
+        Err(ironlog_client::ClientError::Kafka { code, .. }) => assert_eq!(code, POLICY_VIOLATION),
+        other => panic!("expected POLICY_VIOLATION, got {other:?}"),
+    }
+    let meta = client.metadata(Some(&["small".to_string()])).await.unwrap();
+    assert_eq!(meta.topics[0].partitions.len(), 1);
+    assert!(!dir.path().join("huge-0").exists());
     broker.stop().await;
 }
