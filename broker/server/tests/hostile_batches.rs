@@ -6,22 +6,16 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{RawClient, TestBroker};
+use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ironlog_protocol::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
-use ironlog_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use ironlog_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use ironlog_protocol::kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use ironlog_protocol::kafka_protocol::messages::*;
-use ironlog_protocol::kafka_protocol::protocol::StrBytes;
 use ironlog_storage::batch::testing::{
     assemble_batch, build_records_batch, compress, compressed_zeros, decode_records, put_varint,
-    set_records_count, HeaderFields, RecordSpec,
+    set_records_count, HeaderFields, RecordSpec, CODECS,
 };
 use ironlog_storage::batch::Compression;
 
@@ -29,46 +23,12 @@ const CORRUPT_MESSAGE: i16 = 2;
 const MESSAGE_TOO_LARGE: i16 = 10;
 const INVALID_RECORD: i16 = 87;
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
-
-fn topic_name(s: &str) -> TopicName {
-    StrBytes::from_string(s.to_string()).into()
-}
-
-async fn create_topic(client: &mut RawClient, topic: &str) {
-    let resp: MetadataResponse = client
-        .call(
-            ApiKey::Metadata,
-            9,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
-                ]))
-                .with_allow_auto_topic_creation(true),
-        )
-        .await;
-    assert_eq!(resp.topics[0].error_code, 0);
-}
-
 async fn produce(
     client: &mut RawClient,
     topic: &str,
     records: Vec<u8>,
 ) -> PartitionProduceResponse {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(records)))])]);
+    let request = produce_request(topic, 0, -1, records);
     // v8: the first version with error_message.
     let resp: ProduceResponse = client.call(ApiKey::Produce, 8, &request).await;
     resp.responses[0].partition_responses[0].clone()

@@ -10,24 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{RawClient, TestBroker};
+use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use ironlog_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use ironlog_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use ironlog_protocol::kafka_protocol::messages::*;
-use ironlog_protocol::kafka_protocol::protocol::StrBytes;
 use ironlog_storage::batch::testing::{build_batch, decode_records};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 const MIB: usize = 1024 * 1024;
-
-fn topic_name(s: &str) -> TopicName {
-    StrBytes::from_string(s.to_string()).into()
-}
 
 /// Resident set size of this process, from `/proc/self/status`.
 fn rss_bytes() -> usize {
@@ -97,14 +88,7 @@ fn partial_frame(size: usize, body: &[u8]) -> Vec<u8> {
 async fn produce_and_fetch(c: &mut RawClient, topic: &str, values: &[String]) -> Vec<String> {
     let records: Vec<ironlog_storage::batch::testing::KeyValue<'_>> =
         values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-    let produce = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(build_batch(0, 1000, &records))))])]);
+    let produce = produce_request(topic, 0, -1, build_batch(0, 1000, &records));
     let resp: ProduceResponse = c.call(ApiKey::Produce, 7, &produce).await;
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
     let fetch = FetchRequest::default()
@@ -125,21 +109,6 @@ async fn produce_and_fetch(c: &mut RawClient, topic: &str, values: &[String]) ->
         .iter()
         .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
         .collect()
-}
-
-async fn create_topic(c: &mut RawClient, topic: &str) {
-    let resp: MetadataResponse = c
-        .call(
-            ApiKey::Metadata,
-            9,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
-                ]))
-                .with_allow_auto_topic_creation(true),
-        )
-        .await;
-    assert_eq!(resp.topics[0].error_code, 0);
 }
 
 /// Issue 8's attack: many connections each declare a 100 MiB request and send 1 MiB of it.

@@ -5,34 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{RawClient, TestBroker};
+use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ironlog_protocol::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
-use ironlog_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use ironlog_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use ironlog_protocol::kafka_protocol::messages::*;
-use ironlog_protocol::kafka_protocol::protocol::StrBytes;
 use ironlog_storage::batch::testing::{build_batch, decode_records};
-
-fn topic_name(s: &str) -> TopicName {
-    StrBytes::from_string(s.to_string()).into()
-}
-
-fn produce_request(topic: &str, partition: i32, acks: i16, records: Vec<u8>) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records)))])])
-}
 
 fn fetch_request(
     topic: &str,
@@ -51,21 +30,6 @@ fn fetch_request(
                 .with_partition(0)
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(partition_max_bytes)])])
-}
-
-async fn create_topic(client: &mut RawClient, topic: &str) {
-    let resp: MetadataResponse = client
-        .call(
-            ApiKey::Metadata,
-            9,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
-                ]))
-                .with_allow_auto_topic_creation(true),
-        )
-        .await;
-    assert_eq!(resp.topics[0].error_code, 0);
 }
 
 fn batch(base_ts: i64, values: &[&str]) -> Vec<u8> {

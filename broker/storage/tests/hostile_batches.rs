@@ -4,21 +4,13 @@
 
 use ironlog_storage::batch::testing::{
     assemble_batch, build_records_batch, compress, compressed_zeros, put_varint, set_records_count,
-    HeaderFields, RecordSpec,
+    HeaderFields, RecordSpec, CODECS,
 };
 use ironlog_storage::batch::{BatchError, Compression};
 use ironlog_storage::records::{
     Field, RecordDecoder, RecordError, RecordRule, DEFAULT_MAX_UNCOMPRESSED_BYTES, MIN_RECORD_SIZE,
 };
 use proptest::prelude::*;
-
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
 
 fn spec(key: &str, value: &str, offset_delta: i32) -> RecordSpec {
     RecordSpec {

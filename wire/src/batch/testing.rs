@@ -301,3 +301,12 @@ pub fn decode_records(buf: &[u8]) -> Vec<TestRecord> {
     }
     out
 }
+
+/// Every codec a v2 batch may use, for tests that run each case in all of them.
+pub const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];

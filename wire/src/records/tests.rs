@@ -3,16 +3,8 @@
 //! `tests/hostile_batches.rs`.
 
 use super::*;
-use crate::batch::testing::{build_records_batch, RecordSpec};
+use crate::batch::testing::{build_records_batch, RecordSpec, CODECS};
 use proptest::prelude::*;
-
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
 
 type Headers = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 

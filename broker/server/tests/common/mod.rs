@@ -190,3 +190,46 @@ impl RawClient {
         }
     }
 }
+
+/// Creates `topic` (one partition) through Metadata v9 auto-creation and checks it exists.
+pub async fn create_topic(client: &mut RawClient, topic: &str) {
+    use ironlog_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use ironlog_protocol::kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let name = topic_name(topic);
+    let resp: MetadataResponse = client
+        .call(
+            ApiKey::Metadata,
+            9,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name))
+                ]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
+    assert_eq!(resp.topics[0].error_code, 0);
+}
+
+pub fn topic_name(s: &str) -> ironlog_protocol::kafka_protocol::messages::TopicName {
+    StrBytes::from_string(s.to_string()).into()
+}
+
+/// A Produce request of `records` (one batch, as given) to one partition.
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Vec<u8>,
+) -> ironlog_protocol::kafka_protocol::messages::ProduceRequest {
+    use ironlog_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    ironlog_protocol::kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(records)))])])
+}
