@@ -78,17 +78,25 @@ fi
 
 # --- limits ----------------------------------------------------------------------------
 log "loopback TCP: iperf3 for ${IPERF_SECONDS}s"
-IPORT=$(free_port)
-iperf3 -s -1 -p "$IPORT" </dev/null >/dev/null 2>&1 &
-IPERF_PID=$!
-for _ in $(seq 50); do
-    iperf3 -c 127.0.0.1 -p "$IPORT" -t "$IPERF_SECONDS" -J >"$WORK/iperf.json" 2>/dev/null && break
-    sleep 0.1
+# A fresh one-off server per attempt, and the client only once the server listens: a
+# client that connects too early fails, and a one-off server that saw a failed client is gone.
+for attempt in 1 2 3; do
+    IPORT=$(free_port)
+    iperf3 -s -1 -p "$IPORT" </dev/null >/dev/null 2>&1 &
+    IPERF_PID=$!
+    for _ in $(seq 100); do
+        ss -Hltn "sport = :$IPORT" 2>/dev/null | grep -q . && break
+        sleep 0.05
+    done
+    ok=0
+    iperf3 -c 127.0.0.1 -p "$IPORT" -t "$IPERF_SECONDS" -J >"$WORK/iperf.json" 2>/dev/null && ok=1
+    # The one-off server normally exits after the test; stop it in case it didn't.
+    kill "$IPERF_PID" 2>/dev/null || true
+    wait "$IPERF_PID" 2>/dev/null || true
+    IPERF_PID=""
+    ((ok)) && break
+    log "iperf3 attempt $attempt failed: $(head -c 300 "$WORK/iperf.json" | tr '\n' ' ')"
 done
-# The one-off server normally exits after the test; stop it in case it didn't.
-kill "$IPERF_PID" 2>/dev/null || true
-wait "$IPERF_PID" 2>/dev/null || true
-IPERF_PID=""
 
 log "disk: fio sequential write in $WORK ($FIO_SIZE, fsync at end; $FIO_SYNC_SIZE, fsync every 64 KiB)"
 fio --name=seq-end-fsync --directory="$WORK" --rw=write --bs=1M --size="$FIO_SIZE" \
