@@ -163,6 +163,21 @@ pub struct ReplicaManager {
     producers: Mutex<HashMap<(String, i32), PartitionProducers>>,
 }
 
+/// The most partitions one CreateTopics or CreatePartitions entry may add. Like Kafka's
+/// controller (which refuses "excessively large" batches of more than 10,000 records), this
+/// keeps one well-formed request from creating millions of logs.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+
+fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
+    if added > MAX_PARTITIONS_PER_REQUEST {
+        return Err(ReplicaError::PolicyViolation(format!(
+            "{added} partitions in one request is more than the {MAX_PARTITIONS_PER_REQUEST} allowed; \
+             create them in several requests"
+        )));
+    }
+    Ok(())
+}
+
 impl ReplicaManager {
     /// Opens metadata and logs, then makes them agree: a partition in the metadata without
     /// a log gets an empty one; a log of a topic the metadata no longer has (a crash
@@ -271,24 +286,7 @@ impl ReplicaManager {
             .cloned()
             .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))
     }
-}
 
-/// The most partitions one CreateTopics or CreatePartitions entry may add. Like Kafka's
-/// controller (which refuses "excessively large" batches of more than 10,000 records), this
-/// keeps one well-formed request from creating millions of logs.
-pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
-
-fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
-    if added > MAX_PARTITIONS_PER_REQUEST {
-        return Err(ReplicaError::PolicyViolation(format!(
-            "{added} partitions in one request is more than the {MAX_PARTITIONS_PER_REQUEST} allowed; \
-             create them in several requests"
-        )));
-    }
-    Ok(())
-}
-
-impl ReplicaManager {
     /// Checks a topic creation without doing it (CreateTopics' validate_only).
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), ReplicaError> {
         validate_topic_name(&topic.name).map_err(ReplicaError::InvalidTopic)?;

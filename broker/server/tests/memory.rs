@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
+use common::{create_topic, metric, metric_of, produce_request, topic_name, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ironlog_protocol::kafka_protocol::messages::*;
 use ironlog_storage::batch::testing::{build_batch, decode_records};
@@ -42,18 +42,6 @@ fn open_files_soft_limit() -> usize {
         .nth(3)
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX) // "unlimited"
-}
-
-/// The value of one series in a Prometheus text exposition (0 if it was never set).
-fn metric(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
-}
-
-async fn metric_of(broker: &TestBroker, series: &str) -> f64 {
-    metric(&broker.http_get("/metrics").await.1, series)
 }
 
 /// Polls `/metrics` until `series` satisfies `ok`, failing after `within`.

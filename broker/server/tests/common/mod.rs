@@ -233,3 +233,17 @@ pub fn produce_request(
                 .with_index(partition)
                 .with_records(Some(Bytes::from(records)))])])
 }
+
+/// The value of one series (name and labels, exactly as exposed) in a Prometheus text
+/// exposition; 0 if it was never set.
+pub fn metric(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// One series of the broker's `/metrics`, as [`metric`].
+pub async fn metric_of(broker: &TestBroker, series: &str) -> f64 {
+    metric(&broker.http_get("/metrics").await.1, series)
+}
