@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"). Installs what it needs, then runs, in order:
 # formatting, clippy, every crate's unit and integration tests, the CRD drift check, the
-# real-client end-to-end suites (kcat, confluent-kafka, kafka-python), the benchmark smoke
+# real-client end-to-end suites (kcat, confluent-kafka, kafka-python; Sarama), the benchmark smoke
 # run and the Kubernetes end-to-end suite on a real API server.
 #
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
-# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups bench k8s
+# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups sarama bench k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -64,6 +64,7 @@ step wire-schema python3 scripts/gen-wire-schema.py --check
 step build cargo build -p ironlog-server
 step clients e2e/clients/run.sh
 step groups e2e/groups/run.sh
+step sarama e2e/sarama/run.sh
 step bench bench/run.sh --smoke
 step k8s e2e/k8s/run.sh
 

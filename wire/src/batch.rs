@@ -410,6 +410,16 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {
     update_crc(batch);
 }
 
+/// Overwrites maxTimestamp (CreateTime batches, whose header disagrees with its records,
+/// as Kafka's `LogValidator` corrects it) and recomputes the CRC.
+///
+/// # Panics
+/// As [`set_log_append_time`].
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    update_crc(batch);
+}
+
 /// Recomputes and stores the CRC of a batch whose bytes after the CRC were changed.
 ///
 /// # Panics

@@ -41,8 +41,9 @@
 //!   ever written, so anything else is refused), header key lengths ≥ 0 (as Kafka);
 //! * `headerCount` ≥ 0 and ≤ bytes left in the record / [`MIN_HEADER_SIZE`].
 //!
-//! Offsets and timestamps are *not* checked against the batch header here (Kafka's
-//! `LogValidator` does that; it belongs on top of this walker).
+//! Offsets, timestamps and keys are *not* checked against the batch header or a topic's
+//! rules here: that is the broker's `LogValidator` (`ironlog_storage::validator`), built on
+//! top of this walker.
 //!
 //! # Decompression limit
 //!
@@ -656,15 +657,16 @@ impl RecordDecoder {
         Records::new(header, section, position)
     }
 
-    /// Walks every record of every batch in `buf` (a produce payload) once: headers as
+    /// Walks every record of every batch in `buf` once: headers as
     /// [`batch::check_header`], then each record as [`RecordDecoder::records`], compressed
-    /// batches decompressed under the limit. Returns the number of records.
+    /// batches decompressed under the limit. Returns the number of records. No rule beyond
+    /// the encoding is checked (the broker's produce path uses `LogValidator`, which does
+    /// this walk and Kafka's rules); it is the least a reader of untrusted batches must do.
     ///
-    /// The CRC of a well-formed batch is left to [`crate::Log::append`], which verifies it
-    /// anyway, so valid bytes are walked once here and checksummed once there. It is
-    /// computed here only when a batch's records are wrong, so that a batch damaged in
-    /// transit is reported as [`BatchError::CrcMismatch`] (as Kafka, which checks the CRC
-    /// before it reads records) rather than as malformed.
+    /// The CRC of a well-formed batch is not computed (callers that need it use
+    /// [`batch::validate_batch`]); it is computed only when a batch's records are wrong, so
+    /// that a batch damaged in transit is reported as [`BatchError::CrcMismatch`] (as
+    /// Kafka, which checks the CRC before it reads records) rather than as malformed.
     ///
     /// # Errors
     /// The first [`RecordError`], naming the batch by its byte position in `buf`.

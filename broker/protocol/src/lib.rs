@@ -30,6 +30,7 @@
 //!   and match responses by order as well as correlation id); the server enforces that.
 
 pub mod frame;
+pub mod legacy;
 pub mod request;
 pub mod response;
 pub mod versions;

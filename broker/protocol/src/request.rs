@@ -104,11 +104,19 @@ impl RawRequest {
         self.header.request_api_version
     }
 
+    /// The version the decoded body has and is handled as: [`RawRequest::version`], or for
+    /// a legacy version the one it is read as.
+    pub fn effective_version(&self) -> i16 {
+        crate::legacy::effective_version(self.api, self.version())
+    }
+
     pub fn correlation_id(&self) -> i32 {
         self.header.correlation_id
     }
 
-    /// Decodes the body as the message type of this request's API.
+    /// Decodes the body as the message type of this request's API, at
+    /// [`RawRequest::effective_version`] (a [`legacy`](crate::legacy) version is read as the
+    /// next one up).
     ///
     /// Bytes left after the body are ignored, as Kafka does: some clients send them
     /// (librdkafka 2.x appends stray bytes to Metadata v12+ "all topics" requests), and those
@@ -124,6 +132,9 @@ impl RawRequest {
             correlation_id: self.correlation_id(),
             reason,
         };
+        if crate::legacy::is_legacy(self.api, self.version()) {
+            return crate::legacy::decode(self.api, self.version(), &self.body).map_err(malformed);
+        }
         let layout = schema::request_layout(self.api)
             .ok_or_else(|| malformed(schema::Reason::NoLayout.to_string()))?;
         schema::check(layout, self.version(), &self.body).map_err(|e| malformed(e.to_string()))?;

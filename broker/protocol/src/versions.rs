@@ -59,9 +59,22 @@ pub fn all_supported() -> Vec<(ApiKey, VersionRange)> {
     apis
 }
 
-/// Whether `version` of `api` is served.
+/// What ApiVersions advertises: [`all_supported`] with each range extended down to the
+/// API's [`legacy`](crate::legacy) versions, which are read as a newer one.
+pub fn advertised() -> Vec<(ApiKey, VersionRange)> {
+    all_supported()
+        .into_iter()
+        .map(|(api, range)| {
+            let min = crate::legacy::min_version(api).map_or(range.min, |m| m.min(range.min));
+            (api, VersionRange { min, ..range })
+        })
+        .collect()
+}
+
+/// Whether `version` of `api` is served (by the codec or as a legacy version).
 pub fn is_supported(api: ApiKey, version: i16) -> bool {
     supported(api).is_some_and(|r| r.min <= version && version <= r.max)
+        || crate::legacy::is_legacy(api, version)
 }
 
 #[cfg(test)]
@@ -89,6 +102,13 @@ mod tests {
             !is_supported(ApiKey::Produce, 2),
             "magic v0/v1 produce is not served"
         );
+        // Sarama 1.22 sends these whatever ApiVersions says.
+        assert!(is_supported(ApiKey::OffsetCommit, 1) && is_supported(ApiKey::DescribeConfigs, 0));
+        assert!(!is_supported(ApiKey::OffsetCommit, 0));
+        let advertised = advertised();
+        let range = |api| advertised.iter().find(|(a, _)| *a == api).unwrap().1;
+        assert_eq!(range(ApiKey::OffsetCommit).min, 1);
+        assert_eq!(range(ApiKey::DescribeConfigs).min, 0);
     }
 
     #[test]

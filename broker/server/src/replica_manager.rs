@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironlog_protocol::ResponseError;
-use ironlog_storage::records::{max_uncompressed_bytes, RecordDecoder, RecordError};
-use ironlog_storage::{AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError};
+use ironlog_storage::records::RecordError;
+use ironlog_storage::{
+    AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, LogValidator,
+    RecordViolation, ValidationError,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -53,11 +56,11 @@ pub enum ReplicaError {
         partition: i32,
         source: LogError,
     },
-    #[error("partition {topic}-{partition}: invalid records: {source}")]
+    #[error("partition {topic}-{partition}: records refused: {source}")]
     InvalidRecords {
         topic: String,
         partition: i32,
-        source: RecordError,
+        source: ValidationError,
     },
     #[error("{0}")]
     LogManager(#[from] LogManagerError),
@@ -89,36 +92,74 @@ impl ReplicaError {
             ReplicaError::InvalidConfig(_) => ResponseError::InvalidConfig,
             ReplicaError::Metadata(_) => ResponseError::KafkaStorageError,
             ReplicaError::Log { source, .. } => log_error_code(source),
-            ReplicaError::InvalidRecords { source, .. } => records_error_code(source),
+            ReplicaError::InvalidRecords { source, .. } => validation_error_code(source),
             ReplicaError::LogManager(LogManagerError::Log { source, .. }) => log_error_code(source),
             ReplicaError::LogManager(_) => ResponseError::KafkaStorageError,
             ReplicaError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             ReplicaError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         }
     }
+
+    /// The records a refused produce broke, for Produce v8+ `record_errors`.
+    pub fn record_violations(&self) -> &[RecordViolation] {
+        match self {
+            ReplicaError::InvalidRecords {
+                source: ValidationError::InvalidRecords { violations, .. },
+                ..
+            }
+            | ReplicaError::Log {
+                source:
+                    LogError::Rejected {
+                        source: ValidationError::InvalidRecords { violations, .. },
+                        ..
+                    },
+                ..
+            } => violations,
+            _ => &[],
+        }
+    }
 }
 
-/// Kafka error code for a storage error.
+/// Kafka error code for a storage error. KAFKA_STORAGE_ERROR only for what really went
+/// wrong with the disk.
 pub fn log_error_code(e: &LogError) -> ResponseError {
     match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::Rejected { source, .. } => validation_error_code(source),
         LogError::InvalidRecords { source, .. } if source.is_unsupported_magic() => {
             ResponseError::UnsupportedForMessageFormat
         }
-        LogError::InvalidRecords { .. } | LogError::EmptyAppend { .. } => {
-            ResponseError::CorruptMessage
-        }
-        _ => ResponseError::KafkaStorageError,
+        LogError::InvalidRecords { .. } => ResponseError::CorruptMessage,
+        LogError::Io { .. }
+        | LogError::Offline { .. }
+        | LogError::Corrupt { .. }
+        | LogError::NotReplaceable { .. } => ResponseError::KafkaStorageError,
     }
 }
 
-/// Kafka error code for records that fail [`RecordDecoder::check_batches`]: a bad header
-/// or CRC as the log maps it; records that don't parse INVALID_RECORD (Kafka's
-/// `InvalidRecordException`, not retriable); a codec stream that doesn't decompress
-/// CORRUPT_MESSAGE; a batch inflating past the limit MESSAGE_TOO_LARGE, which makes a
-/// Java producer split the batch rather than retry it unchanged.
-pub fn records_error_code(e: &RecordError) -> ResponseError {
+/// Kafka error code for batches the [`LogValidator`] refuses, as Kafka answers them:
+/// a bad header or CRC, or a codec stream that doesn't decompress, CORRUPT_MESSAGE;
+/// records that don't parse or break a record rule INVALID_RECORD (Kafka's
+/// `InvalidRecordException`, not retriable); a timestamp out of range, or LogAppendTime set
+/// by a producer, INVALID_TIMESTAMP; a batch above max.message.bytes, or inflating past the
+/// decompression limit, MESSAGE_TOO_LARGE, which makes a Java producer split the batch
+/// rather than retry it unchanged.
+pub fn validation_error_code(e: &ValidationError) -> ResponseError {
+    if e.is_invalid_timestamp() {
+        return ResponseError::InvalidTimestamp;
+    }
+    match e {
+        ValidationError::Records(r) => records_error_code(r),
+        ValidationError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        ValidationError::Empty
+        | ValidationError::InvalidBatch { .. }
+        | ValidationError::InvalidRecords { .. }
+        | ValidationError::LogAppendTimeFromProducer { .. } => ResponseError::InvalidRecord,
+    }
+}
+
+fn records_error_code(e: &RecordError) -> ResponseError {
     match e {
         RecordError::Batch(b) if b.is_unsupported_magic() => {
             ResponseError::UnsupportedForMessageFormat
@@ -442,11 +483,13 @@ impl ReplicaManager {
             })
     }
 
-    /// Appends client bytes. Every record of every batch is walked first (compressed ones
-    /// decompressed under [`max_uncompressed_bytes`] of the topic's `max.message.bytes`);
-    /// then the log validates every batch (CRC, magic, sizes) and assigns offsets in place.
-    /// Batches of idempotent producers are checked for duplicates and sequence gaps before
-    /// the append (see [`crate::producer_state`]).
+    /// Appends a producer's batches. They are validated first, outside the log's write lock
+    /// (CRC, every record walked, compressed ones decompressed under the topic's limit,
+    /// Kafka's batch and record rules, maxTimestamp recomputed: see
+    /// [`ironlog_storage::validator`]), so that CPU work doesn't stall other appends to the
+    /// partition; then, under the lock, batches of idempotent producers are checked for
+    /// duplicates and sequence gaps (see [`crate::producer_state`]) and the log assigns
+    /// offsets and writes, all or nothing.
     pub fn append(
         &self,
         topic: &str,
@@ -454,18 +497,17 @@ impl ReplicaManager {
         records: &mut [u8],
     ) -> Result<AppendInfo, ReplicaError> {
         let log = self.log(topic, partition)?;
-        // Before the write lock: decompressing is CPU work that must not stall other
-        // appends to the partition.
-        let limit = max_uncompressed_bytes(read(&log).config().max_message_bytes);
-        RecordDecoder::new(limit)
-            .check_batches(records)
+        let now = now_ms();
+        let validator = LogValidator::new(read(&log).config());
+        let records = validator
+            .validate(records, &mut validator.decoder(), now)
             .map_err(|source| ReplicaError::InvalidRecords {
                 topic: topic.into(),
                 partition,
                 source,
             })?;
         let mut log = write(&log);
-        let producer = producer_batch(records);
+        let producer = producer_batch(records.bytes());
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         let state = producer.map(|_| producers.entry((topic.to_string(), partition)).or_default());
         if let (Some(batch), Some(state)) = (&producer, &state) {
@@ -507,13 +549,13 @@ impl ReplicaManager {
                 }
             }
         }
-        let info = log
-            .append(records, now_ms())
-            .map_err(|source| ReplicaError::Log {
-                topic: topic.into(),
-                partition,
-                source,
-            })?;
+        let info =
+            log.append_validated(records, None, now)
+                .map_err(|source| ReplicaError::Log {
+                    topic: topic.into(),
+                    partition,
+                    source,
+                })?;
         if let (Some(batch), Some(state)) = (&producer, state) {
             state.record(batch, info.first_offset, info.last_offset);
         }

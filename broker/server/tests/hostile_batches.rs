@@ -6,16 +6,12 @@
 
 mod common;
 
-use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
-use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use ironlog_protocol::kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsTopic,
-};
+use common::{create_topic, fetch_records, list_offsets, produce_request, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use ironlog_protocol::kafka_protocol::messages::*;
 use ironlog_storage::batch::testing::{
-    assemble_batch, build_records_batch, compress, compressed_zeros, decode_records, put_varint,
-    set_records_count, HeaderFields, RecordSpec, CODECS,
+    assemble_batch, build_records_batch, compress, compressed_zeros, put_varint, set_records_count,
+    HeaderFields, RecordSpec, CODECS,
 };
 use ironlog_storage::batch::Compression;
 
@@ -34,20 +30,6 @@ async fn produce(
     resp.responses[0].partition_responses[0].clone()
 }
 
-/// ListOffsets (v7) for one timestamp: (error, offset, timestamp).
-async fn list_offsets(client: &mut RawClient, topic: &str, timestamp: i64) -> (i16, i64, i64) {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id((-1).into())
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(timestamp)])]);
-    let resp: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request).await;
-    let p = &resp.topics[0].partitions[0];
-    (p.error_code, p.offset, p.timestamp)
-}
-
 async fn log_end_offset(client: &mut RawClient, topic: &str) -> i64 {
     let (error, offset, _) = list_offsets(client, topic, -1).await;
     assert_eq!(error, 0);
@@ -56,21 +38,8 @@ async fn log_end_offset(client: &mut RawClient, topic: &str) -> i64 {
 
 /// (offset, value) of every record from offset 0.
 async fn fetch_values(client: &mut RawClient, topic: &str) -> Vec<(i64, String)> {
-    let request = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let resp: FetchResponse = client.call(ApiKey::Fetch, 11, &request).await;
-    let p = &resp.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    decode_records(p.records.as_deref().unwrap_or_default())
+    fetch_records(client, topic)
+        .await
         .into_iter()
         .map(|r| (r.offset, String::from_utf8(r.value.unwrap()).unwrap()))
         .collect()
@@ -276,8 +245,8 @@ async fn the_refusal_names_the_rule() {
     assert_eq!(
         message.as_deref(),
         Some(
-            "partition why-0: invalid records: batch at byte 0 claims 2147483647 records \
-             but its 34 bytes of records can hold at most 4"
+            "partition why-0: records refused: batch at byte 0: recordsCount 2147483647 \
+             disagrees with lastOffsetDelta 1 (a batch of n records has offset deltas 0..n-1)"
         )
     );
     broker.stop().await;

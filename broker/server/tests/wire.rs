@@ -5,32 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{create_topic, produce_request, topic_name, RawClient, TestBroker};
-use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use common::{create_topic, fetch_request, produce_request, topic_name, RawClient, TestBroker};
 use ironlog_protocol::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
 use ironlog_protocol::kafka_protocol::messages::*;
 use ironlog_storage::batch::testing::{build_batch, decode_records};
-
-fn fetch_request(
-    topic: &str,
-    offset: i64,
-    max_wait_ms: i32,
-    partition_max_bytes: i32,
-) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(partition_max_bytes)])])
-}
 
 fn batch(base_ts: i64, values: &[&str]) -> Vec<u8> {
     let records: Vec<ironlog_storage::batch::testing::KeyValue<'_>> =

@@ -330,15 +330,16 @@ mod tests {
         for lie in [i32::MAX, 1] {
             let dir = tempfile::tempdir().unwrap();
             let mut log = Log::open(dir.path(), config(), 0, 0).unwrap();
-            // Offsets 0-1: "a" then "b", but the header claims `lie` records (a produce
-            // path that walks records refuses this; older logs may hold such bytes).
+            // Offsets 0-1: "a" then "b", but the header claims `lie` records (validation
+            // refuses this; logs written by older brokers may hold such bytes).
             let mut b = build_batch(
                 0,
                 1000,
                 &[(Some(b"a"), Some(b"a1")), (Some(b"b"), Some(b"b1"))],
             );
             set_records_count(&mut b, lie);
-            log.append(&mut b, 1000).unwrap();
+            let unchecked = crate::validator::ValidatedRecords::unchecked(&mut b);
+            log.append_validated(unchecked, None, 1000).unwrap();
             log.roll(0).unwrap();
             append(
                 &mut log,

@@ -58,6 +58,11 @@ pub struct LogConfig {
     pub max_message_bytes: u64,
     /// `message.timestamp.type`.
     pub message_timestamp_type: MessageTimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime record's
+    /// timestamp may be (Kafka's default: no limit, `i64::MAX`).
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: one hour).
+    pub message_timestamp_after_max_ms: i64,
     /// `cleanup.policy` (stored, not acted on).
     pub cleanup_policy: CleanupPolicy,
 }
@@ -75,6 +80,8 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             message_timestamp_type: MessageTimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 60 * 60 * 1000,
             cleanup_policy: CleanupPolicy::Delete,
         }
     }
@@ -91,6 +98,8 @@ impl LogConfig {
         "flush.ms",
         "index.interval.bytes",
         "max.message.bytes",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
         "message.timestamp.type",
         "retention.bytes",
         "retention.ms",
@@ -132,6 +141,14 @@ impl LogConfig {
                 self.index_interval_bytes.to_string(),
             ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
             (
                 "message.timestamp.type",
                 match self.message_timestamp_type {
@@ -220,6 +237,12 @@ impl LogConfig {
             "index.interval.bytes" => self.index_interval_bytes = at_least(0)?,
             "segment.index.bytes" => self.segment_index_bytes = at_least(8)?,
             "max.message.bytes" => self.max_message_bytes = at_least(0)?,
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = at_least(0)? as i64
+            }
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = at_least(0)? as i64
+            }
             "message.timestamp.type" => {
                 self.message_timestamp_type = match value.trim() {
                     "CreateTime" => MessageTimestampType::CreateTime,

@@ -375,9 +375,10 @@ impl TimeIndex {
         (i > 0).then(|| self.0.absolute(self.0.entries[i - 1].rel))
     }
 
-    /// Appends if `ts` is larger than the last entry's timestamp.
+    /// Appends if `ts` is larger than the last entry's timestamp. A negative `ts` (-1, "no
+    /// timestamp": every record of the batch lacks one) is never indexed, as in Kafka.
     pub fn maybe_append(&mut self, ts: i64, offset: i64) -> io::Result<()> {
-        if self.0.entries.last().is_some_and(|e| ts <= e.ts) {
+        if ts < 0 || self.0.entries.last().is_some_and(|e| ts <= e.ts) {
             return Ok(());
         }
         let rel = self.0.relative(offset)?;

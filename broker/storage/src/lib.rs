@@ -42,8 +42,9 @@
 //!   batch (position 0) is implied. Entries strictly increase in both fields.
 //! * **`.timeindex`**: 12-byte entries, big-endian: 8-byte timestamp + 4-byte
 //!   relative offset. Written alongside offset index entries (and once more
-//!   when a segment is rolled), only when the segment's max timestamp grew; it
-//!   maps that max timestamp to the last offset of the batch that first reached it.
+//!   when a segment is rolled), only when the segment's max timestamp grew (never
+//!   for -1, "no timestamp"); it maps that max timestamp to the last offset of the
+//!   batch that first reached it.
 //! * Index files are exactly `entries × entry size` bytes (no preallocation);
 //!   they are kept in memory and appended to, so they need no memory map.
 //!
@@ -95,8 +96,18 @@
 //! decoded only by [`records`], the one record decoder (both live in `ironlog-wire`,
 //! which the client shares), which
 //! trusts no count or length from the bytes and decompresses under a limit
-//! (see its docs). The produce path walks every record with it before an
-//! append; the cleaner and ListOffsets read records through it.
+//! (see its docs). The cleaner and ListOffsets read records through it.
+//!
+//! # Appends
+//!
+//! A producer's batches go through the [`validator`] (Kafka's `LogValidator` rules: CRC,
+//! every record walked, offsets, timestamps, keys of compacted topics; maxTimestamp
+//! recomputed and patched only when wrong), which yields [`ValidatedRecords`], the only
+//! thing [`Log::append_validated`] takes ([`Log::append`] does both). An append is all or
+//! nothing: size and roll checks come before the write, and a failure after it (an index
+//! or fsync error) truncates the segment back and restores both indexes and the in-memory
+//! state; if that undo fails too, the log refuses further appends until a restart runs
+//! recovery ([`LogError::Offline`]).
 
 pub mod cleaner;
 pub mod config;
@@ -104,6 +115,7 @@ pub mod index;
 pub mod log;
 pub mod manager;
 pub mod segment;
+pub mod validator;
 
 /// The batch header and record decoder live in `ironlog-wire` (the client reads fetched
 /// records with them too); re-exported so the log's paths read as before.
@@ -114,3 +126,6 @@ pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampT
 pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
 pub use crate::manager::{LogHandle, LogManager, LogManagerError, TopicPartition};
 pub use crate::records::{Record, RecordDecoder, RecordError, Records};
+pub use crate::validator::{
+    LogValidator, RecordViolation, ValidBatch, ValidatedRecords, ValidationError, ViolationKind,
+};

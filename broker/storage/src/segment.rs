@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::validator::ValidBatch;
 
 /// `<dir>/<base offset, 20 digits>.<ext>`, as Kafka names segment files.
 pub fn segment_file(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
@@ -28,10 +29,11 @@ pub struct SegmentStats {
     pub batches: u64,
 }
 
-/// Index entries due after observing a batch.
+/// Index entries due after observing a batch: an offset entry, and a time entry unless no
+/// batch of the segment has had a timestamp yet.
 pub struct IndexPoint {
     pub offset: (i64, u64),
-    pub time: (i64, i64),
+    pub time: Option<(i64, i64)>,
 }
 
 impl SegmentStats {
@@ -67,7 +69,8 @@ impl SegmentStats {
             self.bytes_since_last_index_entry = 0;
             IndexPoint {
                 offset: (header.base_offset(), position),
-                time: (self.max_timestamp, self.offset_of_max_timestamp),
+                time: (self.max_timestamp >= 0)
+                    .then_some((self.max_timestamp, self.offset_of_max_timestamp)),
             }
         });
         self.bytes_since_last_index_entry += size;
@@ -160,11 +163,11 @@ pub fn scan(
         if let Some(p) = stats.observe(&header, pos, batch_size as u64, index_interval) {
             offset_entries.push(p.offset);
             // Same rule as TimeIndex::maybe_append: only when the max timestamp grew.
-            if time_entries
-                .last()
-                .is_none_or(|&(t, _): &(i64, i64)| p.time.0 > t)
+            if let Some(time) = p
+                .time
+                .filter(|&(ts, _)| time_entries.last().is_none_or(|&(t, _)| ts > t))
             {
-                time_entries.push(p.time);
+                time_entries.push(time);
             }
         }
         pos += batch_size as u64;
@@ -178,6 +181,40 @@ pub fn scan(
     })
 }
 
+/// Why [`LogSegment::append`] failed.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The append failed and was undone: the segment is as before it.
+    RolledBack(io::Error),
+    /// The append failed and so did the undo: the segment's tail is unknown.
+    Torn { error: io::Error, undo: io::Error },
+}
+
+/// Failures a test can inject into the next append of a segment, after its write.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub index_append: bool,
+    pub sync: bool,
+}
+
+#[cfg(test)]
+impl Faults {
+    fn before_index_append(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.index_append) {
+            return Err(io::Error::other("injected: offset index is full"));
+        }
+        Ok(())
+    }
+
+    fn before_sync(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.sync) {
+            return Err(io::Error::other("injected: fsync failed"));
+        }
+        Ok(())
+    }
+}
+
 /// A `.log` file with its `.index` and `.timeindex`.
 #[derive(Debug)]
 pub struct LogSegment {
@@ -188,6 +225,8 @@ pub struct LogSegment {
     pub stats: SegmentStats,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
+    #[cfg(test)]
+    pub faults: Faults,
 }
 
 impl LogSegment {
@@ -219,6 +258,8 @@ impl LogSegment {
             stats: SegmentStats::empty(base_offset),
             offset_index,
             time_index,
+            #[cfg(test)]
+            faults: Faults::default(),
         })
     }
 
@@ -240,30 +281,77 @@ impl LogSegment {
         Ok(Some(h))
     }
 
-    /// Appends already-validated batches (`infos` are positions in `data`) with one write.
+    /// Appends validated batches (`batches` are positions in `data`, whose offsets are
+    /// already assigned) with one write, updates both indexes and the stats, and with
+    /// `sync` fsyncs the segment and its indexes.
+    ///
+    /// All or nothing: if anything fails after the write began, the file is cut back to its
+    /// old size and the indexes and stats restored, so the failed append leaves no trace.
+    ///
+    /// # Errors
+    /// [`AppendError::RolledBack`] with the I/O error after a clean undo;
+    /// [`AppendError::Torn`] if the undo failed too (the segment then needs recovery).
     pub fn append(
         &mut self,
         data: &[u8],
-        infos: &[batch::BatchInfo],
+        batches: &[ValidBatch],
         index_interval: u64,
+        sync: bool,
+    ) -> Result<(), AppendError> {
+        let (start, stats) = (self.size, self.stats.clone());
+        let Err(error) = self.write_batches(data, batches, index_interval, sync) else {
+            return Ok(());
+        };
+        let first_offset = data
+            .get(..HEADER_SIZE)
+            .and_then(BatchHeader::new)
+            .map_or(self.base_offset, |h| h.base_offset());
+        let undo = (|| {
+            self.file.set_len(start)?;
+            self.offset_index.truncate_to(first_offset)?;
+            self.time_index.truncate_to(first_offset)
+        })();
+        self.size = start;
+        self.stats = stats;
+        match undo {
+            Ok(()) => Err(AppendError::RolledBack(error)),
+            Err(undo) => Err(AppendError::Torn { error, undo }),
+        }
+    }
+
+    fn write_batches(
+        &mut self,
+        data: &[u8],
+        batches: &[ValidBatch],
+        index_interval: u64,
+        sync: bool,
     ) -> io::Result<()> {
         let start = self.size;
         self.file.write_all_at(data, start)?;
         self.size += data.len() as u64;
-        for info in infos {
-            // `infos` came from parse_batches over `data`: each range holds a header.
-            let Some(header) = BatchHeader::new(&data[info.range()]) else {
+        for b in batches {
+            // The validator checked every batch, so each range holds a header.
+            let Some(header) = BatchHeader::new(&data[b.range()]) else {
                 continue;
             };
             if let Some(p) = self.stats.observe(
                 &header,
-                start + info.position as u64,
-                info.size as u64,
+                start + b.position as u64,
+                b.size as u64,
                 index_interval,
             ) {
+                #[cfg(test)]
+                self.faults.before_index_append()?;
                 self.offset_index.append(p.offset.0, p.offset.1)?;
-                self.time_index.maybe_append(p.time.0, p.time.1)?;
+                if let Some((ts, offset)) = p.time {
+                    self.time_index.maybe_append(ts, offset)?;
+                }
             }
+        }
+        if sync {
+            #[cfg(test)]
+            self.faults.before_sync()?;
+            self.sync()?;
         }
         Ok(())
     }
@@ -302,10 +390,8 @@ impl LogSegment {
     /// Called when the segment stops being the active one: records its final
     /// max timestamp in the time index (as Kafka does) and fsyncs everything.
     pub fn on_become_inactive(&mut self) -> io::Result<()> {
-        if self.stats.max_timestamp >= 0 {
-            self.time_index
-                .maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
-        }
+        self.time_index
+            .maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
         self.sync()
     }
 

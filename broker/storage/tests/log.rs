@@ -4,8 +4,10 @@ mod common;
 
 use common::{append, read_all, small_config};
 use ironlog_storage::batch::testing::{decode_records, simple_batch};
-use ironlog_storage::batch::{parse_batches, BatchHeader, TimestampType};
-use ironlog_storage::{Log, LogConfig, LogError, MessageTimestampType};
+use ironlog_storage::batch::{parse_batches, BatchError, BatchHeader, TimestampType};
+use ironlog_storage::{
+    Log, LogConfig, LogError, MessageTimestampType, RecordError, ValidationError,
+};
 
 fn open(dir: &std::path::Path, cfg: LogConfig) -> Log {
     Log::open(dir, cfg, 0, 0).expect("open")
@@ -180,19 +182,37 @@ fn rejects_oversized_and_invalid_appends() {
     assert!(big.len() > 200);
     let err = log.append(&mut big, 0).unwrap_err();
     assert!(
-        matches!(err, LogError::RecordTooLarge { max: 200, .. }),
+        matches!(
+            err,
+            LogError::Rejected {
+                source: ValidationError::TooLarge { max: 200, .. },
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("max.message.bytes"));
     let mut bad = simple_batch(0, 0, 1);
     bad[16] = 1;
-    assert!(matches!(
-        log.append(&mut bad, 0),
-        Err(LogError::InvalidRecords { .. })
-    ));
+    let err = log.append(&mut bad, 0).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LogError::Rejected {
+                source: ValidationError::Records(RecordError::Batch(
+                    BatchError::UnsupportedMagic { .. }
+                )),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(matches!(
         log.append(&mut [], 0),
-        Err(LogError::EmptyAppend { .. })
+        Err(LogError::Rejected {
+            source: ValidationError::Empty,
+            ..
+        })
     ));
     assert_eq!(log.log_end_offset(), 0, "nothing written by failed appends");
 }

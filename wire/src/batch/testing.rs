@@ -213,6 +213,16 @@ pub fn assemble_batch(fields: &HeaderFields, records_section: &[u8]) -> Vec<u8> 
     b
 }
 
+/// A batch of `records` (compressed as `fields.compression` says) whose header fields are
+/// exactly `fields`, right or wrong, with a correct CRC.
+pub fn batch_with_fields(fields: &HeaderFields, records: &[RecordSpec]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for r in records {
+        encode_record(&mut raw, r);
+    }
+    assemble_batch(fields, &compress(fields.compression, &raw))
+}
+
 /// A valid batch of `records`, compressed with `codec`. lastOffsetDelta and maxTimestamp
 /// come from the largest deltas.
 pub fn build_records_batch(
@@ -221,10 +231,6 @@ pub fn build_records_batch(
     codec: Compression,
     records: &[RecordSpec],
 ) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for r in records {
-        encode_record(&mut raw, r);
-    }
     let fields = HeaderFields {
         base_offset,
         base_timestamp,
@@ -234,7 +240,7 @@ pub fn build_records_batch(
         records_count: records.len() as i32,
         compression: codec,
     };
-    assemble_batch(&fields, &compress(codec, &raw))
+    batch_with_fields(&fields, records)
 }
 
 /// Overwrites recordsCount and recomputes the CRC, so only the count is wrong.

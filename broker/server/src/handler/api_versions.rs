@@ -7,7 +7,7 @@ use ironlog_protocol::response::{encode_response, EncodeError};
 use ironlog_protocol::{versions, ResponseError};
 
 fn api_keys() -> Vec<ApiVersion> {
-    versions::all_supported()
+    versions::advertised()
         .into_iter()
         .map(|(api, range)| {
             ApiVersion::default()

@@ -35,6 +35,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ironlog_protocol::kafka_protocol::messages::{RequestHeader, RequestKind};
 use ironlog_protocol::kafka_protocol::protocol::StrBytes;
+use ironlog_protocol::legacy;
 use ironlog_protocol::response::{encode_response, EncodeError};
 use ironlog_protocol::{ApiKey, ResponseError};
 
@@ -50,7 +51,9 @@ pub async fn dispatch(
     header: &RequestHeader,
     body: RequestKind,
 ) -> Result<Option<Bytes>, EncodeError> {
-    let v = header.request_api_version;
+    // A legacy version (ironlog_protocol::legacy) was decoded as a newer one, and is
+    // handled and answered as that one; only DescribeConfigs v0's answer differs.
+    let v = legacy::effective_version(api, header.request_api_version);
     let cid = header.correlation_id;
     let api = api_name(api);
     let started = Instant::now();
@@ -83,11 +86,14 @@ pub async fn dispatch(
             v,
             &create_partitions::handle(broker, r, v),
         )?),
-        RequestKind::DescribeConfigs(r) => Some(encode_response(
-            cid,
-            v,
-            &describe_configs::handle(broker, r, v),
-        )?),
+        RequestKind::DescribeConfigs(r) => {
+            let response = describe_configs::handle(broker, r, v);
+            Some(if header.request_api_version == 0 {
+                legacy::encode_describe_configs_v0(cid, &response)?
+            } else {
+                encode_response(cid, v, &response)?
+            })
+        }
         RequestKind::AlterConfigs(r) => Some(encode_response(
             cid,
             v,

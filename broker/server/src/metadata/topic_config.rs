@@ -15,8 +15,6 @@ const OTHER_KEYS: &[(&str, &str)] = &[
     ("delete.retention.ms", "86400000"),
     ("file.delete.delay.ms", "60000"),
     ("max.compaction.lag.ms", "9223372036854775807"),
-    ("message.timestamp.after.max.ms", "9223372036854775807"),
-    ("message.timestamp.before.max.ms", "9223372036854775807"),
     ("min.cleanable.dirty.ratio", "0.5"),
     ("min.compaction.lag.ms", "0"),
     ("min.insync.replicas", "1"),

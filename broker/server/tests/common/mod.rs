@@ -247,3 +247,58 @@ pub fn metric(body: &str, series: &str) -> f64 {
 pub async fn metric_of(broker: &TestBroker, series: &str) -> f64 {
     metric(&broker.http_get("/metrics").await.1, series)
 }
+
+/// A Fetch request (v11 fields) for partition 0 of `topic` from `offset`.
+pub fn fetch_request(
+    topic: &str,
+    offset: i64,
+    max_wait_ms: i32,
+    partition_max_bytes: i32,
+) -> ironlog_protocol::kafka_protocol::messages::FetchRequest {
+    use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    ironlog_protocol::kafka_protocol::messages::FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(partition_max_bytes)])])
+}
+
+/// Every record of partition 0 of `topic` (up to 10 MiB), fetched from offset 0; the
+/// stored batches' CRCs must be valid.
+pub async fn fetch_records(
+    client: &mut RawClient,
+    topic: &str,
+) -> Vec<ironlog_storage::batch::testing::TestRecord> {
+    use ironlog_protocol::kafka_protocol::messages::FetchResponse;
+    let request = fetch_request(topic, 0, 0, 10 << 20);
+    let resp: FetchResponse = client.call(ApiKey::Fetch, 11, &request).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let data = p.records.as_deref().unwrap_or_default();
+    ironlog_storage::batch::parse_batches(data).expect("stored batches have valid CRCs");
+    ironlog_storage::batch::testing::decode_records(data)
+}
+
+/// ListOffsets (v7) of partition 0 of `topic` for one timestamp: (error, offset, timestamp).
+pub async fn list_offsets(client: &mut RawClient, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+    use ironlog_protocol::kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use ironlog_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let resp: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
