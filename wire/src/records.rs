@@ -431,6 +431,9 @@ pub struct Records<'a> {
     count: i32,
     position: usize,
     log_append_time: Option<i64>,
+    /// baseOffset and baseTimestamp, read from the header once rather than per record.
+    base_offset: i64,
+    base_timestamp: i64,
     done: bool,
 }
 
@@ -495,6 +498,8 @@ impl<'a> Records<'a> {
             count,
             position,
             log_append_time,
+            base_offset: header.base_offset(),
+            base_timestamp: header.base_timestamp(),
             done: false,
         })
     }
@@ -563,16 +568,11 @@ impl<'a> Iterator for Records<'a> {
         };
         self.pos += size;
         self.index += 1;
-        let timestamp = self.log_append_time.unwrap_or_else(|| {
-            self.header
-                .base_timestamp()
-                .wrapping_add(raw.timestamp_delta)
-        });
+        let timestamp = self
+            .log_append_time
+            .unwrap_or_else(|| self.base_timestamp.wrapping_add(raw.timestamp_delta));
         Some(Ok(Record {
-            offset: self
-                .header
-                .base_offset()
-                .wrapping_add(i64::from(raw.offset_delta)),
+            offset: self.base_offset.wrapping_add(i64::from(raw.offset_delta)),
             timestamp,
             offset_delta: raw.offset_delta,
             timestamp_delta: raw.timestamp_delta,

@@ -300,6 +300,10 @@ impl LogValidator {
                 });
             }
         };
+        // CreateTime timestamps must lie in [oldest, newest] (computed once per batch).
+        let check_timestamps = self.timestamp_type == MessageTimestampType::CreateTime;
+        let oldest = now_ms.saturating_sub(self.timestamp_before_max_ms);
+        let newest = now_ms.saturating_add(self.timestamp_after_max_ms);
         let mut index = 0;
         for record in decoder.records(bytes, position)? {
             let record = record?;
@@ -320,10 +324,13 @@ impl LogValidator {
                     "no key, and a compacted topic needs one on every record".into(),
                 );
             }
-            if self.timestamp_type == MessageTimestampType::CreateTime && record.timestamp != -1 {
-                if let Some(why) = self.timestamp_out_of_range(record.timestamp, now_ms) {
-                    violation(index, ViolationKind::Timestamp, why);
-                }
+            let ts = record.timestamp;
+            if check_timestamps && (ts < oldest || ts > newest) && ts != -1 {
+                violation(
+                    index,
+                    ViolationKind::Timestamp,
+                    self.timestamp_out_of_range(ts, now_ms, oldest, newest),
+                );
             }
             if record.timestamp > max_timestamp {
                 max_timestamp = record.timestamp;
@@ -361,21 +368,19 @@ impl LogValidator {
         })
     }
 
-    /// Why `timestamp` is outside the window around `now_ms`, if it is.
-    fn timestamp_out_of_range(&self, timestamp: i64, now_ms: i64) -> Option<String> {
-        let diff = i128::from(timestamp) - i128::from(now_ms);
-        let too_new = diff > i128::from(self.timestamp_after_max_ms);
-        let too_old = -diff > i128::from(self.timestamp_before_max_ms);
-        (too_new || too_old).then(|| {
-            format!(
-                "timestamp {timestamp} is out of range: it must be within [{}, {}] \
-                 (broker time {now_ms} minus message.timestamp.before.max.ms {}, plus message.timestamp.after.max.ms {})",
-                now_ms.saturating_sub(self.timestamp_before_max_ms),
-                now_ms.saturating_add(self.timestamp_after_max_ms),
-                self.timestamp_before_max_ms,
-                self.timestamp_after_max_ms,
-            )
-        })
+    /// Why `timestamp` is outside [`oldest`, `newest`], the window around `now_ms`.
+    fn timestamp_out_of_range(
+        &self,
+        timestamp: i64,
+        now_ms: i64,
+        oldest: i64,
+        newest: i64,
+    ) -> String {
+        format!(
+            "timestamp {timestamp} is out of range: it must be within [{oldest}, {newest}] \
+             (broker time {now_ms} minus message.timestamp.before.max.ms {}, plus message.timestamp.after.max.ms {})",
+            self.timestamp_before_max_ms, self.timestamp_after_max_ms,
+        )
     }
 }
 

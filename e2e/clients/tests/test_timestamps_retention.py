@@ -1,10 +1,14 @@
-"""Time-based behaviour: retention.ms deleting old segments, and LogAppendTime topics."""
+"""Time-based behaviour: retention.ms deleting old segments, LogAppendTime topics, and the
+batch validation real clients see (timestamps out of range, keyless records in compacted
+topics)."""
 
 import time
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
-from kafka import KafkaConsumer
+import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, KafkaError
+from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
+from kafka.errors import InvalidRecordError, InvalidTimestampError
 
 from helpers import (consume_partitions, create_topic, produce_all, producer, wait_until,
                      watermarks)
@@ -68,3 +72,77 @@ def test_create_time_topic_keeps_producer_timestamp(broker, topic):
     produce_all(prod, topic, [{"value": b"x", "timestamp": 1_000_000_000_000}])
     [r] = consume_partitions(broker.bootstrap, topic, [0])[0]
     assert r.timestamp() == (TIMESTAMP_CREATE_TIME, 1_000_000_000_000)
+
+
+def _delivery_errors(prod, topic, messages, one_batch_each=True):
+    """Produces `messages` (each in a batch of its own, or all at once) and returns each
+    one's delivery error code (None if delivered)."""
+    errors = [None] * len(messages)
+
+    def report(i):
+        def cb(err, _msg):
+            errors[i] = err.code() if err is not None else None
+        return cb
+
+    for i, m in enumerate(messages):
+        prod.produce(topic, on_delivery=report(i), **m)
+        if one_batch_each:
+            assert prod.flush(30) == 0
+    assert prod.flush(30) == 0
+    return errors
+
+
+def test_out_of_range_timestamps_are_refused_with_invalid_timestamp(broker, topic):
+    # A one-hour window into the past (message.timestamp.before.max.ms) and Kafka's default
+    # one hour into the future (message.timestamp.after.max.ms).
+    create_topic(broker.bootstrap, topic, config={"message.timestamp.before.max.ms": "3600000"})
+    now = int(time.time() * 1000)
+    hour = 3_600_000
+    prod = producer(broker.bootstrap, **{"linger.ms": 0, "message.send.max.retries": 0})
+    errors = _delivery_errors(prod, topic, [
+        {"value": b"old", "timestamp": now - 2 * hour},
+        {"value": b"now", "timestamp": now},
+        {"value": b"future", "timestamp": now + 2 * hour},
+    ])
+    assert errors == [KafkaError.INVALID_TIMESTAMP, None, KafkaError.INVALID_TIMESTAMP]
+    # In one batch the whole batch is refused, and librdkafka reads the response's
+    # record_errors (Produce v8+): the records named there fail with INVALID_RECORD, the one
+    # that only shared their batch with _INVALID_DIFFERENT_RECORD.
+    batched = producer(broker.bootstrap, **{"linger.ms": 200, "message.send.max.retries": 0})
+    errors = _delivery_errors(batched, topic, [
+        {"value": b"old again", "timestamp": now - 2 * hour},
+        {"value": b"now again", "timestamp": now},
+        {"value": b"future again", "timestamp": now + 2 * hour},
+    ], one_batch_each=False)
+    assert errors == [KafkaError.INVALID_RECORD, KafkaError._INVALID_DIFFERENT_RECORD,
+                      KafkaError.INVALID_RECORD]
+    assert [r.value() for r in consume_partitions(broker.bootstrap, topic, [0])[0]] == [b"now"]
+
+    # kafka-python, an independent implementation, gets the same answer.
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0)
+    try:
+        with pytest.raises(InvalidTimestampError):
+            kp.send(topic, b"kp-old", timestamp_ms=now - 3 * hour).get(timeout=30)
+        assert kp.send(topic, b"kp-now", timestamp_ms=now).get(timeout=30).offset == 1
+    finally:
+        kp.close()
+
+
+def test_keyless_records_are_refused_by_compacted_topics(broker, topic):
+    create_topic(broker.bootstrap, topic, config={"cleanup.policy": "compact"})
+    prod = producer(broker.bootstrap, **{"linger.ms": 0, "message.send.max.retries": 0})
+    errors = _delivery_errors(prod, topic, [
+        {"key": b"k1", "value": b"a"},
+        {"value": b"no key"},
+        {"key": b"k2", "value": b"b"},
+    ])
+    assert errors == [None, KafkaError.INVALID_RECORD, None]
+    got = consume_partitions(broker.bootstrap, topic, [0])[0]
+    assert [(r.offset(), r.key()) for r in got] == [(0, b"k1"), (1, b"k2")]
+
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0)
+    try:
+        with pytest.raises(InvalidRecordError):
+            kp.send(topic, b"no key either").get(timeout=30)
+    finally:
+        kp.close()
