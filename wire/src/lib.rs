@@ -13,6 +13,8 @@
 //!   fuzzers ([`schema::gen`]).
 //! - [`batch`]: the v2 record batch header (61 bytes), checked and patched in place without
 //!   decoding records; the storage crate stores batches in exactly this format.
+//! - [`reader`]: Kafka's classic encoding read field by field, for the few messages decoded
+//!   by hand (`__consumer_offsets` records, old request versions).
 //! - [`records`]: the one record decoder: the records inside a batch, compressed or not,
 //!   with every count and length checked and decompression capped.
 //!
@@ -22,6 +24,7 @@
 //! depend on it; it depends on none of them.
 
 pub mod batch;
+pub mod reader;
 pub mod records;
 pub mod schema;
 

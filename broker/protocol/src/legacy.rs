@@ -17,9 +17,9 @@
 //! (a boolean) where v1 has `config_source`, and no synonyms; [`encode_describe_configs_v0`]
 //! writes it.
 //!
-//! The decoders here read every length and count against the bytes present and allocate
-//! only for elements actually read, like the generated layouts' checks
-//! ([`crate::schema`]) do for the codec's versions.
+//! OffsetCommit v1 is read with [`crate::reader`], which checks every length and count
+//! against the bytes present, as the generated layouts' checks ([`crate::schema`]) do for
+//! the codec's versions.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::offset_commit_request::{
@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use crate::reader::{ReadError, Reader};
 use crate::response::EncodeError;
 
 /// `(api, legacy version, version it is read as)`.
@@ -90,106 +91,35 @@ pub fn decode(api: ApiKey, version: i16, body: &[u8]) -> Result<RequestKind, Str
     }
 }
 
-/// Reads big-endian fields, each checked against the bytes left.
-struct Reader<'a> {
-    buf: &'a [u8],
-    field: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.buf.len() {
-            return Err(format!(
-                "{} needs {n} bytes, only {} left",
-                self.field,
-                self.buf.len()
-            ));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().unwrap_or_default(),
-        ))
-    }
-
-    fn nullable_string(&mut self) -> Result<Option<StrBytes>, String> {
-        let len = self.i16()?;
-        if len == -1 {
-            return Ok(None);
-        }
-        let len = usize::try_from(len).map_err(|_| format!("{} has length {len}", self.field))?;
-        let bytes = self.take(len)?;
-        let s = std::str::from_utf8(bytes).map_err(|e| format!("{}: {e}", self.field))?;
-        Ok(Some(StrBytes::from_string(s.to_string())))
-    }
-
-    fn string(&mut self) -> Result<StrBytes, String> {
-        self.nullable_string()?
-            .ok_or_else(|| format!("{} is null", self.field))
-    }
-
-    /// An array count; every element takes at least `min_element` bytes, so a count the
-    /// bytes left can't hold is refused before anything is read.
-    fn count(&mut self, min_element: usize) -> Result<usize, String> {
-        let n = self.i32()?;
-        let n = usize::try_from(n).map_err(|_| format!("{} has count {n}", self.field))?;
-        if n > self.buf.len() / min_element {
-            return Err(format!(
-                "{} claims {n} elements but only {} bytes are left",
-                self.field,
-                self.buf.len()
-            ));
-        }
-        Ok(n)
-    }
-}
-
 /// OffsetCommit v1: group_id, generation_id, member_id, topics [name, partitions
 /// [partition_index, committed_offset, commit_timestamp, committed_metadata]].
 fn decode_offset_commit_v1(body: &[u8]) -> Result<OffsetCommitRequest, String> {
-    let mut r = Reader {
-        buf: body,
-        field: "group_id",
+    let mut r = Reader::new(body);
+    let field = |name: &'static str| move |e: ReadError| format!("{name}: {e}");
+    let string = |r: &mut Reader<'_>, name: &'static str| -> Result<StrBytes, String> {
+        let s = r.nullable_str().map_err(field(name))?;
+        let s = s.ok_or_else(|| format!("{name} is null"))?;
+        Ok(StrBytes::from_string(s.to_string()))
     };
-    let group_id = r.string()?;
-    r.field = "generation_id";
-    let generation = r.i32()?;
-    r.field = "member_id";
-    let member_id = r.string()?;
-    r.field = "topics";
+    let group_id = string(&mut r, "group_id")?;
+    let generation = r.i32().map_err(field("generation_id"))?;
+    let member_id = string(&mut r, "member_id")?;
     // A topic is at least a name length and a partition count.
-    let topic_count = r.count(2 + 4)?;
+    let topic_count = r.count(2 + 4).map_err(field("topics"))?;
     let mut topics = Vec::new();
     for _ in 0..topic_count {
-        r.field = "topic name";
-        let name = r.string()?;
-        r.field = "partitions";
+        let name = string(&mut r, "topic name")?;
         // A partition is 4 + 8 + 8 bytes and a metadata length.
-        let partition_count = r.count(4 + 8 + 8 + 2)?;
+        let partition_count = r.count(4 + 8 + 8 + 2).map_err(field("partitions"))?;
         let mut partitions = Vec::new();
         for _ in 0..partition_count {
-            r.field = "partition";
-            let partition_index = r.i32()?;
-            let committed_offset = r.i64()?;
-            let _commit_timestamp = r.i64()?;
-            r.field = "committed_metadata";
-            let committed_metadata = r.nullable_string()?;
+            let partition_index = r.i32().map_err(field("partition_index"))?;
+            let committed_offset = r.i64().map_err(field("committed_offset"))?;
+            let _commit_timestamp = r.i64().map_err(field("commit_timestamp"))?;
+            let committed_metadata = r
+                .nullable_str()
+                .map_err(field("committed_metadata"))?
+                .map(|m| StrBytes::from_string(m.to_string()));
             partitions.push(
                 OffsetCommitRequestPartition::default()
                     .with_partition_index(partition_index)

@@ -35,7 +35,7 @@ pub mod request;
 pub mod response;
 pub mod versions;
 
-pub use ironlog_wire::schema;
+pub use ironlog_wire::{reader, schema};
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError;
 pub use kafka_protocol::messages::ApiKey;

@@ -26,6 +26,7 @@
 //! Group `G` lives in partition `abs(javaHashCode(G)) % partitions`, as in Kafka.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use ironlog_protocol::reader::{ReadError, Reader};
 
 use super::metadata::{CommittedOffset, GroupSnapshot, StoredMember};
 
@@ -128,66 +129,35 @@ pub fn group_value(g: &GroupSnapshot) -> Bytes {
     b.freeze()
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> Self {
+        DecodeError(e.to_string())
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| DecodeError(format!("truncated at byte {}", self.pos)))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn nullable_str(&mut self) -> Result<Option<String>, DecodeError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let s = self.take(len as usize)?;
-        String::from_utf8(s.to_vec())
-            .map(Some)
-            .map_err(|_| DecodeError("string is not UTF-8".into()))
-    }
-    fn str(&mut self) -> Result<String, DecodeError> {
-        Ok(self.nullable_str()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
+/// A `STRING` field (null read as empty, as Kafka's readers tolerate).
+fn string(r: &mut Reader<'_>) -> Result<String, ReadError> {
+    Ok(r.nullable_str()?.unwrap_or_default().to_string())
+}
+
+fn nullable_string(r: &mut Reader<'_>) -> Result<Option<String>, ReadError> {
+    Ok(r.nullable_str()?.map(str::to_string))
+}
+
+/// A `BYTES` field (null read as empty).
+fn bytes(r: &mut Reader<'_>) -> Result<Bytes, ReadError> {
+    Ok(Bytes::copy_from_slice(
+        r.nullable_bytes()?.unwrap_or_default(),
+    ))
 }
 
 /// Decodes one record of `__consumer_offsets`.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
-    let mut k = Reader { buf: key, pos: 0 };
+    let mut k = Reader::new(key);
     match k.i16()? {
         0 | 1 => {
-            let group = k.str()?;
-            let topic = k.str()?;
+            let group = string(&mut k)?;
+            let topic = string(&mut k)?;
             let partition = k.i32()?;
             let value = value.map(decode_offset_value).transpose()?;
             Ok(OffsetsRecord::Offset {
@@ -198,7 +168,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeE
             })
         }
         2 => {
-            let group = k.str()?;
+            let group = string(&mut k)?;
             let value = value.map(decode_group_value).transpose()?;
             Ok(OffsetsRecord::Group { group, value })
         }
@@ -207,11 +177,11 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeE
 }
 
 fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, DecodeError> {
-    let mut r = Reader { buf: value, pos: 0 };
+    let mut r = Reader::new(value);
     let version = r.i16()?;
     let offset = r.i64()?;
     let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-    let metadata = r.str()?;
+    let metadata = string(&mut r)?;
     let commit_timestamp_ms = r.i64()?;
     if version == 1 {
         let _expire = r.i64()?;
@@ -230,29 +200,31 @@ fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, DecodeError> {
 }
 
 fn decode_group_value(value: &[u8]) -> Result<GroupSnapshot, DecodeError> {
-    let mut r = Reader { buf: value, pos: 0 };
+    let mut r = Reader::new(value);
     let version = r.i16()?;
     if !(0..=3).contains(&version) {
         return Err(DecodeError(format!(
             "unknown group value version {version}"
         )));
     }
-    let protocol_type = r.str()?;
+    let protocol_type = string(&mut r)?;
     let generation_id = r.i32()?;
-    let protocol_name = r.nullable_str()?;
-    let leader = r.nullable_str()?;
+    let protocol_name = nullable_string(&mut r)?;
+    let leader = nullable_string(&mut r)?;
     let current_state_timestamp_ms = if version >= 2 { r.i64()? } else { -1 };
-    let count = r.i32()?.max(0);
-    let mut members = Vec::with_capacity(count.min(1024) as usize);
+    // A member takes at least three empty strings, a session timeout and two empty byte
+    // arrays.
+    let count = r.count(3 * 2 + 4 + 2 * 4)?;
+    let mut members = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let member_id = r.str()?;
+        let member_id = string(&mut r)?;
         let group_instance_id = if version >= 3 {
-            r.nullable_str()?
+            nullable_string(&mut r)?
         } else {
             None
         };
-        let client_id = r.str()?;
-        let client_host = r.str()?;
+        let client_id = string(&mut r)?;
+        let client_host = string(&mut r)?;
         let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { 0 };
         let session_timeout_ms = r.i32()?;
         let rebalance_timeout_ms = if version >= 1 {
@@ -260,8 +232,8 @@ fn decode_group_value(value: &[u8]) -> Result<GroupSnapshot, DecodeError> {
         } else {
             session_timeout_ms
         };
-        let subscription = r.bytes()?;
-        let assignment = r.bytes()?;
+        let subscription = bytes(&mut r)?;
+        let assignment = bytes(&mut r)?;
         members.push(StoredMember {
             member_id,
             group_instance_id,
