@@ -1,8 +1,13 @@
-# Shared setup of the Python e2e suites (e2e/clients, e2e/groups), sourced by their run.sh:
+# Shared setup of the e2e suites (e2e/clients, e2e/groups, e2e/sarama), sourced by their run.sh:
 #
 #   source "$(dirname "$0")/../lib/setup.sh"
 #   e2e_setup kcat promtool   # the commands the suite needs besides Python
 #   e2e_pytest "$@"           # pytest in the suite's directory; exits with pytest's status
+#
+# A suite that needs no Python (e2e/sarama) calls the parts on their own:
+#
+#   e2e_apt_install golang-go ...   # installs the given Debian packages
+#   e2e_require_broker              # fails setup if the broker binary is missing
 #
 # Sets ROOT (the repository) and VENV, and exports IRONLOG_BIN (default:
 # <repo>/target/debug/ironlog; build it with `cargo build -p ironlog-server`). e2e_setup
@@ -19,6 +24,19 @@ VENV=$(dirname "$E2E_LIB")/.venv
 
 fail_setup() { echo "$E2E_SUITE setup failed: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
+e2e_apt_install() { # Debian packages (none: nothing to do)
+  (($#)) || return 0
+  echo "installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || fail_setup "apt-get update"
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || fail_setup "apt-get install $*"
+}
+
+e2e_require_broker() {
+  [[ -x $IRONLOG_BIN ]] || fail_setup "broker binary $IRONLOG_BIN missing (cargo build -p ironlog-server)"
+}
+
 e2e_setup() { # commands...
   local cmd missing=()
   for cmd in "$@"; do
@@ -29,13 +47,7 @@ e2e_setup() { # commands...
       esac
     fi
   done
-  if ((${#missing[@]})); then
-    echo "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || fail_setup "apt-get update"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || fail_setup "apt-get install ${missing[*]}"
-  fi
+  e2e_apt_install "${missing[@]}"
 
   # Reinstall only when requirements.txt changed since the venv was last set up.
   local requirements=$E2E_LIB/requirements.txt stamp=$VENV/.requirements.txt
@@ -47,7 +59,7 @@ e2e_setup() { # commands...
     cp "$requirements" "$stamp"
   fi
 
-  [[ -x $IRONLOG_BIN ]] || fail_setup "broker binary $IRONLOG_BIN missing (cargo build -p ironlog-server)"
+  e2e_require_broker
 }
 
 e2e_pytest() { # pytest arguments...

@@ -15,27 +15,17 @@
 # summary line "N passed, M failed" (test and subtest results) and exits non-zero on failure.
 set -euo pipefail
 
-SUITE_DIR=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(git -C "$SUITE_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$SUITE_DIR/../.." && pwd))
-export IRONLOG_BIN=${IRONLOG_BIN:-$ROOT/target/debug/ironlog}
+source "$(dirname "$0")/../lib/setup.sh" # ROOT, IRONLOG_BIN, fail_setup, e2e_apt_install
+SUITE_DIR=$E2E_SUITE_DIR
 SARAMA_SRC=/usr/share/gocode/src/github.com/Shopify/sarama
-
-fail_setup() { echo "e2e/sarama setup failed: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 missing=()
 command -v go >/dev/null || missing+=(golang-go)
 [[ -f $SARAMA_SRC/sarama.go ]] || missing+=(golang-github-shopify-sarama-dev)
 command -v gcc >/dev/null || missing+=(gcc)
 [[ -f /usr/include/stdlib.h ]] || missing+=(libc6-dev)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || fail_setup "apt-get update"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || fail_setup "apt-get install ${missing[*]}"
-fi
-
-[[ -x $IRONLOG_BIN ]] || fail_setup "broker binary $IRONLOG_BIN missing (cargo build -p ironlog-server)"
+e2e_apt_install "${missing[@]}"
+e2e_require_broker
 
 export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE=$SUITE_DIR/.cache/go-build
 export CGO_ENABLED=1 # Sarama's zstd codec is DataDog/zstd, a cgo binding of libzstd

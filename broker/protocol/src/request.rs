@@ -104,19 +104,13 @@ impl RawRequest {
         self.header.request_api_version
     }
 
-    /// The version the decoded body has and is handled as: [`RawRequest::version`], or for
-    /// a legacy version the one it is read as.
-    pub fn effective_version(&self) -> i16 {
-        crate::legacy::effective_version(self.api, self.version())
-    }
-
     pub fn correlation_id(&self) -> i32 {
         self.header.correlation_id
     }
 
-    /// Decodes the body as the message type of this request's API, at
-    /// [`RawRequest::effective_version`] (a [`legacy`](crate::legacy) version is read as the
-    /// next one up).
+    /// Decodes the body as the message type of this request's API (a
+    /// [`legacy`](crate::legacy) version as the version it is read as, see
+    /// [`legacy::effective_version`](crate::legacy::effective_version)).
     ///
     /// Bytes left after the body are ignored, as Kafka does: some clients send them
     /// (librdkafka 2.x appends stray bytes to Metadata v12+ "all topics" requests), and those

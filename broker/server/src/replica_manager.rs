@@ -18,7 +18,7 @@ use ironlog_protocol::ResponseError;
 use ironlog_storage::records::RecordError;
 use ironlog_storage::{
     AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, LogValidator,
-    RecordViolation, ValidationError,
+    RecordViolation, ValidBatch, ValidatedRecords, ValidationError,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -105,14 +105,6 @@ impl ReplicaError {
         match self {
             ReplicaError::InvalidRecords {
                 source: ValidationError::InvalidRecords { violations, .. },
-                ..
-            }
-            | ReplicaError::Log {
-                source:
-                    LogError::Rejected {
-                        source: ValidationError::InvalidRecords { violations, .. },
-                        ..
-                    },
                 ..
             } => violations,
             _ => &[],
@@ -507,7 +499,7 @@ impl ReplicaManager {
                 source,
             })?;
         let mut log = write(&log);
-        let producer = producer_batch(records.bytes());
+        let producer = producer_batch(&records);
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         let state = producer.map(|_| producers.entry((topic.to_string(), partition)).or_default());
         if let (Some(batch), Some(state)) = (&producer, &state) {
@@ -650,20 +642,15 @@ fn recover_producer_state(log: &Log) -> PartitionProducers {
 
 /// The idempotence fields of an append: producer id and epoch from the first batch, the
 /// sequence range from the first to the last batch. `None` for non-idempotent producers
-/// (producer id -1) and for bytes that don't parse (the log reports those).
-fn producer_batch(records: &[u8]) -> Option<ProducerBatch> {
+/// (producer id -1).
+fn producer_batch(records: &ValidatedRecords<'_>) -> Option<ProducerBatch> {
     use ironlog_storage::batch::BatchHeader;
-    // Headers only: the log checks every CRC once when it appends.
-    let first = BatchHeader::new(records)?;
+    let header = |b: &ValidBatch| BatchHeader::new(&records.bytes()[b.range()]);
+    let first = header(records.batches().first()?)?;
     if first.producer_id() < 0 {
         return None;
     }
-    let mut last = first;
-    let mut pos = first.total_size()?;
-    while pos < records.len() {
-        last = BatchHeader::new(&records[pos..])?;
-        pos = pos.checked_add(last.total_size()?)?;
-    }
+    let last = header(records.batches().last()?)?;
     Some(ProducerBatch {
         producer_id: first.producer_id(),
         epoch: first.producer_epoch(),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{metric_of, RawClient, TestBroker};
+use common::{refused_frames, RawClient, TestBroker};
 use ironlog_client::records::encode_batch;
 use ironlog_client::{Compression, ProduceRecord};
 use ironlog_protocol::kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -170,11 +170,7 @@ async fn every_served_api_refuses_extreme_length_prefixes_and_keeps_serving() {
         "too few flexible versions covered: {flexible}"
     );
 
-    let refused = metric_of(
-        &broker,
-        r#"ironlog_refused_frames_total{reason="malformed"}"#,
-    )
-    .await;
+    let refused = refused_frames(&broker, "malformed").await;
     assert!(
         refused >= cases as f64,
         "refused-frames metric says {refused}, sent {cases}"

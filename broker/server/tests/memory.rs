@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{create_topic, metric, metric_of, produce_request, topic_name, RawClient, TestBroker};
-use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use common::{
+    create_topic, fetch_records, metric, metric_of, produce_request, refused_frames, RawClient,
+    TestBroker,
+};
 use ironlog_protocol::kafka_protocol::messages::*;
-use ironlog_storage::batch::testing::{build_batch, decode_records};
+use ironlog_storage::batch::testing::build_batch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -79,23 +81,10 @@ async fn produce_and_fetch(c: &mut RawClient, topic: &str, values: &[String]) ->
     let produce = produce_request(topic, 0, -1, build_batch(0, 1000, &records));
     let resp: ProduceResponse = c.call(ApiKey::Produce, 7, &produce).await;
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
-    let fetch = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(4 * MIB as i32)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(4 * MIB as i32)])]);
-    let resp: FetchResponse = c.call(ApiKey::Fetch, 11, &fetch).await;
-    let p = &resp.responses[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    decode_records(p.records.as_ref().unwrap())
-        .iter()
-        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+    fetch_records(c, topic)
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
         .collect()
 }
 
@@ -408,14 +397,7 @@ async fn idle_connections_are_closed_and_counted() {
         "closed after {elapsed:?}, before the idle timeout"
     );
     assert!(busy_task.await.unwrap(), "a busy connection was closed");
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="idle_timeout"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(refused_frames(&broker, "idle_timeout").await, 1.0);
     broker.stop().await;
 }
 
@@ -441,14 +423,7 @@ async fn a_request_stalled_mid_frame_is_closed_after_the_read_timeout() {
         elapsed >= Duration::from_millis(READ_TIMEOUT_MS - 50),
         "closed after {elapsed:?}, before the read timeout"
     );
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="read_timeout"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(refused_frames(&broker, "read_timeout").await, 1.0);
     assert_eq!(
         metric_of(&broker, "ironlog_queued_request_bytes").await,
         0.0
@@ -491,22 +466,8 @@ async fn a_request_trickled_slower_than_the_idle_timeout_is_closed() {
         "closed after {elapsed:?}, before the idle timeout"
     );
     trickle.abort();
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="idle_timeout"}"#
-        )
-        .await,
-        1.0
-    );
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="read_timeout"}"#
-        )
-        .await,
-        0.0
-    );
+    assert_eq!(refused_frames(&broker, "idle_timeout").await, 1.0);
+    assert_eq!(refused_frames(&broker, "read_timeout").await, 0.0);
     broker.stop().await;
 }
 
@@ -548,14 +509,7 @@ async fn connections_beyond_the_per_ip_limit_are_closed() {
         extra.closed_within(Duration::from_secs(10)).await,
         "the 4th connection from one address was served"
     );
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="per_ip_limit"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(refused_frames(&broker, "per_ip_limit").await, 1.0);
     for c in clients.iter_mut() {
         assert!(c.api_versions_ok().await, "the first 3 are still served");
     }
@@ -570,14 +524,7 @@ async fn connections_beyond_the_per_ip_limit_are_closed() {
     .await;
     let mut again = RawClient::connect(broker.addr).await.unwrap();
     assert!(again.api_versions_ok().await, "a freed slot is usable");
-    assert_eq!(
-        metric_of(
-            &broker,
-            r#"ironlog_refused_frames_total{reason="per_ip_limit"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(refused_frames(&broker, "per_ip_limit").await, 1.0);
     broker.stop().await;
 }
 

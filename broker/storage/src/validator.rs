@@ -160,20 +160,6 @@ impl ValidatedRecords<'_> {
     pub fn bytes(&self) -> &[u8] {
         self.buf
     }
-
-    /// Records in all batches.
-    pub fn record_count(&self) -> u64 {
-        self.batches.iter().map(|b| b.records as u64).sum()
-    }
-
-    /// Total bytes of the batches.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
 }
 
 impl<'a> ValidatedRecords<'a> {

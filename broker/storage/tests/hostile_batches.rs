@@ -26,18 +26,22 @@ fn three_records() -> Vec<RecordSpec> {
     vec![spec("a", "1", 0), spec("b", "2", 1), spec("c", "3", 2)]
 }
 
-/// A batch whose (uncompressed) records section is `raw`, compressed with `codec`, with a
-/// correct CRC and the given recordsCount.
-fn batch_of_raw(codec: Compression, records_count: i32, raw: &[u8]) -> Vec<u8> {
-    let fields = HeaderFields {
+/// Header fields claiming `records_count` records (lastOffsetDelta 0) in `codec`.
+fn header_fields(codec: Compression, records_count: i32) -> HeaderFields {
+    HeaderFields {
         base_offset: 0,
         base_timestamp: 1_000,
         max_timestamp: 1_000,
         last_offset_delta: 0,
         records_count,
         compression: codec,
-    };
-    assemble_batch(&fields, &compress(codec, raw))
+    }
+}
+
+/// A batch whose (uncompressed) records section is `raw`, compressed with `codec`, with a
+/// correct CRC and the given recordsCount.
+fn batch_of_raw(codec: Compression, records_count: i32, raw: &[u8]) -> Vec<u8> {
+    assemble_batch(&header_fields(codec, records_count), &compress(codec, raw))
 }
 
 /// One encoded record whose body is `body` (length prefix prepended).
@@ -370,14 +374,7 @@ fn zip_bombs_stop_at_the_limit() {
         // 16 MiB of zeros: a few KiB compressed; must be refused after ~1 MiB of output.
         let bomb = compressed_zeros(codec, 16 << 20);
         assert!(bomb.len() < 1 << 20, "{codec}: {} bytes", bomb.len());
-        let fields = HeaderFields {
-            base_offset: 0,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            last_offset_delta: 0,
-            records_count: 1,
-            compression: codec,
-        };
+        let fields = header_fields(codec, 1);
         let b = assemble_batch(&fields, &bomb);
         let mut decoder = RecordDecoder::new(LIMIT);
         assert_eq!(
@@ -421,14 +418,7 @@ fn a_snappy_block_claiming_a_huge_length_is_refused_before_allocating() {
     xerial.extend((block.len() as u32).to_be_bytes());
     xerial.extend(&block);
     for section in [block, xerial] {
-        let fields = HeaderFields {
-            base_offset: 0,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            last_offset_delta: 0,
-            records_count: 1,
-            compression: Compression::Snappy,
-        };
+        let fields = header_fields(Compression::Snappy, 1);
         let b = assemble_batch(&fields, &section);
         assert!(matches!(
             check(&b),
@@ -443,14 +433,7 @@ fn a_snappy_block_claiming_a_huge_length_is_refused_before_allocating() {
 #[test]
 fn garbage_in_a_compressed_batch_is_a_decompression_error() {
     for codec in CODECS.into_iter().skip(1) {
-        let fields = HeaderFields {
-            base_offset: 0,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            last_offset_delta: 0,
-            records_count: 1,
-            compression: codec,
-        };
+        let fields = header_fields(codec, 1);
         let b = assemble_batch(&fields, b"this is not compressed at all");
         match check(&b) {
             Err(RecordError::Decompression {

@@ -13,8 +13,8 @@ use ironlog_storage::batch::{
 };
 use ironlog_storage::validator::MAX_REPORTED_VIOLATIONS;
 use ironlog_storage::{
-    CleanupPolicy, Log, LogConfig, LogError, MessageTimestampType, RecordError, ValidationError,
-    ViolationKind,
+    CleanupPolicy, Log, LogConfig, LogError, MessageTimestampType, RecordError, RecordViolation,
+    ValidationError, ViolationKind,
 };
 
 /// Broker time in these tests.
@@ -58,6 +58,16 @@ fn rejected(result: Result<ironlog_storage::AppendInfo, LogError>) -> Validation
     match result {
         Err(LogError::Rejected { source, .. }) => source,
         other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// The record violations of an [`ValidationError::InvalidRecords`]: (total, listed).
+fn violations(err: &ValidationError) -> (usize, &[RecordViolation]) {
+    match err {
+        ValidationError::InvalidRecords {
+            total, violations, ..
+        } => (*total, violations),
+        other => panic!("expected record violations, got {other:?}"),
     }
 }
 
@@ -201,13 +211,8 @@ fn gapped_offset_deltas_name_each_offending_record() {
     f.last_offset_delta = 3;
     let mut b = batch_with_fields(&f, &records);
     let err = rejected(log.append(&mut b, NOW));
-    let ValidationError::InvalidRecords {
-        total, violations, ..
-    } = &err
-    else {
-        panic!("{err:?}");
-    };
-    assert_eq!(*total, 2);
+    let (total, violations) = violations(&err);
+    assert_eq!(total, 2);
     let indexes: Vec<i32> = violations.iter().map(|v| v.index).collect();
     assert_eq!(indexes, [2, 3]);
     assert!(violations.iter().all(|v| v.kind == ViolationKind::Record));
@@ -234,9 +239,7 @@ fn timestamps_outside_the_before_and_after_windows_are_invalid_timestamps() {
     let mut b = batch_with_fields(&fields(&records, Compression::Lz4), &records);
     let err = rejected(log.append(&mut b, NOW));
     assert!(err.is_invalid_timestamp(), "{err:?}");
-    let ValidationError::InvalidRecords { violations, .. } = &err else {
-        panic!("{err:?}");
-    };
+    let (_, violations) = violations(&err);
     let indexes: Vec<(i32, ViolationKind)> = violations.iter().map(|v| (v.index, v.kind)).collect();
     assert_eq!(
         indexes,
@@ -313,9 +316,7 @@ fn compacted_topics_refuse_records_without_keys() {
         ];
         let mut b = batch_with_fields(&fields(&records, Compression::Zstd), &records);
         let err = rejected(log.append(&mut b, NOW));
-        let ValidationError::InvalidRecords { violations, .. } = &err else {
-            panic!("{err:?}");
-        };
+        let (_, violations) = violations(&err);
         assert_eq!(violations.len(), 1);
         assert_eq!(
             (violations[0].index, violations[0].kind),
@@ -388,13 +389,8 @@ fn violations_are_counted_in_full_but_listed_up_to_the_cap() {
     let records: Vec<RecordSpec> = (0..n).map(|i| spec(i, 0, None)).collect();
     let mut b = batch_with_fields(&fields(&records, Compression::None), &records);
     let err = rejected(log.append(&mut b, NOW));
-    let ValidationError::InvalidRecords {
-        total, violations, ..
-    } = &err
-    else {
-        panic!("{err:?}");
-    };
-    assert_eq!((*total, violations.len()), (n, MAX_REPORTED_VIOLATIONS));
+    let (total, violations) = violations(&err);
+    assert_eq!((total, violations.len()), (n, MAX_REPORTED_VIOLATIONS));
     assert_eq!(
         violations.last().unwrap().index,
         MAX_REPORTED_VIOLATIONS as i32 - 1

@@ -243,6 +243,15 @@ pub fn metric(body: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `ironlog_refused_frames_total{reason}` of the broker.
+pub async fn refused_frames(broker: &TestBroker, reason: &str) -> f64 {
+    metric_of(
+        broker,
+        &format!(r#"ironlog_refused_frames_total{{reason="{reason}"}}"#),
+    )
+    .await
+}
+
 /// One series of the broker's `/metrics`, as [`metric`].
 pub async fn metric_of(broker: &TestBroker, series: &str) -> f64 {
     metric(&broker.http_get("/metrics").await.1, series)
