@@ -2,12 +2,14 @@
 # The project's test command (README "Test"). Installs what it needs, then runs, in order:
 # formatting, clippy, every crate's unit and integration tests, the CRD drift check, the
 # real-client end-to-end suites (kcat, confluent-kafka, kafka-python; Sarama), the benchmark smoke
-# run and the Kubernetes end-to-end suite on a real API server.
+# runs (the broker's and the log cleaner's) and the Kubernetes end-to-end suite on a real API
+# server.
 #
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
-# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups sarama bench k8s
+# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups sarama bench
+#        bench-compaction k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,6 +68,7 @@ step clients e2e/clients/run.sh
 step groups e2e/groups/run.sh
 step sarama e2e/sarama/run.sh
 step bench bench/run.sh --smoke
+step bench-compaction bench/compaction.sh --smoke
 step k8s e2e/k8s/run.sh
 
 echo

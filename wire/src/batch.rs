@@ -54,10 +54,15 @@ const PRODUCER_EPOCH: usize = 51;
 const BASE_SEQUENCE: usize = 53;
 const RECORDS_COUNT: usize = 57;
 
-const COMPRESSION_MASK: i16 = 0x07;
+/// The codec bits of the attributes.
+pub const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): set by the log cleaner on a batch holding tombstones, whose
+/// baseTimestamp then holds the *delete horizon* (when the tombstones may go) and whose
+/// records' timestamp deltas are relative to it. Producers never set it.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Why a buffer is not a sequence of valid v2 batches.
 ///
@@ -258,6 +263,11 @@ impl<'a> BatchHeader<'a> {
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
     }
+    /// The delete horizon the cleaner stored in baseTimestamp ([`DELETE_HORIZON_BIT`]).
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
+    }
+
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.bytes, LAST_OFFSET_DELTA)
     }
@@ -418,6 +428,42 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     update_crc(batch);
+}
+
+/// The header fields the log cleaner sets when it rewrites a batch with fewer records.
+/// Everything else (baseOffset, lastOffsetDelta, partitionLeaderEpoch, producer id, epoch
+/// and base sequence) is kept, as Kafka's cleaner keeps it: the batch's offsets and the
+/// producer's last sequence survive compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewrittenFields {
+    pub attributes: i16,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub records_count: i32,
+}
+
+/// Appends to `out` a batch made of `original`'s header with `fields` and `section` as its
+/// (already compressed, if the attributes say so) records section, with a fresh CRC.
+///
+/// # Panics
+/// If `original` is shorter than [`HEADER_SIZE`] or the batch would exceed 2 GiB.
+pub fn write_rewritten(
+    original: &[u8],
+    fields: &RewrittenFields,
+    section: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&original[..HEADER_SIZE]);
+    out.extend_from_slice(section);
+    let b = &mut out[start..];
+    let length = i32::try_from(b.len() - LOG_OVERHEAD).expect("a batch is below 2 GiB");
+    b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&fields.attributes.to_be_bytes());
+    b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&fields.base_timestamp.to_be_bytes());
+    b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&fields.max_timestamp.to_be_bytes());
+    b[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&fields.records_count.to_be_bytes());
+    update_crc(b);
 }
 
 /// Recomputes and stores the CRC of a batch whose bytes after the CRC were changed.

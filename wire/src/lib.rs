@@ -17,6 +17,8 @@
 //!   by hand (`__consumer_offsets` records, old request versions).
 //! - [`records`]: the one record decoder: the records inside a batch, compressed or not,
 //!   with every count and length checked and decompression capped.
+//! - [`encode`]: the other direction: records and the four codecs, for the log cleaner's
+//!   rewritten batches and for tests.
 //!
 //! # Dependency rule
 //! No I/O, no tokio, no broker logic: this crate knows bytes. The broker's crates
@@ -24,6 +26,7 @@
 //! depend on it; it depends on none of them.
 
 pub mod batch;
+pub mod encode;
 pub mod reader;
 pub mod records;
 pub mod schema;

@@ -220,6 +220,11 @@ impl<'a> Record<'a> {
         self.header_count as usize
     }
 
+    /// The encoded headers (after headerCount), as stored.
+    pub fn raw_headers(&self) -> &'a [u8] {
+        self.headers
+    }
+
     /// The record's headers, in order.
     pub fn headers(&self) -> Headers<'a> {
         Headers {

@@ -1,5 +1,6 @@
 //! The running broker: shared state, start-up and clean shutdown.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,17 +14,12 @@ use crate::group::GroupCoordinator;
 use crate::metadata::MetadataRecord;
 use crate::metrics::Metrics;
 use crate::replica_manager::{ReplicaError, ReplicaManager};
+use ironlog_storage::cleaner::{Cleaner, CleanerError};
 
 /// How often retention and `flush.ms` run.
 const LOG_TICK: Duration = Duration::from_secs(1);
 /// How often group timers (sessions, rebalance deadlines) are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
-/// How often compacted logs are checked for a new inactive segment to clean.
-const CLEANER_TICK: Duration = Duration::from_secs(1);
-/// A compacted log is cleaned again at least this often (tombstones expire with time).
-const CLEAN_AT_LEAST_EVERY_MS: i64 = 60_000;
-/// Kafka's `delete.retention.ms` default.
-const DEFAULT_DELETE_RETENTION_MS: i64 = 86_400_000;
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -169,17 +165,25 @@ pub async fn run_on(
             b.groups.update_metrics(&b.replicas);
         }
     });
-    let progress = std::sync::Mutex::new(CleanerProgress::default());
-    let cleaner = spawn_periodic(&broker, CLEANER_TICK, "log cleaner", move |b| {
-        let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner());
-        clean_compacted_logs(b, &mut progress);
+    let cleaner = broker.config.cleaner.clone().map(|settings| {
+        let shutdown = broker.shutdown_signal();
+        let state = std::sync::Mutex::new(LogCleaner {
+            cleaner: Cleaner::new(settings.cleaner).with_stop(move || *shutdown.borrow()),
+            backlog: HashMap::new(),
+        });
+        spawn_periodic(&broker, settings.backoff, "log cleaner", move |b| {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            clean_compacted_logs(b, &mut state);
+        })
     });
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
     crate::net::accept_loop(listener, broker.clone()).await;
     http_task.abort();
     let _ = ticker.await;
     let _ = group_ticker.await;
-    let _ = cleaner.await;
+    if let Some(cleaner) = cleaner {
+        let _ = cleaner.await;
+    }
 
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.replicas.shutdown())
@@ -216,54 +220,106 @@ fn spawn_periodic(
     })
 }
 
-/// Per compacted partition: the active segment's base offset and the time at the last
-/// cleaning, so a log is cleaned only when a segment rolled (or time passed).
-#[derive(Default)]
-struct CleanerProgress {
-    last: std::collections::HashMap<(String, i32), (i64, i64)>,
+/// The log cleaner and what it last measured of each compacted log.
+struct LogCleaner {
+    cleaner: Cleaner,
+    /// (topic, partition) → (dirty bytes, dirty ratio), for the backlog gauges.
+    backlog: HashMap<(String, i32), (u64, f64)>,
 }
 
-/// Compacts every partition of topics with `cleanup.policy` compact (or compact,delete),
-/// `__consumer_offsets` included. See `ironlog_storage::cleaner`.
-fn clean_compacted_logs(broker: &Broker, progress: &mut CleanerProgress) {
+impl LogCleaner {
+    fn publish_backlog(&self, metrics: &crate::metrics::CleanerMetrics) {
+        let dirty: u64 = self.backlog.values().map(|(d, _)| d).sum();
+        let ratio = self.backlog.values().map(|(_, r)| *r).fold(0.0, f64::max);
+        metrics
+            .dirty_bytes
+            .set(i64::try_from(dirty).unwrap_or(i64::MAX));
+        metrics.max_dirty_ratio.set(ratio);
+    }
+}
+
+/// One round of the log cleaner: every partition of topics with `cleanup.policy` compact
+/// (or compact,delete), `__consumer_offsets` included, is measured (the backlog gauges are
+/// published before each pass, so a long pass shows its backlog) and cleaned if due (see
+/// `ironlog_storage::cleaner`). Appends go on meanwhile: the cleaner takes the log's write
+/// lock only to swap segments in.
+fn clean_compacted_logs(broker: &Broker, state: &mut LogCleaner) {
+    use ironlog_storage::cleaner::PassOutcome;
     use ironlog_storage::CleanupPolicy;
-    let now = crate::replica_manager::now_ms();
+    let metrics = &broker.metrics.cleaner;
     let image = broker.replicas.metadata();
+    let mut seen = std::collections::HashSet::new();
     for topic in image.topics.values() {
-        let delete_retention_ms = topic
-            .configs
-            .get("delete.retention.ms")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_DELETE_RETENTION_MS);
         for partition in 0..topic.partitions {
+            if broker.is_shutting_down() {
+                return;
+            }
             let Ok(log) = broker.replicas.log(&topic.name, partition) else {
                 continue;
             };
-            let mut log = crate::replica_manager::write(&log);
-            if log.config().cleanup_policy == CleanupPolicy::Delete {
-                continue;
-            }
-            let active = log.segment_base_offsets().last().copied().unwrap_or(0);
-            let key = (topic.name.clone(), partition);
-            if let Some(&(base, at)) = progress.last.get(&key) {
-                if base == active && now - at < CLEAN_AT_LEAST_EVERY_MS {
+            let now = crate::replica_manager::now_ms();
+            let section = {
+                let log = crate::replica_manager::read(&log);
+                if log.config().cleanup_policy == CleanupPolicy::Delete {
                     continue;
                 }
-            }
-            match ironlog_storage::cleaner::clean_log(&mut log, now, delete_retention_ms) {
-                Ok(stats) if stats.records_removed > 0 => {
-                    tracing::info!(topic = %topic.name, partition, removed = stats.records_removed,
-                        bytes_before = stats.bytes_before, bytes_after = stats.bytes_after, "compacted log");
-                }
-                Ok(_) => {}
+                log.cleanable_section(now)
+            };
+            let section = match section {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::error!(topic = %topic.name, partition, error = %e,
-                        "log compaction failed; will retry after the next segment roll");
+                        "cannot inspect log for compaction");
+                    continue;
+                }
+            };
+            let key = (topic.name.clone(), partition);
+            state
+                .backlog
+                .insert(key.clone(), (section.dirty_bytes(), section.dirty_ratio()));
+            seen.insert(key.clone());
+            if section.due(now).is_none() {
+                continue;
+            }
+            state.publish_backlog(metrics);
+            match state.cleaner.clean_section(&log, section, now) {
+                Ok(PassOutcome::Cleaned(stats)) => {
+                    metrics.passes.with_label_values(&["cleaned"]).inc();
+                    metrics.bytes_read.inc_by(stats.bytes_read);
+                    metrics.bytes_written.inc_by(stats.bytes_written);
+                    metrics.records_removed.inc_by(stats.records_removed);
+                    metrics.last_pass_seconds.set(stats.duration.as_secs_f64());
+                    if stats.bytes_read > 0 {
+                        metrics
+                            .last_pass_ratio
+                            .set(stats.bytes_written as f64 / stats.bytes_read as f64);
+                    }
+                    // What is left is measured in the next round.
+                    state.backlog.insert(key, (0, 0.0));
+                    tracing::info!(topic = %topic.name, partition, removed = stats.records_removed,
+                        kept = stats.records_kept, bytes_read = stats.bytes_read,
+                        bytes_written = stats.bytes_written, segments_before = stats.segments_before,
+                        segments_after = stats.segments_after, end_offset = stats.end_offset,
+                        seconds = stats.duration.as_secs_f64(),
+                        swap_lock_ms = stats.swap_duration.as_secs_f64() * 1e3, "compacted log");
+                }
+                Ok(PassOutcome::NotDue { .. }) => {}
+                Ok(PassOutcome::Stale) => {
+                    metrics.passes.with_label_values(&["stale"]).inc();
+                    tracing::info!(topic = %topic.name, partition,
+                        "segments changed during cleaning; the pass was discarded and will be retried");
+                }
+                Err(CleanerError::Interrupted) => return,
+                Err(e) => {
+                    metrics.passes.with_label_values(&["failed"]).inc();
+                    tracing::error!(topic = %topic.name, partition, error = %e,
+                        "log compaction failed; will retry");
                 }
             }
-            progress.last.insert(key, (active, now));
         }
     }
+    state.backlog.retain(|k, _| seen.contains(k));
+    state.publish_backlog(metrics);
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

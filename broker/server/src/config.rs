@@ -100,6 +100,28 @@ pub struct BrokerArgs {
         default_value_t = 10_080
     )]
     pub offsets_retention_minutes: i64,
+    /// Kafka's log.cleaner.enable: run the log cleaner (compaction of `cleanup.policy=compact`
+    /// topics, `__consumer_offsets` included). Turning it off lets compacted topics grow.
+    #[arg(long, env = "IRONLOG_LOG_CLEANER_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_cleaner_enable: bool,
+    /// Kafka's log.cleaner.io.max.bytes.per.second: the cleaner's read + write rate cap
+    /// (0 = unlimited).
+    #[arg(
+        long,
+        env = "IRONLOG_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND",
+        default_value_t = 0.0
+    )]
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// Kafka's log.cleaner.dedupe.buffer.size: the cleaner's key → offset map budget.
+    #[arg(
+        long,
+        env = "IRONLOG_LOG_CLEANER_DEDUPE_BUFFER_SIZE",
+        default_value_t = 134_217_728
+    )]
+    pub log_cleaner_dedupe_buffer_size: usize,
+    /// Kafka's log.cleaner.backoff.ms: how often compacted logs are checked for cleaning.
+    #[arg(long, env = "IRONLOG_LOG_CLEANER_BACKOFF_MS", default_value_t = 1_000)]
+    pub log_cleaner_backoff_ms: u64,
     /// Broker-wide default for topic configs, repeatable: `--default-topic-config flush.messages=1`.
     #[arg(long = "default-topic-config", env = "IRONLOG_DEFAULT_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
     pub default_topic_config: Vec<(String, String)>,
@@ -127,6 +149,24 @@ pub struct BrokerConfig {
     pub default_topic_config: Vec<(String, String)>,
     pub group: crate::group::GroupConfig,
     pub net: NetLimits,
+    /// `None` when `--log-cleaner-enable false`.
+    pub cleaner: Option<CleanerSettings>,
+}
+
+/// The log cleaner's broker-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    pub cleaner: ironlog_storage::cleaner::CleanerConfig,
+    pub backoff: std::time::Duration,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        CleanerSettings {
+            cleaner: ironlog_storage::cleaner::CleanerConfig::default(),
+            backoff: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// What clients can make the network layer hold: bytes, connections and time.
@@ -202,6 +242,8 @@ pub enum ConfigError {
     QueuedMaxRequestBytes { queued: usize, socket: usize },
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("log cleaner settings: {0}")]
+    Cleaner(String),
 }
 
 impl BrokerConfig {
@@ -255,7 +297,25 @@ impl BrokerConfig {
             offsets_retention_ms: args.offsets_retention_minutes.saturating_mul(60_000),
             ..crate::group::GroupConfig::default()
         };
+        if args.log_cleaner_io_max_bytes_per_second.is_nan()
+            || args.log_cleaner_io_max_bytes_per_second < 0.0
+            || args.log_cleaner_dedupe_buffer_size < 1024
+            || args.log_cleaner_backoff_ms == 0
+        {
+            return Err(ConfigError::Cleaner(
+                "--log-cleaner-io-max-bytes-per-second must be >= 0, --log-cleaner-dedupe-buffer-size >= 1024 and --log-cleaner-backoff-ms >= 1".into(),
+            ));
+        }
+        let cleaner = args.log_cleaner_enable.then(|| CleanerSettings {
+            cleaner: ironlog_storage::cleaner::CleanerConfig {
+                dedupe_buffer_bytes: args.log_cleaner_dedupe_buffer_size,
+                io_max_bytes_per_second: (args.log_cleaner_io_max_bytes_per_second > 0.0)
+                    .then_some(args.log_cleaner_io_max_bytes_per_second),
+            },
+            backoff: std::time::Duration::from_millis(args.log_cleaner_backoff_ms),
+        });
         Ok(BrokerConfig {
+            cleaner,
             node_id: args.node_id,
             listen: args.listen,
             advertised_host,

@@ -3,8 +3,8 @@
 //! per-partition log gauges, which Kafka users expect.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::replica_manager::ReplicaManager;
@@ -32,6 +32,27 @@ pub struct Metrics {
     log_end_offset: IntGaugeVec,
     log_size: IntGaugeVec,
     pub groups: GroupMetrics,
+    pub cleaner: CleanerMetrics,
+}
+
+/// The log cleaner's metrics (Kafka's `kafka.log:type=LogCleaner*` in Prometheus form).
+pub struct CleanerMetrics {
+    /// `log_cleaner_dirty_bytes`: bytes of compacted logs not cleaned yet (the backlog).
+    pub dirty_bytes: IntGauge,
+    /// `log_cleaner_max_dirty_ratio`: the highest dirty ratio of any compacted log.
+    pub max_dirty_ratio: Gauge,
+    /// `log_cleaner_last_pass_seconds`: how long the last pass took.
+    pub last_pass_seconds: Gauge,
+    /// `log_cleaner_last_pass_ratio`: bytes written / bytes read by the last pass.
+    pub last_pass_ratio: Gauge,
+    /// `log_cleaner_bytes_read_total` / `_written_total`: bytes the cleaner read and wrote.
+    pub bytes_read: IntCounter,
+    pub bytes_written: IntCounter,
+    /// `log_cleaner_records_removed_total`: records compaction removed.
+    pub records_removed: IntCounter,
+    /// `log_cleaner_passes_total{outcome}`: cleaned, stale (segments changed meanwhile),
+    /// failed.
+    pub passes: IntCounterVec,
 }
 
 /// Consumer-group metrics, shared with the group coordinator (prometheus handles are
@@ -140,7 +161,51 @@ impl Metrics {
                 ),
             }
         };
+        let float_gauge = |name: &str, help: &str| {
+            let m = Gauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let cleaner = CleanerMetrics {
+            dirty_bytes: gauge(
+                "log_cleaner_dirty_bytes",
+                "Bytes of compacted logs written since their last cleaning: the cleaner's backlog.",
+            ),
+            max_dirty_ratio: float_gauge(
+                "log_cleaner_max_dirty_ratio",
+                "Highest dirty bytes / cleanable bytes of any compacted log.",
+            ),
+            last_pass_seconds: float_gauge(
+                "log_cleaner_last_pass_seconds",
+                "Duration of the last cleaning pass.",
+            ),
+            last_pass_ratio: float_gauge(
+                "log_cleaner_last_pass_ratio",
+                "Bytes written / bytes read by the last cleaning pass (lower: more removed).",
+            ),
+            bytes_read: counter(
+                "log_cleaner_bytes_read_total",
+                "Bytes the log cleaner read.",
+            ),
+            bytes_written: counter(
+                "log_cleaner_bytes_written_total",
+                "Bytes the log cleaner wrote.",
+            ),
+            records_removed: counter(
+                "log_cleaner_records_removed_total",
+                "Records removed by compaction.",
+            ),
+            passes: counter_vec(
+                "log_cleaner_passes_total",
+                "Cleaning passes, by outcome: cleaned, stale (segments changed meanwhile, \
+                 work discarded), failed.",
+                &["outcome"],
+            ),
+        };
         Metrics {
+            cleaner,
             groups,
             requests: counter_vec("requests_total", "Requests handled, by API.", &["api"]),
             errors: counter_vec(

@@ -126,7 +126,7 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::Io { .. }
         | LogError::Offline { .. }
         | LogError::Corrupt { .. }
-        | LogError::NotReplaceable { .. } => ResponseError::KafkaStorageError,
+        | LogError::CleaningStale { .. } => ResponseError::KafkaStorageError,
     }
 }
 

@@ -36,7 +36,7 @@ pub enum ConfigError {
 }
 
 /// Configuration of one partition log. `Default` gives Kafka's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when an append would make the active segment larger.
     pub segment_bytes: u64,
@@ -63,8 +63,18 @@ pub struct LogConfig {
     pub message_timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: one hour).
     pub message_timestamp_after_max_ms: i64,
-    /// `cleanup.policy` (stored, not acted on).
+    /// `cleanup.policy`: delete (retention), compact (the cleaner) or both.
     pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after it first saw it
+    /// (KIP-534's delete horizon).
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a segment whose newest record is younger is not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this is cleaned whatever the dirty
+    /// ratio, and the active segment is rolled once its first record is this old.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty bytes / cleanable bytes at which a log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -83,6 +93,10 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 60 * 60 * 1000,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -94,13 +108,17 @@ impl LogConfig {
     /// The topic config keys this layer understands.
     pub const SUPPORTED_KEYS: &'static [&'static str] = &[
         "cleanup.policy",
+        "delete.retention.ms",
         "flush.messages",
         "flush.ms",
         "index.interval.bytes",
+        "max.compaction.lag.ms",
         "max.message.bytes",
         "message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms",
         "message.timestamp.type",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
         "retention.bytes",
         "retention.ms",
         "segment.bytes",
@@ -134,11 +152,16 @@ impl LogConfig {
                 }
                 .to_string(),
             ),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
             ("flush.messages", opt_max(self.flush_messages)),
             ("flush.ms", opt_max(self.flush_ms)),
             (
                 "index.interval.bytes",
                 self.index_interval_bytes.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
             ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             (
@@ -156,6 +179,14 @@ impl LogConfig {
                     MessageTimestampType::LogAppendTime => "LogAppendTime",
                 }
                 .to_string(),
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
             ),
             ("retention.bytes", opt_u(self.retention_bytes)),
             ("retention.ms", opt_i(self.retention_ms)),
@@ -242,6 +273,17 @@ impl LogConfig {
             }
             "message.timestamp.before.max.ms" => {
                 self.message_timestamp_before_max_ms = at_least(0)? as i64
+            }
+            "delete.retention.ms" => self.delete_retention_ms = at_least(0)? as i64,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = at_least(0)? as i64,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = at_least(1)? as i64,
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| invalid("must be a number between 0 and 1"))?;
             }
             "message.timestamp.type" => {
                 self.message_timestamp_type = match value.trim() {

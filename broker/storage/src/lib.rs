@@ -24,6 +24,9 @@
 //!     00000000000000000000.timeindex   sparse time index
 //!     00000000000000012345.log ...     next segment, named by its base offset
 //!     log-start-offset                 "<offset>\n", written by DeleteRecords/retention
+//!     cleaner-offset-checkpoint        compacted logs: "<dirty start> <tombstone horizon>\n"
+//!     00000000000000000000.cleaned     a cleaned segment being written (compaction)
+//!     cleaner-swap                     present only while cleaned segments are swapped in
 //! ```
 //!
 //! File names are the segment's base offset zero-padded to 20 digits.
@@ -57,12 +60,16 @@
 //! * `log_start_offset <= log_end_offset`; `recovery_point <= log_end_offset`.
 //! * Every segment except the active (last) one has been fsynced; rolling a
 //!   segment fsyncs it and moves the recovery point to the new base offset.
-//! * The active segment is never deleted by retention or DeleteRecords.
+//! * The active segment is never deleted by retention or DeleteRecords, nor cleaned.
+//! * Compaction keeps offsets: a cleaned segment holds a subset of the records of the
+//!   segments it replaced, at the same offsets; it may be empty (reads skip it).
 //!
 //! # Recovery procedure ([`Log::open`])
 //!
-//! 1. Remove leftover `*.tmp`/`*.deleted`/`*.cleaned`/`*.swap` files and
-//!    index files without a `.log`.
+//! 1. If a `cleaner-swap` manifest exists, a crash interrupted the cleaner after its
+//!    commit point: finish the swap it describes (see `log/cleaning.rs`). Then remove
+//!    leftover `*.tmp`/`*.deleted`/`*.cleaned`/`*.swap` files (a pass that never reached
+//!    its commit point leaves the old segments whole) and index files without a `.log`.
 //! 2. For each segment, oldest first, load both indexes and sanity-check them
 //!    (size a multiple of the entry size, monotonic entries, positions inside
 //!    the `.log`, offsets below the segment's next offset).

@@ -19,6 +19,12 @@ use crate::validator::{LogValidator, ValidatedRecords, ValidationError};
 /// Name of the per-partition file holding the log start offset.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
+mod cleaning;
+pub use cleaning::{
+    write_cleaner_checkpoint, CleanableSection, CleanableSegment, CleanedSegment,
+    CLEANER_CHECKPOINT_FILE, SWAP_MANIFEST_FILE,
+};
+
 /// Errors of one partition log. Every variant names the partition directory.
 #[derive(Debug, Error)]
 pub enum LogError {
@@ -60,8 +66,10 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
-    #[error("segment {base} of {} cannot be replaced: it is the active segment or does not exist", dir.display())]
-    NotReplaceable { dir: PathBuf, base: i64 },
+    /// A cleaning pass read segments that were deleted or replaced before it finished;
+    /// its work is discarded and the next pass starts over.
+    #[error("cleaned segments of {} are stale: segments changed during the pass", dir.display())]
+    CleaningStale { dir: PathBuf },
     #[error("{} is corrupt at byte {position}: {reason}; restart the broker to run recovery", path.display())]
     Corrupt {
         path: PathBuf,
@@ -97,6 +105,11 @@ pub enum Repair {
     RebuiltIndex { file: PathBuf, found: String },
     /// A leftover file (temporary, orphaned index) was removed.
     RemovedStrayFile { file: PathBuf },
+    /// A crash interrupted the cleaner's swap after its commit point; it was finished.
+    FinishedCleanerSwap {
+        base_offset: i64,
+        replaced: Vec<i64>,
+    },
 }
 
 /// What `Log::open` checked and repaired.
@@ -167,6 +180,11 @@ pub struct Log {
     report: RecoveryReport,
     /// Set when a failed append could not be undone: why the log takes no more appends.
     offline: Option<String>,
+    /// Bumped whenever a segment is deleted or replaced (see `cleaning`).
+    generation: u64,
+    /// Tests: the cleaner's swap fails after this many more steps, as a crash would.
+    #[cfg(test)]
+    pub(crate) swap_crash_after: Option<usize>,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -226,6 +244,7 @@ impl Log {
     ) -> Result<Log, LogError> {
         fs::create_dir_all(dir).map_err(io_err("creating log directory", dir))?;
         let mut report = RecoveryReport::default();
+        cleaning::complete_interrupted_swap(dir, &mut report.repairs)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("listing log directory", dir))? {
@@ -327,6 +346,9 @@ impl Log {
             last_flush_ms: now_ms,
             report,
             offline: None,
+            generation: 0,
+            #[cfg(test)]
+            swap_crash_after: None,
         };
         if stored_start.is_some_and(|s| s > log.log_start_offset) {
             // Recovery cut the log below the stored start offset: store the
@@ -692,10 +714,17 @@ impl Log {
         }
         let cfg = &self.config;
         let segment_limit = cfg.segment_bytes.min(u64::from(u32::MAX));
+        // A compacted log also rolls once its active segment's records are
+        // max.compaction.lag.ms old: the cleaner never touches the active segment.
+        let roll_ms = match cfg.cleanup_policy {
+            CleanupPolicy::Delete => cfg.segment_ms,
+            _ => cfg.segment_ms.min(cfg.max_compaction_lag_ms),
+        };
         seg.size + append_bytes > segment_limit
-            || seg.stats.first_batch_timestamp.is_some_and(|t| {
-                t >= 0 && incoming_max_timestamp.saturating_sub(t) > cfg.segment_ms
-            })
+            || seg
+                .stats
+                .first_batch_timestamp
+                .is_some_and(|t| t >= 0 && incoming_max_timestamp.saturating_sub(t) > roll_ms)
             || seg.offset_index.size_bytes() + crate::index::OFFSET_ENTRY_SIZE
                 > cfg.segment_index_bytes
             || seg.time_index.size_bytes() + crate::index::TIME_ENTRY_SIZE > cfg.segment_index_bytes
@@ -820,7 +849,8 @@ impl Log {
             .segments
             .range(floor..)
             .map(|(_, s)| s)
-            .find(|s| s.next_offset() > start_offset)
+            // Compaction can leave empty inactive segments: they hold no offset.
+            .find(|s| !s.is_empty() && s.next_offset() > start_offset)
         else {
             return Ok(result);
         };
@@ -949,6 +979,7 @@ impl Log {
 
     fn delete_segment(&mut self, base: i64, why: &str) -> Result<(), LogError> {
         self.segments.remove(&base);
+        self.generation += 1;
         let path = segment_file(&self.dir, base, "log");
         LogSegment::delete_files(&self.dir, base).map_err(io_err("deleting segment", &path))?;
         debug!(file = %path.display(), reason = why, "deleted segment");
@@ -1098,73 +1129,6 @@ impl Log {
             self.persist_log_start_offset()?;
         }
         Ok(self.log_end_offset())
-    }
-
-    /// The log cleaner's hook: replaces the inactive segment at `base` with `data`, the
-    /// same batches minus the records compaction removed (offsets unchanged). Written to
-    /// `<base>.cleaned`, fsynced, then renamed over `<base>.log` (atomic; a crash leaves
-    /// either file whole, and open removes a leftover `.cleaned`); indexes are rebuilt.
-    /// Empty `data` deletes the segment.
-    ///
-    /// # Errors
-    /// [`LogError::Io`] on file errors; [`LogError::InvalidRecords`] if `data` is not valid
-    /// batches; [`LogError::NotReplaceable`] for the active segment (never rewritten) or a
-    /// base offset that is not a segment.
-    pub fn replace_segment(&mut self, base: i64, data: &[u8]) -> Result<(), LogError> {
-        let active_base = self.active().base_offset;
-        if base == active_base || !self.segments.contains_key(&base) {
-            return Err(LogError::NotReplaceable {
-                dir: self.dir.clone(),
-                base,
-            });
-        }
-        batch::parse_batches(data).map_err(|source| LogError::InvalidRecords {
-            dir: self.dir.clone(),
-            source,
-        })?;
-        if data.is_empty() {
-            return self.delete_segment(base, "emptied by compaction");
-        }
-        let cleaned = segment_file(&self.dir, base, "cleaned");
-        let log_path = segment_file(&self.dir, base, "log");
-        {
-            let f = File::create(&cleaned).map_err(io_err("creating cleaned segment", &cleaned))?;
-            f.write_all_at(data, 0)
-                .map_err(io_err("writing cleaned segment", &cleaned))?;
-            f.sync_all()
-                .map_err(io_err("syncing cleaned segment", &cleaned))?;
-        }
-        fs::rename(&cleaned, &log_path)
-            .map_err(io_err("swapping in cleaned segment", &log_path))?;
-        sync_dir(&self.dir).map_err(io_err("syncing log directory", &self.dir))?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_err("opening cleaned segment", &log_path))?;
-        let index_path = segment_file(&self.dir, base, "index");
-        let time_path = segment_file(&self.dir, base, "timeindex");
-        let (offset_index, _) = OffsetIndex::open(&index_path, base, data.len() as u64)
-            .map_err(io_err("loading index", &index_path))?;
-        let (time_index, _) =
-            TimeIndex::open(&time_path, base).map_err(io_err("loading time index", &time_path))?;
-        let mut seg = LogSegment {
-            base_offset: base,
-            log_path: log_path.clone(),
-            file,
-            size: data.len() as u64,
-            stats: SegmentStats::empty(base),
-            offset_index,
-            time_index,
-            #[cfg(test)]
-            faults: Default::default(),
-        };
-        seg.rebuild_indexes(self.config.index_interval_bytes)
-            .map_err(io_err("rebuilding indexes of cleaned segment", &log_path))?;
-        seg.sync()
-            .map_err(io_err("syncing cleaned segment", &log_path))?;
-        self.segments.insert(base, seg);
-        Ok(())
     }
 
     fn first_base(&self) -> i64 {

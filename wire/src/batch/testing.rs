@@ -5,6 +5,7 @@
 use std::io::{self, Read};
 
 use super::*;
+pub use crate::encode::{compress, compress_reader, put_bytes, put_varint};
 use crate::records::{RecordDecoder, DEFAULT_MAX_UNCOMPRESSED_BYTES};
 
 /// A record's key and value as given to [`build_batch`] (`None` = null).
@@ -40,30 +41,6 @@ pub struct HeaderFields {
     pub compression: Compression,
 }
 
-/// Appends `v` as a zigzag varint (varlong; for values in i32 range it is also the varint).
-pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        if z < 0x80 {
-            out.push(z as u8);
-            return;
-        }
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-}
-
-/// Appends a length-prefixed byte string (`None` = length -1).
-pub fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// Appends one encoded record (length prefix included).
 pub fn encode_record(out: &mut Vec<u8>, r: &RecordSpec) {
     let mut body = vec![0u8]; // attributes
@@ -78,62 +55,6 @@ pub fn encode_record(out: &mut Vec<u8>, r: &RecordSpec) {
     }
     put_varint(out, body.len() as i64);
     out.extend_from_slice(&body);
-}
-
-/// Compresses a records section as Kafka's Java client does: gzip, snappy in snappy-java's
-/// stream format (32 KiB blocks), the lz4 frame format, zstd.
-pub fn compress(codec: Compression, raw: &[u8]) -> Vec<u8> {
-    compress_reader(codec, raw).expect("compressing into memory does not fail")
-}
-
-/// [`compress`] from a reader, so a test can compress a large input (a zip bomb) without
-/// holding it in memory.
-///
-/// # Errors
-/// Only from `reader`.
-pub fn compress_reader(codec: Compression, mut reader: impl Read) -> io::Result<Vec<u8>> {
-    match codec {
-        Compression::None => {
-            let mut out = Vec::new();
-            reader.read_to_end(&mut out)?;
-            Ok(out)
-        }
-        Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            io::copy(&mut reader, &mut e)?;
-            e.finish()
-        }
-        Compression::Snappy => {
-            let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
-            let mut block = vec![0u8; 32 * 1024];
-            let mut encoder = snap::raw::Encoder::new();
-            loop {
-                let n = read_full(&mut reader, &mut block)?;
-                if n == 0 {
-                    return Ok(out);
-                }
-                let compressed = encoder
-                    .compress_vec(&block[..n])
-                    .map_err(io::Error::other)?;
-                out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-                out.extend_from_slice(&compressed);
-            }
-        }
-        Compression::Lz4 => {
-            let mut e = lz4::EncoderBuilder::new()
-                .level(4)
-                .block_mode(lz4::BlockMode::Independent)
-                .build(Vec::new())?;
-            io::copy(&mut reader, &mut e)?;
-            let (out, result) = e.finish();
-            result.map(|()| out)
-        }
-        Compression::Zstd => {
-            let mut out = Vec::new();
-            zstd::stream::copy_encode(reader, &mut out, 3)?;
-            Ok(out)
-        }
-    }
 }
 
 /// `n` zero bytes compressed with `codec`: a zip bomb, built cheaply. gzip and zstd repeat
@@ -168,18 +89,6 @@ pub fn compressed_zeros(codec: Compression, n: usize) -> Vec<u8> {
         Compression::Lz4 => compress_reader(codec, io::repeat(0).take(n as u64))
             .expect("compressing zeros does not fail"),
     }
-}
-
-/// Fills `buf` as far as `reader` goes; returns the bytes read (less only at the end).
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// A CreateTime batch with the given header fields around `records_section` (already
@@ -243,6 +152,15 @@ pub fn build_records_batch(
     batch_with_fields(&fields, records)
 }
 
+/// Sets producer id, epoch and base sequence (an idempotent producer's batch) and
+/// recomputes the CRC.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    batch[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    update_crc(batch);
+}
+
 /// Overwrites recordsCount and recomputes the CRC, so only the count is wrong.
 pub fn set_records_count(batch: &mut [u8], count: i32) {
     batch[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&count.to_be_bytes());
@@ -252,18 +170,34 @@ pub fn set_records_count(batch: &mut [u8], count: i32) {
 /// Builds a valid uncompressed CreateTime v2 batch. Record `i` gets offset
 /// delta `i` and timestamp `base_timestamp + i`.
 pub fn build_batch(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-    let specs: Vec<RecordSpec> = records
-        .iter()
+    let specs = numbered(
+        records
+            .iter()
+            .map(|(k, v)| (k.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec), Vec::new())),
+    );
+    build_records_batch(base_offset, base_timestamp, Compression::None, &specs)
+}
+
+/// A record's key, value and headers, for [`numbered`].
+pub type KeyValueHeaders = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+);
+
+/// Record specs where record `i` gets offset delta `i` and timestamp delta `i`.
+pub fn numbered(records: impl IntoIterator<Item = KeyValueHeaders>) -> Vec<RecordSpec> {
+    records
+        .into_iter()
         .enumerate()
-        .map(|(i, (k, v))| RecordSpec {
+        .map(|(i, (key, value, headers))| RecordSpec {
             timestamp_delta: i as i64,
             offset_delta: i as i32,
-            key: k.map(<[u8]>::to_vec),
-            value: v.map(<[u8]>::to_vec),
-            headers: Vec::new(),
+            key,
+            value,
+            headers,
         })
-        .collect();
-    build_records_batch(base_offset, base_timestamp, Compression::None, &specs)
+        .collect()
 }
 
 /// Convenience: `n` records with keys `k<i>` and values `v<base_offset+i>`.

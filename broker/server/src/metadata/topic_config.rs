@@ -12,11 +12,7 @@ use ironlog_storage::LogConfig;
 /// Topic configs stored and described, but acted on outside the log (or not yet at all).
 const OTHER_KEYS: &[(&str, &str)] = &[
     ("compression.type", "producer"),
-    ("delete.retention.ms", "86400000"),
     ("file.delete.delay.ms", "60000"),
-    ("max.compaction.lag.ms", "9223372036854775807"),
-    ("min.cleanable.dirty.ratio", "0.5"),
-    ("min.compaction.lag.ms", "0"),
     ("min.insync.replicas", "1"),
     ("preallocate", "false"),
     ("unclean.leader.election.enable", "false"),
@@ -86,13 +82,6 @@ pub fn validate(pairs: &[(String, String)]) -> Result<(), TopicConfigError> {
                 value
                     .parse::<bool>()
                     .map_err(|_| invalid("must be true or false"))?;
-            }
-            "min.cleanable.dirty.ratio" => {
-                value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| (0.0..=1.0).contains(v))
-                    .ok_or_else(|| invalid("must be a number between 0 and 1"))?;
             }
             k if LogConfig::is_supported_key(k) => {}
             _ => {

@@ -37,6 +37,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         default_topic_config: vec![],
         group: ironlog_server::group::GroupConfig::default(),
         net: ironlog_server::config::NetLimits::default(),
+        cleaner: Some(ironlog_server::config::CleanerSettings::default()),
     }
 }
 
