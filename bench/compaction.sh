@@ -13,17 +13,9 @@
 # (e2e/lib/setup.sh: pinned confluent-kafka) for the Python driver.
 set -euo pipefail
 
-MODE=full
-case "${1:-}" in
-    --smoke) MODE=smoke ;;
-    "") ;;
-    *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
-esac
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/perf}
+source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 export IRONLOG_BIN=$CARGO_TARGET_DIR/release/ironlog
-mkdir -p "$CARGO_TARGET_DIR"
 
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     echo "[compaction-bench] building the release binary into $CARGO_TARGET_DIR" >&2

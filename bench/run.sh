@@ -10,17 +10,9 @@
 # binary as built, BENCH_DATA_DIR (default: under the target dir, i.e. the repo's filesystem).
 set -euo pipefail
 
-MODE=full
-case "${1:-}" in
-    --smoke) MODE=smoke ;;
-    "") ;;
-    *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
-esac
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/perf}
+source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 BIN=$CARGO_TARGET_DIR/release/ironlog
-mkdir -p "$CARGO_TARGET_DIR"
 WORK=$(mktemp -d "${BENCH_DATA_DIR:-$CARGO_TARGET_DIR}/bench.XXXXXX")
 ROWS=$WORK/rows.jsonl
 : >"$ROWS"

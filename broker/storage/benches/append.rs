@@ -20,7 +20,10 @@
 //! `append::validate_only` and `append::produce` divided by n × `BENCH_RUNS` are the
 //! per-batch cost of each row.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{bench_dir, env_or, random_bytes};
+
 use std::time::{Duration, Instant};
 
 use ironlog_storage::batch::testing::{build_records_batch, RecordSpec};
@@ -32,18 +35,6 @@ struct Shape {
     name: &'static str,
     batch: Vec<u8>,
     records: usize,
-}
-
-/// xorshift64: deterministic, incompressible-enough bytes.
-fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            (*seed >> 24) as u8
-        })
-        .collect()
 }
 
 fn shape(name: &'static str, records: usize, value_len: usize, codec: Compression) -> Shape {
@@ -69,25 +60,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn bench_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("BENCH_DIR") {
-        return PathBuf::from(d);
-    }
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
-        shm
-    } else {
-        std::env::temp_dir()
-    }
 }
 
 /// Runs `f` once per iteration for `seconds` (or exactly `BENCH_ITERS` times, with no

@@ -13,7 +13,10 @@
 //! the median pass time and its spread, and MB/s of log bytes cleaned (bytes before the pass
 //! / pass time), with the ratio to the uncompressed row of the same run.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{bench_dir, env_or, random_bytes};
+
 use std::sync::RwLock;
 use std::time::Instant;
 
@@ -23,37 +26,6 @@ use ironlog_storage::cleaner::{Cleaner, CleanerConfig, PassOutcome};
 use ironlog_storage::{CleanupPolicy, Log, LogConfig};
 
 const RECORDS_PER_BATCH: u64 = 100;
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn bench_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("BENCH_DIR") {
-        return PathBuf::from(d);
-    }
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
-        shm
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-/// xorshift64: deterministic, incompressible-enough bytes.
-fn random_bytes(seed: &mut u64, n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            (*seed >> 24) as u8
-        })
-        .collect()
-}
 
 /// A log of about `bytes` bytes of `codec` batches; returns it and its record count.
 fn build(dir: &std::path::Path, codec: Compression, bytes: u64, keys: u64) -> (RwLock<Log>, u64) {
