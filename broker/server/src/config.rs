@@ -116,11 +116,15 @@ pub struct BrokerArgs {
     #[arg(
         long,
         env = "IRONLOG_LOG_CLEANER_DEDUPE_BUFFER_SIZE",
-        default_value_t = 134_217_728
+        default_value_t = ironlog_storage::cleaner::DEFAULT_DEDUPE_BUFFER_BYTES
     )]
     pub log_cleaner_dedupe_buffer_size: usize,
     /// Kafka's log.cleaner.backoff.ms: how often compacted logs are checked for cleaning.
-    #[arg(long, env = "IRONLOG_LOG_CLEANER_BACKOFF_MS", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "IRONLOG_LOG_CLEANER_BACKOFF_MS",
+        default_value_t = DEFAULT_CLEANER_BACKOFF_MS
+    )]
     pub log_cleaner_backoff_ms: u64,
     /// Broker-wide default for topic configs, repeatable: `--default-topic-config flush.messages=1`.
     #[arg(long = "default-topic-config", env = "IRONLOG_DEFAULT_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
@@ -153,6 +157,10 @@ pub struct BrokerConfig {
     pub cleaner: Option<CleanerSettings>,
 }
 
+/// `--log-cleaner-backoff-ms` default (Kafka's is 15 s; a check that finds nothing to do
+/// costs little).
+const DEFAULT_CLEANER_BACKOFF_MS: u64 = 1_000;
+
 /// The log cleaner's broker-wide settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanerSettings {
@@ -164,7 +172,7 @@ impl Default for CleanerSettings {
     fn default() -> Self {
         CleanerSettings {
             cleaner: ironlog_storage::cleaner::CleanerConfig::default(),
-            backoff: std::time::Duration::from_secs(1),
+            backoff: std::time::Duration::from_millis(DEFAULT_CLEANER_BACKOFF_MS),
         }
     }
 }

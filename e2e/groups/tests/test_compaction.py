@@ -25,22 +25,9 @@ ROUNDS = 30
 
 
 def read_all(bootstrap, topic):
-    """(key, value) of every record from the log start, in offset order (no group)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "logger": LOG,
-                  "enable.auto.commit": False, "enable.partition.eof": True})
-    try:
-        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        c.assign([TopicPartition(topic, 0, lo)])
-        out = []
-        while True:
-            m = c.poll(5)
-            assert m is not None, "no EOF from the reader"
-            if m.error():
-                break  # partition EOF
-            out.append((m.offset(), m.key().decode(), m.value().decode() if m.value() else None))
-        return out, hi
-    finally:
-        c.close()
+    """read_confluent with the values as text (this test's values are "v-<round>")."""
+    records, hw = read_confluent(bootstrap, topic)
+    return [(o, k, v.decode() if v is not None else None) for o, k, v in records], hw
 
 
 def check_latest(records):

@@ -68,10 +68,13 @@ pub struct CleanerConfig {
     pub io_max_bytes_per_second: Option<f64>,
 }
 
+/// Kafka's `log.cleaner.dedupe.buffer.size` default.
+pub const DEFAULT_DEDUPE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+
 impl Default for CleanerConfig {
     fn default() -> Self {
         CleanerConfig {
-            dedupe_buffer_bytes: 128 * 1024 * 1024,
+            dedupe_buffer_bytes: DEFAULT_DEDUPE_BUFFER_BYTES,
             io_max_bytes_per_second: None,
         }
     }
@@ -331,18 +334,18 @@ impl Cleaner {
         section: CleanableSection,
         now_ms: i64,
     ) -> Result<PassOutcome, CleanerError> {
-        let started = Instant::now();
-        self.throttle.restart();
-        let mut stats = CleanerStats {
-            dirty_bytes: section.dirty_bytes(),
-            ..CleanerStats::default()
-        };
         if section.segments.is_empty() {
             return Ok(PassOutcome::NotDue {
                 dirty_bytes: 0,
                 dirty_ratio: 0.0,
             });
         }
+        let started = Instant::now();
+        self.throttle.restart();
+        let mut stats = CleanerStats {
+            dirty_bytes: section.dirty_bytes(),
+            ..CleanerStats::default()
+        };
         let limit = records::max_uncompressed_bytes(section.config.max_message_bytes);
         let mut decoder = RecordDecoder::new(limit);
 
@@ -399,12 +402,7 @@ impl Cleaner {
                     cleaned.push(c);
                 }
                 Err(e) => {
-                    discard(&section.dir, &cleaned);
-                    let _ = fs::remove_file(segment_file(
-                        &section.dir,
-                        group[0].base_offset,
-                        "cleaned",
-                    ));
+                    discard(&section.dir);
                     return Err(e);
                 }
             }
@@ -418,23 +416,21 @@ impl Cleaner {
         stats.segments_after = cleaned.len();
 
         // 5. Swap in (nothing to swap if every batch was copied as it was).
-        let swap_started = Instant::now();
-        let mut guard = write_lock(log);
-        if !changed {
-            discard(&section.dir, &cleaned);
-        } else {
-            match guard.swap_cleaned(section.generation, cleaned) {
+        if changed {
+            let swap_started = Instant::now();
+            let swapped = write_lock(log).swap_cleaned(section.generation, cleaned);
+            stats.swap_duration = swap_started.elapsed();
+            match swapped {
                 Ok(()) => {}
                 Err(LogError::CleaningStale { .. }) => {
-                    drop(guard);
-                    discard_all(&section.dir);
+                    discard(&section.dir);
                     return Ok(PassOutcome::Stale);
                 }
                 Err(e) => return Err(e.into()),
             }
+        } else {
+            discard(&section.dir);
         }
-        drop(guard);
-        stats.swap_duration = swap_started.elapsed();
         // 6. The checkpoint.
         write_cleaner_checkpoint(&section.dir, stats.end_offset, horizon)?;
         stats.duration = started.elapsed();
@@ -617,15 +613,9 @@ fn groups(segments: &[CleanableSegment], segment_bytes: u64) -> Vec<&[CleanableS
     out
 }
 
-/// Removes the `.cleaned` files of a pass that will not be swapped in.
-fn discard(dir: &Path, cleaned: &[CleanedSegment]) {
-    for c in cleaned {
-        let _ = fs::remove_file(segment_file(dir, c.base_offset, "cleaned"));
-    }
-}
-
-/// Removes every `.cleaned` file of a log (a stale pass; none is in use).
-fn discard_all(dir: &Path) {
+/// Removes the `.cleaned` files of a pass that will not be swapped in (only the one cleaner
+/// writes them, so every such file in the log's directory is this pass's).
+fn discard(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.path().extension().is_some_and(|x| x == "cleaned") {
