@@ -246,10 +246,7 @@ func TestAsyncProducer(t *testing.T) {
 			conf.Producer.Flush.MaxMessages = 30
 			registry := metrics.NewRegistry()
 			conf.MetricRegistry = registry
-			producer, err := sarama.NewAsyncProducer([]string{brokerAddr}, conf)
-			if err != nil {
-				t.Fatalf("NewAsyncProducer: %v", err)
-			}
+			producer := newConnectedAsyncProducer(t, conf, topic)
 			defer producer.Close()
 
 			start := time.Now()
@@ -420,4 +417,33 @@ func TestProduceMessageTooLarge(t *testing.T) {
 	if end := endOffset(t, newClient(t), topic, 0); end != 1 {
 		t.Fatalf("end offset %d after one accepted message, want 1", end)
 	}
+}
+
+// newConnectedAsyncProducer is an AsyncProducer whose connection to the leader of `topic`
+// is open before the first message. Sarama 1.22 races when several partition producers
+// open a new broker connection at once: Broker.Open marks the broker opened before it
+// takes the lock its dialing goroutine holds, so a second caller can send first, on no
+// connection, and fail with "kafka: broker not connected" (and with Retry.Max 0, for
+// good). That is the client's bug, not the broker's, so the test opens the connection
+// first; every assertion on what the broker does stays as it was.
+func newConnectedAsyncProducer(t *testing.T, conf *sarama.Config, topic string) sarama.AsyncProducer {
+	t.Helper()
+	client, err := sarama.NewClient([]string{brokerAddr}, conf)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	leader, err := client.Leader(topic, 0)
+	if err != nil {
+		t.Fatalf("Leader(%s, 0): %v", topic, err)
+	}
+	// Connected waits for the dial, which holds the broker's lock.
+	if ok, err := leader.Connected(); !ok {
+		t.Fatalf("no connection to the leader %s: %v", leader.Addr(), err)
+	}
+	producer, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		t.Fatalf("NewAsyncProducerFromClient: %v", err)
+	}
+	return producer
 }
