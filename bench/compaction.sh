@@ -19,7 +19,7 @@ export IRONLOG_BIN=$CARGO_TARGET_DIR/release/ironlog
 
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     echo "[compaction-bench] building the release binary into $CARGO_TARGET_DIR" >&2
-    (cd "$ROOT" && cargo build --release -q -p ironlog-server)
+    (cd "$ROOT" && cargo build --release -q -p ironlog)
 fi
 source "$ROOT/e2e/lib/setup.sh"
 e2e_setup # the venv with the pinned clients; fails if $IRONLOG_BIN is missing

@@ -101,7 +101,7 @@ rm -f "$WORK"/seq-fsync-64k*
 # --- build -----------------------------------------------------------------------------
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     log "building (release) into $CARGO_TARGET_DIR"
-    (cd "$ROOT" && cargo build --release -q -p ironlog-server)
+    (cd "$ROOT" && cargo build --release -q -p ironlog)
 fi
 [[ -x "$BIN" ]] || { echo "bench: $BIN not built" >&2; exit 1; }
 

@@ -14,7 +14,7 @@ SECONDS_TOTAL=${SOAK_SECONDS:-600}
 RATE=${SOAK_RATE:-20000}
 SIZE=${SOAK_RECORD_SIZE:-1024}
 GROWTH_MB=${SOAK_GROWTH_MB:-20}
-[[ ${BENCH_NO_BUILD:-} == 1 ]] || cargo build -q --release -p ironlog-server --bin ironlog
+[[ ${BENCH_NO_BUILD:-} == 1 ]] || cargo build -q --release -p ironlog --bin ironlog
 WORK=$(mktemp -d "$CARGO_TARGET_DIR/soak.XXXXXX")
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P=$(port); M=$(port)

@@ -53,6 +53,8 @@ APIS = [
     ("describe_cluster", "DescribeCluster"),
     ("alter_partition_reassignments", "AlterPartitionReassignments"),
     ("list_partition_reassignments", "ListPartitionReassignments"),
+    ("describe_quorum", "DescribeQuorum"),
+    ("elect_leaders", "ElectLeaders"),
 ]
 OTHER = [
     "request_header",

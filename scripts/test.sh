@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"). Installs what it needs, then runs, in order:
 # formatting, clippy, every crate's unit and integration tests, the CRD drift check, the
-# real-client end-to-end suites (kcat, confluent-kafka, kafka-python; Sarama), the benchmark smoke
-# runs (the broker's and the log cleaner's) and the Kubernetes end-to-end suite on a real API
-# server.
+# real-client end-to-end suites (kcat, confluent-kafka, kafka-python; a loopback cluster; a
+# docker-compose cluster of the broker image; Sarama), the benchmark smoke runs (the broker's
+# and the log cleaner's) and the Kubernetes end-to-end suite on a real API server.
 #
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
-# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups sarama bench
-#        bench-compaction k8s
+# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups cluster compose
+#        sarama bench bench-compaction k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,9 +63,11 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 step cargo-test cargo test --workspace
 step crd-drift crd_drift
 step wire-schema python3 scripts/gen-wire-schema.py --check
-step build cargo build -p ironlog-server
+step build cargo build -p ironlog
 step clients e2e/clients/run.sh
 step groups e2e/groups/run.sh
+step cluster e2e/cluster/run.sh
+step compose e2e/compose/run.sh
 step sarama e2e/sarama/run.sh
 step bench bench/run.sh --smoke
 step bench-compaction bench/compaction.sh --smoke

@@ -85,7 +85,10 @@ pub struct ConfigEntry {
 pub struct ClusterDescription {
     pub cluster_id: String,
     pub controller_id: Option<i32>,
+    /// Unfenced brokers, plus fenced ones when the broker speaks DescribeCluster v2.
     pub brokers: Vec<BrokerInfo>,
+    /// Ids of the listed brokers the cluster reports fenced (DescribeCluster v2+ only).
+    pub fenced: Vec<i32>,
 }
 
 /// An ongoing partition reassignment.
@@ -232,7 +235,11 @@ impl Client {
             .with_timeout_ms(self.timeout_ms())
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(topic_name(topic))
-                .with_count(new_total)]);
+                .with_count(new_total)
+                // Null, not the crate's default empty list: the broker places the new
+                // partitions. Kafka's controller refuses an empty list as "0 assignments
+                // for N new partitions".
+                .with_assignments(None)]);
         let response = self
             .with_retries(Some(topic), || self.send(Target::Controller, &request))
             .await?;
@@ -382,7 +389,13 @@ impl Client {
     /// # Errors
     /// [`ClientError::UnsupportedApi`] on brokers older than Kafka 2.8.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
-        let request = DescribeClusterRequest::default();
+        // v2 can list fenced brokers too (KIP-1073); older versions list unfenced ones only.
+        let version = self
+            .with_retries(None, || {
+                self.version_for::<DescribeClusterRequest>(Target::Any)
+            })
+            .await?;
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(version >= 2);
         let response = self
             .with_retries(None, || self.send(Target::Any, &request))
             .await?;
@@ -391,6 +404,13 @@ impl Client {
             response.error_message.as_deref(),
             || "describe cluster".to_owned(),
         )?;
+        let mut fenced: Vec<i32> = response
+            .brokers
+            .iter()
+            .filter(|b| b.is_fenced)
+            .map(|b| b.broker_id.0)
+            .collect();
+        fenced.sort_unstable();
         let mut brokers: Vec<BrokerInfo> = response
             .brokers
             .into_iter()
@@ -406,6 +426,7 @@ impl Client {
             cluster_id: response.cluster_id.to_string(),
             controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
             brokers,
+            fenced,
         })
     }
 

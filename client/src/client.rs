@@ -438,15 +438,14 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<R::Response, ClientError> {
         let timeout = timeout.unwrap_or(self.config.request_timeout);
-        let connection = self.connection(self.resolve(target)?).await?;
-        let mut guard = connection.lock().await;
+        let mut guard = self.lock_usable(self.resolve(target)?).await?;
         let result = match guard.version_for::<R>() {
             Ok(version) => guard.send_with(request, version, timeout).await,
             Err(e) => Err(e),
         };
-        let broken = guard.is_broken();
-        drop(guard);
-        if broken {
+        if guard.is_broken() {
+            let connection = tokio::sync::OwnedMutexGuard::mutex(&guard).clone();
+            drop(guard);
             self.forget_connection(&connection);
         }
         result
@@ -458,8 +457,7 @@ impl Client {
         target: Target,
         request: &R,
     ) -> Result<(), ClientError> {
-        let connection = self.connection(self.resolve(target)?).await?;
-        let mut guard = connection.lock().await;
+        let mut guard = self.lock_usable(self.resolve(target)?).await?;
         let result = match guard.version_for::<R>() {
             Ok(version) => {
                 guard
@@ -468,12 +466,28 @@ impl Client {
             }
             Err(e) => Err(e),
         };
-        let broken = guard.is_broken();
-        drop(guard);
-        if broken {
+        if guard.is_broken() {
+            let connection = tokio::sync::OwnedMutexGuard::mutex(&guard).clone();
+            drop(guard);
             self.forget_connection(&connection);
         }
         result
+    }
+
+    /// The connection to `node`, locked for one request. A connection left broken (a
+    /// request on it failed, timed out or was cancelled mid-way) is replaced by a new one.
+    async fn lock_usable(
+        &self,
+        node: i32,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Connection>, ClientError> {
+        let connection = self.connection(node).await?;
+        let guard = connection.clone().lock_owned().await;
+        if !guard.is_broken() {
+            return Ok(guard);
+        }
+        drop(guard);
+        self.forget_connection(&connection);
+        Ok(self.connection(node).await?.lock_owned().await)
     }
 
     fn forget_connection(&self, connection: &Arc<tokio::sync::Mutex<Connection>>) {

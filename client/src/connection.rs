@@ -2,8 +2,9 @@
 //!
 //! Requests on a connection are strictly sequential (send, then read the answer), so a
 //! response always belongs to the request just sent; the correlation id is still checked to
-//! catch a confused stream early. After an I/O error or a timeout the stream position is
-//! unknown, so the connection marks itself broken and refuses further requests.
+//! catch a confused stream early. After an I/O error or a timeout, or when a request's
+//! future is dropped before its response was read, the stream position is unknown, so the
+//! connection marks itself broken and refuses further requests.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -250,6 +251,10 @@ impl Connection {
         let frame = encode_request(request, version, correlation_id, &self.client_id)?;
 
         let max_response_bytes = self.max_response_bytes;
+        // Until the exchange completes the stream is mid-request. If this future is dropped
+        // there (a caller's `select!` or timeout), the connection must not be reused: the
+        // next request would read this one's response.
+        self.broken = true;
         let exchange = async {
             self.stream.write_all(&frame).await?;
             if !expect_response {
@@ -273,9 +278,11 @@ impl Connection {
             Ok::<Bytes, std::io::Error>(body.freeze())
         };
         let body = match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(body)) => body,
+            Ok(Ok(body)) => {
+                self.broken = false;
+                body
+            }
             Ok(Err(source)) => {
-                self.broken = true;
                 return Err(ClientError::Io {
                     broker: self.broker.clone(),
                     api,
@@ -283,7 +290,6 @@ impl Connection {
                 });
             }
             Err(_) => {
-                self.broken = true;
                 return Err(ClientError::Timeout {
                     broker: self.broker.clone(),
                     api,

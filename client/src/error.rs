@@ -136,9 +136,16 @@ pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
 pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub(crate) const NOT_COORDINATOR: i16 = 16;
+pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
 pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
 pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub(crate) const NOT_CONTROLLER: i16 = 41;
+pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 
 /// The protocol name of a Kafka error code, as in the Kafka protocol guide
 /// (`TOPIC_ALREADY_EXISTS` for 36). Unknown codes map to `"UNKNOWN"`.

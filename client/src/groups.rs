@@ -257,18 +257,7 @@ impl Client {
                     .collect(),
             );
         let response = self.send(Target::Node(node), &request).await?;
-        for t in response.topics {
-            for p in t.partitions {
-                check(p.error_code, None, || {
-                    format!(
-                        "OffsetCommit for group {group:?}, {}-{}",
-                        t.name.0.as_str(),
-                        p.partition_index
-                    )
-                })?;
-            }
-        }
-        Ok(())
+        check_offset_commit(group, response)
     }
 
     /// Deletes an empty group and its committed offsets.
@@ -282,4 +271,23 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// `Ok` if every partition of an OffsetCommit response was committed.
+pub(crate) fn check_offset_commit(
+    group: &str,
+    response: kafka_protocol::messages::OffsetCommitResponse,
+) -> Result<(), ClientError> {
+    for t in response.topics {
+        for p in t.partitions {
+            check(p.error_code, None, || {
+                format!(
+                    "OffsetCommit for group {group:?}, {}-{}",
+                    t.name.0.as_str(),
+                    p.partition_index
+                )
+            })?;
+        }
+    }
+    Ok(())
 }

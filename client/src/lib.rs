@@ -1,7 +1,7 @@
 //! `ironlog-client`: a small async Kafka client built on the `kafka-protocol` crate and tokio.
 //!
 //! It serves two users: the `ironlog` command-line tools ([`tools`]: `topics`, `produce`,
-//! `consume`, which work against any Kafka-compatible cluster, Apache Kafka included) and the
+//! `consume`, `groups`, `cluster`, which work against any Kafka-compatible cluster, Apache Kafka included) and the
 //! Kubernetes operator's admin calls.
 //!
 //! # Layout
@@ -10,6 +10,10 @@
 //! - [`Client`] (`client.rs`): bootstrap, metadata cache, a connection per broker, routing
 //!   (partition requests to the leader, admin requests to the controller) and bounded retries.
 //! - `admin.rs`, `data.rs`: the typed admin and data APIs as methods on [`Client`].
+//! - [`groups`]: consumer-group admin (list, describe, committed offsets, reset, delete);
+//!   [`member`]: taking part in a group as a consumer (join, sync with the range assignor,
+//!   heartbeat, commit, leave).
+//! - [`quorum`]: the metadata quorum (DescribeQuorum).
 //! - [`records`]: produce/consume record types and v2 record batch encoding/decoding (pure).
 //! - [`tools`]: the CLI subcommands as library code; the `ironlog` binary only dispatches.
 //!
@@ -43,6 +47,8 @@ pub mod connection;
 mod data;
 mod error;
 pub mod groups;
+pub mod member;
+pub mod quorum;
 pub mod records;
 pub mod tools;
 
@@ -57,6 +63,8 @@ pub use client::{
 pub use connection::{ApiVersionRange, Connection};
 pub use data::{Acks, FetchedPartition, OffsetSpec};
 pub use error::{error_name, ClientError};
+pub use member::GroupMembership;
+pub use quorum::{QuorumDescription, QuorumReplica};
 pub use records::{Compression, ConsumedRecord, ProduceRecord};
 
 /// Compile-time check that the public request futures are `Send`: kube-rs reconcilers (the
@@ -89,6 +97,7 @@ mod send_check {
             assert_send(c.describe_configs("t"));
             assert_send(c.incremental_alter_configs("t", &BTreeMap::new(), &[]));
             assert_send(c.describe_cluster());
+            assert_send(c.describe_quorum());
             assert_send(c.list_partition_reassignments());
             assert_send(c.alter_partition_reassignments("t", &BTreeMap::new()));
             assert_send(c.delete_records("t", &BTreeMap::new()));

@@ -4,13 +4,14 @@
 //! every test prints a note and passes without doing anything.
 
 use std::collections::BTreeMap;
+use std::io::BufRead as _;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ironlog_client::tools::topics::{self, TopicsArgs, TopicsCommand};
-use ironlog_client::tools::ConnectionArgs;
+use ironlog_client::tools::{format_topic_id, ConnectionArgs};
 use ironlog_client::{
     Acks, Bytes, Client, ClientError, Compression, ConfigSource, NewTopic, OffsetSpec,
     ProduceRecord,
@@ -61,6 +62,8 @@ impl Broker {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--auto-create-topics", "false"])
+            // Groups form at once instead of after Kafka's 3 s initial rebalance delay.
+            .args(["--group-initial-rebalance-delay-ms", "0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -473,4 +476,325 @@ async fn topics_tool_creates_alters_and_deletes() {
         format!("{err:#}").contains("UNKNOWN_TOPIC_OR_PARTITION"),
         "{err:#}"
     );
+}
+
+/// Runs `ironlog <args> --bootstrap-server <broker>` to completion.
+fn tool(bin: &Path, broker: &Broker, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .args(["--bootstrap-server", &broker.address])
+        .env_remove("IRONLOG_BOOTSTRAP_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} {args:?}: {e}", bin.display()))
+}
+
+/// Stdout of a tool run that must succeed.
+fn tool_ok(bin: &Path, broker: &Broker, args: &[&str]) -> String {
+    let out = tool(bin, broker, args);
+    assert!(
+        out.status.success(),
+        "ironlog {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+async fn produce_keyed(client: &Client, topic: &str, partition: i32, range: std::ops::Range<i32>) {
+    let records: Vec<ProduceRecord> = range
+        .map(|i| record(Some(&format!("k{i}")), &format!("v{i}")))
+        .collect();
+    client
+        .produce(topic, partition, &records, Acks::All, Compression::None)
+        .await
+        .expect("produce");
+}
+
+async fn committed(client: &Client, group: &str) -> BTreeMap<(String, i32), i64> {
+    client
+        .committed_offsets(group)
+        .await
+        .expect("committed offsets")
+        .into_iter()
+        .map(|(tp, c)| (tp, c.offset))
+        .collect()
+}
+
+#[tokio::test]
+async fn consume_in_a_group_continues_where_the_last_run_committed() {
+    let Some(bin) = broker_bin("consume_in_a_group_continues_where_the_last_run_committed") else {
+        return;
+    };
+    let (broker, client) = Broker::start(bin.clone()).await;
+    client
+        .create_topic(&new_topic("grouped", 1, &[]), false)
+        .await
+        .unwrap();
+    produce_keyed(&client, "grouped", 0, 0..10).await;
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "--topic", "grouped", "--group", "g"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--timeout-ms", "20000"]);
+        tool_ok(&bin, &broker, &args)
+    };
+
+    // Values only, like kafka-console-consumer; the first run starts at the beginning.
+    let out = consume(&["--from-beginning", "--max-messages", "4"]);
+    assert_eq!(out, "v0\nv1\nv2\nv3\n");
+    assert_eq!(
+        committed(&client, "g").await,
+        BTreeMap::from([(("grouped".to_string(), 0), 4)])
+    );
+
+    // The next run continues at the committed offset; keys on request.
+    let out = consume(&["--max-messages", "3", "--print-key"]);
+    assert_eq!(out, "k4\tv4\nk5\tv5\nk6\tv6\n");
+
+    // --from-beginning does not apply once the group has a committed offset;
+    // kafka-console-consumer's --property spelling works too.
+    let out = consume(&[
+        "--from-beginning",
+        "--max-messages",
+        "2",
+        "--property",
+        "print.offset=true",
+        "--print-partition",
+    ]);
+    assert_eq!(
+        out,
+        "Partition:0\tOffset:7\tv7\nPartition:0\tOffset:8\tv8\n"
+    );
+    assert_eq!(
+        committed(&client, "g").await,
+        BTreeMap::from([(("grouped".to_string(), 0), 9)])
+    );
+
+    // Idle timeout: prints the rest, commits it and exits cleanly.
+    let out = tool(
+        &bin,
+        &broker,
+        &[
+            "consume",
+            "--topic",
+            "grouped",
+            "--group",
+            "g",
+            "--timeout-ms",
+            "1500",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v9\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Processed a total of 1 messages"),
+        "{out:?}"
+    );
+    assert_eq!(
+        committed(&client, "g").await,
+        BTreeMap::from([(("grouped".to_string(), 0), 10)])
+    );
+
+    // Each run left the group on exit: it is empty again, not waiting for a session timeout.
+    let group = client.describe_group("g").await.unwrap();
+    assert_eq!(group.state, "Empty", "{group:?}");
+    assert!(group.members.is_empty(), "{group:?}");
+
+    // Without --group the output is as before: partition, offset, key, value.
+    let out = tool_ok(
+        &bin,
+        &broker,
+        &[
+            "consume",
+            "--topic",
+            "grouped",
+            "--partition",
+            "0",
+            "--offset",
+            "9",
+            "--max-messages",
+            "1",
+            "--timeout-ms",
+            "20000",
+        ],
+    );
+    assert_eq!(out, "0\t9\tk9\tv9\n");
+}
+
+#[tokio::test]
+async fn consume_in_a_group_commits_on_ctrl_c() {
+    let Some(bin) = broker_bin("consume_in_a_group_commits_on_ctrl_c") else {
+        return;
+    };
+    let (broker, client) = Broker::start(bin.clone()).await;
+    client
+        .create_topic(&new_topic("interrupted", 2, &[]), false)
+        .await
+        .unwrap();
+    produce_keyed(&client, "interrupted", 0, 0..3).await;
+    produce_keyed(&client, "interrupted", 1, 3..5).await;
+    // No periodic commit during the test: what is committed is the commit on exit.
+    let mut child = Command::new(&bin)
+        .args(["consume", "--topic", "interrupted", "--group", "ctrl-c"])
+        .args(["--from-beginning", "--commit-interval-ms", "600000"])
+        .args(["--bootstrap-server", &broker.address])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start consume");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(5)
+            .map(|l| l.expect("read stdout"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let mut values = lines.clone();
+    values.sort();
+    assert_eq!(values, vec!["v0", "v1", "v2", "v3", "v4"], "{lines:?}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("consume exits");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Processed a total of 5 messages"),
+        "{out:?}"
+    );
+    assert_eq!(
+        committed(&client, "ctrl-c").await,
+        BTreeMap::from([
+            (("interrupted".to_string(), 0), 3),
+            (("interrupted".to_string(), 1), 2)
+        ])
+    );
+}
+
+#[tokio::test]
+async fn topics_describe_prints_leader_replicas_and_isr_per_partition() {
+    let Some(bin) = broker_bin("topics_describe_prints_leader_replicas_and_isr_per_partition")
+    else {
+        return;
+    };
+    let (broker, client) = Broker::start(bin.clone()).await;
+    client
+        .create_topic(
+            &new_topic("described", 2, &[("retention.ms", "60000")]),
+            false,
+        )
+        .await
+        .unwrap();
+    let metadata = client
+        .metadata(Some(&["described".to_string()]))
+        .await
+        .unwrap();
+    let id = format_topic_id(&metadata.topic("described").unwrap().topic_id);
+    let out = tool_ok(
+        &bin,
+        &broker,
+        &["topics", "describe", "--topic", "described"],
+    );
+    assert_eq!(
+        out,
+        format!(
+            "Topic: described\tTopicId: {id}\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: retention.ms=60000\n\
+             \tTopic: described\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\n\
+             \tTopic: described\tPartition: 1\tLeader: 1\tReplicas: 1\tIsr: 1\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn cluster_describe_shows_the_single_broker() {
+    let Some(bin) = broker_bin("cluster_describe_shows_the_single_broker") else {
+        return;
+    };
+    let (broker, client) = Broker::start(bin.clone()).await;
+    let metadata = client.metadata(None).await.unwrap();
+    let cluster_id = metadata.cluster_id.clone().expect("cluster id in Metadata");
+    let out = tool(&bin, &broker, &["cluster", "describe"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("ClusterId: {cluster_id}"), "{stdout}");
+    assert_eq!(lines[1], "ControllerId: 1", "{stdout}");
+    let brokers: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("\tBroker: "))
+        .collect();
+    assert_eq!(
+        brokers,
+        vec![format!(
+            "\tBroker: 1\tAddress: {}\tRack: none\tFenced: false\tListedBy: DescribeCluster,Metadata",
+            broker.address
+        )],
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"PartitionsWithoutLeader: 0"),
+        "{stdout}"
+    );
+    // A quorum the broker cannot describe is a clear failure, not a silent gap.
+    if !out.status.success() {
+        assert!(
+            stdout.contains("Quorum: __cluster_metadata-0\tfailed: "),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains("DescribeQuorum")
+                && (stderr.contains("does not support") || stderr.contains("UNSUPPORTED_VERSION")),
+            "{stderr}"
+        );
+    }
+}
+
+/// A single broker is the metadata quorum: its only voter and its leader.
+#[tokio::test]
+async fn cluster_describe_shows_the_quorum_of_one() {
+    let Some(bin) = broker_bin("cluster_describe_shows_the_quorum_of_one") else {
+        return;
+    };
+    let (broker, client) = Broker::start(bin.clone()).await;
+    let quorum = client.describe_quorum().await.expect("DescribeQuorum");
+    assert_eq!(quorum.leader_id, Some(1), "{quorum:?}");
+    assert!(quorum.leader_epoch >= 1, "{quorum:?}");
+    assert_eq!(
+        quorum
+            .voters
+            .iter()
+            .map(|v| v.replica_id)
+            .collect::<Vec<_>>(),
+        vec![1],
+        "{quorum:?}"
+    );
+    assert!(quorum.observers.is_empty(), "{quorum:?}");
+    assert_eq!(
+        quorum.voters[0].lag(quorum.high_watermark),
+        Some(0),
+        "{quorum:?}"
+    );
+
+    let out = tool_ok(&bin, &broker, &["cluster", "describe"]);
+    let quorum_line = out
+        .lines()
+        .find(|l| l.starts_with("Quorum: "))
+        .unwrap_or_else(|| panic!("no quorum line in:\n{out}"));
+    assert!(
+        quorum_line.starts_with("Quorum: __cluster_metadata-0\tLeaderId: 1\tLeaderEpoch: "),
+        "{out}"
+    );
+    assert!(quorum_line.ends_with("\tVoters: 1\tObservers: "), "{out}");
+    let voters: Vec<&str> = out.lines().filter(|l| l.starts_with("\tVoter: ")).collect();
+    assert_eq!(voters.len(), 1, "{out}");
+    assert!(voters[0].starts_with("\tVoter: 1\tLogEndOffset: "), "{out}");
+    assert!(voters[0].contains("\tLag: 0\t"), "{out}");
 }

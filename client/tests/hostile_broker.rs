@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ironlog_client::{
-    Acks, Client, ClientConfig, ClientError, Compression, NewTopic, OffsetSpec, ProduceRecord,
+    Acks, Client, ClientConfig, ClientError, Compression, GroupMembership, NewTopic, OffsetSpec,
+    ProduceRecord,
 };
 use ironlog_wire::schema;
 use ironlog_wire::schema::gen::{generate, mutate, Options, PrefixWidth, Rng};
@@ -369,6 +370,43 @@ async fn healthy_fake_broker_is_usable() {
     );
 }
 
+/// A request whose future is dropped before its response arrived (a caller's `select!`
+/// or timeout) leaves its connection mid-request; the next request must use a fresh
+/// connection instead of waiting for, or reading, the abandoned response.
+#[tokio::test]
+async fn a_request_dropped_mid_way_does_not_poison_the_connection() {
+    let fake = FakeBroker::start_with(|addr| {
+        let healthy = Healthy::new(addr);
+        move |r: &Request| {
+            if r.is(ApiKey::ListGroups) && r.nth == 0 {
+                Reply::RawThenHang(Vec::new())
+            } else if r.is(ApiKey::ListGroups) {
+                Reply::Frame(frame(r, &encode(r, &ListGroupsResponse::default())))
+            } else {
+                healthy.reply_or_close(r)
+            }
+        }
+    })
+    .await;
+    let client = Client::connect(config(&fake.address()))
+        .await
+        .expect("connect to the fake");
+    let abandoned = tokio::time::timeout(Duration::from_millis(100), client.list_groups()).await;
+    assert!(abandoned.is_err(), "the unanswered request returned");
+    let started = Instant::now();
+    let groups = client
+        .list_groups()
+        .await
+        .expect("the next request is answered");
+    assert!(groups.is_empty());
+    assert!(
+        started.elapsed() < REQUEST_TIMEOUT,
+        "took {:?}: the abandoned connection was reused",
+        started.elapsed()
+    );
+    assert_eq!(fake.count(ApiKey::ListGroups), 2);
+}
+
 /// The client calls reached through a healthy connect, by the API they end in.
 const LATER_APIS: &[ApiKey] = &[
     ApiKey::Metadata,
@@ -384,6 +422,10 @@ const LATER_APIS: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
     ApiKey::ListPartitionReassignments,
     ApiKey::AlterPartitionReassignments,
     ApiKey::DeleteRecords,
@@ -391,6 +433,16 @@ const LATER_APIS: &[ApiKey] = &[
     ApiKey::Fetch,
     ApiKey::Produce,
 ];
+
+/// A member of group `g` whose coordinator is the fake (broker 0).
+fn joined_member() -> GroupMembership {
+    let mut member = GroupMembership::new("g", &["t".to_owned()], Duration::from_secs(6));
+    member.member_id = "m-1".to_owned();
+    member.generation_id = 1;
+    member.coordinator = 0;
+    member.assignment = vec![("t".to_owned(), 0)];
+    member
+}
 
 /// Runs the public client call that sends `api` (after whatever it needs first).
 async fn call(client: &Client, api: ApiKey) -> Result<(), ClientError> {
@@ -423,6 +475,14 @@ async fn call(client: &Client, api: ApiKey) -> Result<(), ClientError> {
         ApiKey::DeleteTopics => client.delete_topic("t").await,
         ApiKey::CreatePartitions => client.create_partitions("t", 2).await,
         ApiKey::DescribeCluster => client.describe_cluster().await.map(drop),
+        ApiKey::DescribeQuorum => client.describe_quorum().await.map(drop),
+        ApiKey::JoinGroup => {
+            let mut member = GroupMembership::new("g", &["t".to_owned()], Duration::from_secs(6));
+            member.rebalance_timeout = Duration::from_millis(100);
+            client.join_group(&mut member).await
+        }
+        ApiKey::Heartbeat => client.heartbeat(&joined_member()).await,
+        ApiKey::LeaveGroup => client.leave_group(&joined_member()).await,
         ApiKey::ListPartitionReassignments => client.list_partition_reassignments().await.map(drop),
         ApiKey::AlterPartitionReassignments => {
             let moves = BTreeMap::from([(0, Some(vec![0]))]);

@@ -6,7 +6,7 @@
 #   e2e/clients/run.sh -k durability     # extra arguments go to pytest
 #
 # Env: IRONLOG_BIN  the broker binary (default: <repo>/target/debug/ironlog; build it with
-#                   `cargo build -p ironlog-server`).
+#                   `cargo build -p ironlog`).
 # Installs what it needs (e2e/lib/setup.sh): Debian kcat and prometheus (for promtool) if
 # missing, and the venv e2e/.venv with the pinned clients. Exits with pytest's status.
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""The `ironlog broker` process fixture shared by the Python e2e suites (e2e/clients, e2e/groups).
+"""The `ironlog broker` process fixture shared by the Python e2e suites (e2e/clients, e2e/groups,
+e2e/cluster).
 
 Each test gets its own broker on free loopback ports with its own data directory, so tests are
 independent and may kill, signal and restart their broker. On a failed test, or a broker that
@@ -46,12 +47,14 @@ def free_ports(n):
 class Broker:
     """One `ironlog broker` process; `restart()` reuses its ports and data directory."""
 
-    def __init__(self, binary, workdir, extra_args=()):
+    def __init__(self, binary, workdir, extra_args=(), ports=None):
+        """`ports`: (Kafka port, metrics port), when the caller picked them (a cluster picks
+        every node's ports at once); by default two free ports."""
         self.binary = binary
         self.data_dir = workdir / "data"
         self.log_dir = workdir
         self.extra_args = list(extra_args)
-        self.port, self.metrics_port = free_ports(2)
+        self.port, self.metrics_port = ports or free_ports(2)
         self.proc = None
         self.stopped_by_test = False
         self.log_paths = []
@@ -68,7 +71,9 @@ class Broker:
     def health_url(self):
         return f"http://127.0.0.1:{self.metrics_port}/health"
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts the process and, with `wait`, waits for GET /health to answer 200 (a cluster
+        starts all its nodes first, then waits: a voter may need its peers to be healthy)."""
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         log_path = self.log_dir / f"broker-{len(self.log_paths)}.log"
         self.log_paths.append(log_path)
@@ -86,9 +91,10 @@ class Broker:
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "NO_COLOR": "1"},
             )
-        self._wait_healthy()
+        if wait:
+            self.wait_healthy()
 
-    def _wait_healthy(self):
+    def wait_healthy(self):
         deadline = time.monotonic() + START_TIMEOUT_S
         last_error = None
         while time.monotonic() < deadline:
@@ -152,7 +158,7 @@ class Broker:
 def binary_path():
     path = os.environ.get("IRONLOG_BIN") or str(REPO_ROOT / "target" / "debug" / "ironlog")
     if not os.access(path, os.X_OK):
-        pytest.exit(f"broker binary {path} not found: build it with `cargo build -p ironlog-server`"
+        pytest.exit(f"broker binary {path} not found: build it with `cargo build -p ironlog`"
                     " or set IRONLOG_BIN", returncode=2)
     return path
 

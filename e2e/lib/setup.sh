@@ -1,4 +1,5 @@
-# Shared setup of the e2e suites (e2e/clients, e2e/groups, e2e/sarama), sourced by their run.sh:
+# Shared setup of the e2e suites (e2e/clients, e2e/groups, e2e/cluster, e2e/compose, e2e/sarama),
+# sourced by their run.sh:
 #
 #   source "$(dirname "$0")/../lib/setup.sh"
 #   e2e_setup kcat promtool   # the commands the suite needs besides Python
@@ -10,7 +11,7 @@
 #   e2e_require_broker              # fails setup if the broker binary is missing
 #
 # Sets ROOT (the repository) and VENV, and exports IRONLOG_BIN (default:
-# <repo>/target/debug/ironlog; build it with `cargo build -p ironlog-server`). e2e_setup
+# <repo>/target/debug/ironlog; build it with `cargo build -p ironlog`). e2e_setup
 # installs the Debian package of each missing command, and the pinned clients of
 # e2e/lib/requirements.txt into the venv e2e/.venv (again only when requirements.txt changed).
 # A setup failure prints a pytest-style summary line ("0 passed, 1 failed") and exits 1.
@@ -34,7 +35,7 @@ e2e_apt_install() { # Debian packages (none: nothing to do)
 }
 
 e2e_require_broker() {
-  [[ -x $IRONLOG_BIN ]] || fail_setup "broker binary $IRONLOG_BIN missing (cargo build -p ironlog-server)"
+  [[ -x $IRONLOG_BIN ]] || fail_setup "broker binary $IRONLOG_BIN missing (cargo build -p ironlog)"
 }
 
 e2e_setup() { # commands...

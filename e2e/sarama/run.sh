@@ -7,7 +7,7 @@
 #   e2e/sarama/run.sh -run 'TestAsyncProducer/zstd'  # extra arguments go to `go test`
 #
 # Env: IRONLOG_BIN        the broker binary (default: <repo>/target/debug/ironlog; build it with
-#                         `cargo build -p ironlog-server`)
+#                         `cargo build -p ironlog`)
 #      IRONLOG_LOG_LEVEL  the broker's log filter (e.g. debug); its log is printed on failure
 #      SARAMA_DEBUG=1     Sarama's own log on stderr
 # Installs Go, Sarama and a C compiler (zstd is cgo) from Debian if missing. Builds in GOPATH

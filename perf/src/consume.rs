@@ -37,14 +37,15 @@ pub struct ConsumeArgs {
     /// Consumer group; without it, all partitions are assigned directly.
     #[arg(long)]
     pub group: Option<String>,
-    /// Give up after this many milliseconds without a record.
-    #[arg(long, default_value_t = 10_000)]
+    /// Give up after this many milliseconds without a record (kafka-consumer-perf-test's
+    /// `--timeout`).
+    #[arg(long, visible_alias = "timeout", default_value_t = 10_000)]
     pub timeout_ms: u64,
     /// Extra librdkafka settings, KEY=VALUE (repeatable); applied last.
     #[arg(long = "consumer-config", value_parser = parse_key_value)]
     pub consumer_config: Vec<(String, String)>,
     /// Milliseconds between progress lines (on stderr); 0 turns them off.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, visible_alias = "reporting-interval", default_value_t = 5000)]
     pub reporting_interval_ms: u64,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]

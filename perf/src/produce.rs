@@ -51,11 +51,12 @@ pub struct ProduceArgs {
     /// Producer threads, each with its own connection.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// Extra librdkafka settings, KEY=VALUE (repeatable); applied last.
-    #[arg(long = "producer-config", value_parser = parse_key_value)]
+    /// Extra librdkafka settings, KEY=VALUE (repeatable); applied last. Also spelled
+    /// kafka-producer-perf-test's way, `--producer-props k1=v1 k2=v2`.
+    #[arg(long = "producer-config", visible_alias = "producer-props", num_args = 1.., value_parser = parse_key_value)]
     pub producer_config: Vec<(String, String)>,
     /// Milliseconds between progress lines (on stderr); 0 turns them off.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, visible_alias = "reporting-interval", default_value_t = 5000)]
     pub reporting_interval_ms: u64,
     /// Print one JSON object as the last line of stdout.
     #[arg(long)]
@@ -321,5 +322,48 @@ mod tests {
         assert!(a.iter().all(|b| b.is_ascii_uppercase()));
         assert_eq!(a, payload_pool(100, 1));
         assert_ne!(a, payload_pool(100, 2));
+    }
+
+    #[test]
+    fn takes_kafka_producer_perf_test_flags() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ProduceArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "perf",
+            "--topic",
+            "t",
+            "--num-records",
+            "1000",
+            "--throughput",
+            "100",
+            "--record-size",
+            "100",
+            "--bootstrap-server",
+            "b:9092",
+            "--producer-props",
+            "acks=all",
+            "linger.ms=0",
+            "--reporting-interval",
+            "1000",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let a = cli.args;
+        assert_eq!(
+            (a.num_records, a.throughput, a.record_size),
+            (1000, 100, 100)
+        );
+        assert_eq!(a.bootstrap_server, "b:9092");
+        assert_eq!(
+            a.producer_config,
+            vec![
+                ("acks".to_string(), "all".to_string()),
+                ("linger.ms".to_string(), "0".to_string())
+            ]
+        );
+        assert_eq!(a.reporting_interval_ms, 1000);
     }
 }

@@ -37,6 +37,12 @@ const CAPS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // Cluster administration. DescribeQuorum v2 adds node listeners and directory ids;
+    // AlterPartitionReassignments v1 adds allow_replication_factor_change.
+    (ApiKey::DescribeQuorum, 0, 1),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The version range served for `api`, or `None` if the broker doesn't serve that API.

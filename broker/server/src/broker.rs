@@ -8,12 +8,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorError;
 use crate::group::GroupCoordinator;
-use crate::metadata::MetadataRecord;
 use crate::metrics::Metrics;
 use crate::replica_manager::{ReplicaError, ReplicaManager};
+use ironlog_metadata::{CommandResult, MetadataCommand};
 use ironlog_storage::cleaner::{Cleaner, CleanerError};
 
 /// How often retention and `flush.ms` run.
@@ -26,6 +27,7 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// State shared by every connection.
 pub struct Broker {
     pub config: BrokerConfig,
+    pub cluster: Arc<Cluster>,
     pub replicas: ReplicaManager,
     pub metrics: Metrics,
     pub groups: GroupCoordinator,
@@ -41,6 +43,8 @@ pub enum OpenError {
     Replicas(#[from] ReplicaError),
     #[error("group coordinator: {0}")]
     Groups(#[from] CoordinatorError),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 #[derive(Debug, Default)]
@@ -50,24 +54,28 @@ struct ProducerIdBlock {
 }
 
 impl Broker {
+    /// Opens the logs and makes them and the group coordinator agree with the cluster's
+    /// metadata.
     pub fn open(
         config: BrokerConfig,
+        cluster: Arc<Cluster>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, OpenError> {
         let replicas = ReplicaManager::open(
-            config.node_id,
+            cluster.clone(),
             &config.data_dir,
             config.default_topic_config.clone(),
         )?;
         let metrics = Metrics::new();
-        let groups = GroupCoordinator::open(
+        let groups = GroupCoordinator::new(config.group.clone(), metrics.groups.clone());
+        groups.follow_metadata(
             &replicas,
-            config.group.clone(),
-            metrics.groups.clone(),
+            &replicas.metadata(),
             crate::replica_manager::now_ms(),
-        )?;
+        );
         Ok(Arc::new(Broker {
             config,
+            cluster,
             replicas,
             metrics,
             groups,
@@ -90,25 +98,45 @@ impl Broker {
         self.started_ms.load(Ordering::Relaxed)
     }
 
-    /// A producer id never handed out before, on this cluster, across restarts.
-    pub fn allocate_producer_id(&self) -> Result<i64, ReplicaError> {
-        let mut block = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
-        if block.next >= block.end {
-            let first = self.replicas.metadata().next_producer_id;
-            self.replicas
-                .metadata_store()
-                .propose(&[MetadataRecord::ProducerIdsAllocated {
-                    first,
+    /// A producer id never handed out before, on this cluster, across restarts: taken from
+    /// a block this broker reserved through the metadata quorum.
+    pub async fn allocate_producer_id(&self) -> Result<i64, ReplicaError> {
+        loop {
+            {
+                let mut block = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+                if block.next < block.end {
+                    let id = block.next;
+                    block.next += 1;
+                    return Ok(id);
+                }
+            }
+            let result = self
+                .cluster
+                .propose(MetadataCommand::AllocateProducerIds {
                     count: PRODUCER_ID_BLOCK,
-                }])?;
-            *block = ProducerIdBlock {
-                next: first,
-                end: first + PRODUCER_ID_BLOCK,
+                })
+                .await?;
+            let CommandResult::ProducerIds { first, count } = result else {
+                return Err(crate::cluster::ClusterError::Unexpected(Box::new(result)).into());
             };
+            let mut block = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+            if block.next >= block.end {
+                *block = ProducerIdBlock {
+                    next: first,
+                    end: first + count,
+                };
+            }
         }
-        let id = block.next;
-        block.next += 1;
-        Ok(id)
+    }
+
+    /// Brings the logs and the group coordinator in line with the applied metadata.
+    fn follow_metadata(&self, image: &ironlog_metadata::MetadataImage) {
+        if let Err(e) = self.replicas.sync_logs(image) {
+            tracing::error!(error = %e, "cannot make the local logs match the metadata; will retry at the next change");
+        }
+        self.groups
+            .follow_metadata(&self.replicas, image, crate::replica_manager::now_ms());
+        self.metrics.cluster.observe_image(image);
     }
 }
 
@@ -140,9 +168,15 @@ pub async fn run_on(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, shutdown))
-        .await?
-        .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", data_dir.display()))?;
+    let cluster = Cluster::start(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?;
+    let broker = {
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || Broker::open(config, cluster, shutdown))
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", data_dir.display()))?
+    };
     tracing::info!(
         node_id = broker.config.node_id,
         listen = %listener.local_addr()?,
@@ -150,10 +184,17 @@ pub async fn run_on(
         metrics = %http.local_addr()?,
         data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.replicas.metadata().cluster_id,
+        controller = %broker.config.cluster.controller_advertised,
         "broker started"
     );
 
-    let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", |b| b.replicas.tick());
+    let heartbeats = cluster.spawn_heartbeats(broker.shutdown_signal());
+    let sessions = cluster.spawn_session_checks(broker.shutdown_signal());
+    let follower = spawn_metadata_follower(&broker);
+    let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", |b| {
+        b.replicas.tick();
+        b.metrics.cluster.observe_quorum(&b.cluster.status());
+    });
     let group_ticks = std::sync::atomic::AtomicU64::new(0);
     let group_ticker = spawn_periodic(&broker, GROUP_TICK, "group coordinator", move |b| {
         b.groups.tick(&b.replicas, crate::replica_manager::now_ms());
@@ -178,7 +219,14 @@ pub async fn run_on(
     });
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
     crate::net::accept_loop(listener, broker.clone()).await;
+    // Leaderships move before the logs close, so clients switch to the new leaders.
+    cluster.controlled_shutdown().await;
     http_task.abort();
+    // Heartbeats and session checks may be waiting on a quorum that is gone (the last
+    // nodes of a full stop): they hold nothing that needs finishing.
+    heartbeats.abort();
+    sessions.abort();
+    let _ = follower.await;
     let _ = ticker.await;
     let _ = group_ticker.await;
     if let Some(cleaner) = cleaner {
@@ -189,8 +237,76 @@ pub async fn run_on(
     tokio::task::spawn_blocking(move || b.replicas.shutdown())
         .await?
         .map_err(|e| anyhow::anyhow!("flushing logs at shutdown failed: {e}"))?;
+    cluster.shutdown_quorum().await;
     tracing::info!("broker stopped cleanly");
     Ok(())
+}
+
+/// Applies every metadata change to this broker's logs and group coordinator, as it
+/// arrives (changes that arrive during one application are coalesced into the next).
+fn spawn_metadata_follower(broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    let mut images = broker.cluster.subscribe();
+    let mut shutdown = broker.shutdown_signal();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { break },
+                _ = stopped(&mut shutdown) => break,
+            }
+            let image = images.borrow_and_update().clone();
+            let b = broker.clone();
+            let applied = image.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || b.follow_metadata(&applied)).await {
+                tracing::error!(error = %e, "applying a metadata change failed");
+            }
+            tokio::select! {
+                _ = complete_idle_reassignments(&broker, &image) => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    })
+}
+
+/// For partitions this broker leads that a reassignment is adding replicas to: an added
+/// replica starts with an empty log, so it is in sync when the leader's log is empty too,
+/// and the leader then adds it to the ISR (which completes the move). A partition with
+/// records waits for followers to replicate (not built yet).
+async fn complete_idle_reassignments(
+    broker: &Arc<Broker>,
+    image: &ironlog_metadata::MetadataImage,
+) {
+    let node = broker.config.node_id;
+    for topic in image.topics.values() {
+        for (partition, state) in topic.assignments.iter().enumerate() {
+            let partition = partition as i32;
+            if state.leader != node || state.adding.iter().all(|r| state.isr.contains(r)) {
+                continue;
+            }
+            let idle = broker
+                .replicas
+                .leader_log(&topic.name, partition)
+                .is_ok_and(|log| crate::replica_manager::read(&log).log_end_offset() == 0);
+            if !idle {
+                continue;
+            }
+            let mut isr = state.isr.clone();
+            isr.extend(state.adding.iter().filter(|r| !state.isr.contains(r)));
+            let command = MetadataCommand::AlterPartition {
+                topic: topic.name.clone(),
+                partition,
+                leader: node,
+                leader_epoch: state.leader_epoch,
+                isr,
+            };
+            match broker.cluster.propose(command).await {
+                Ok(_) => tracing::info!(topic = %topic.name, partition,
+                    "added replicas are in sync (empty partition); reassignment completes"),
+                Err(e) => tracing::warn!(topic = %topic.name, partition, error = %e,
+                    "cannot complete the reassignment; will retry at the next metadata change"),
+            }
+        }
+    }
 }
 
 /// Runs `work` on the blocking pool every `period` until shutdown. Background work is

@@ -69,7 +69,11 @@ pub struct BrokerArgs {
     )]
     pub request_read_timeout_ms: u64,
     /// Log filter, e.g. `info` or `ironlog_server=debug,info` (tracing EnvFilter syntax).
-    #[arg(long, env = "IRONLOG_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        env = "IRONLOG_LOG_LEVEL",
+        default_value = "info,openraft=error,openraft::replication=off,openraft::engine=off"
+    )]
     pub log_level: String,
     /// Kafka's group.initial.rebalance.delay.ms: how long a new group's first rebalance waits
     /// for more members.
@@ -126,9 +130,66 @@ pub struct BrokerArgs {
         default_value_t = DEFAULT_CLEANER_BACKOFF_MS
     )]
     pub log_cleaner_backoff_ms: u64,
+    /// The controller listener (Raft RPCs between quorum members, forwarded proposals),
+    /// like Kafka's `listeners=CONTROLLER://...`. Needed with `--voters`.
+    #[arg(long, env = "IRONLOG_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<SocketAddr>,
+    /// Where other nodes reach this node's controller listener, `host:port` (default: the
+    /// `--controller-listen` address, or the advertised host with its port when that
+    /// address is a wildcard like 0.0.0.0).
+    #[arg(long, env = "IRONLOG_CONTROLLER_ADVERTISED_LISTENER")]
+    pub controller_advertised_listener: Option<String>,
+    /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters).
+    /// A node listed is a broker and a voter; a node not listed joins as a broker that
+    /// follows the metadata without voting. Without it the node is a cluster of one.
+    #[arg(long, env = "IRONLOG_VOTERS", value_delimiter = ',', value_parser = parse_voter)]
+    pub voters: Vec<(i32, String)>,
+    /// This broker's rack (Kafka's broker.rack): replicas of a partition go to different
+    /// racks first.
+    #[arg(long, env = "IRONLOG_RACK")]
+    pub rack: Option<String>,
+    /// Kafka's broker.session.timeout.ms: a broker whose heartbeats stop for this long is
+    /// fenced and its partition leaderships move.
+    #[arg(
+        long,
+        env = "IRONLOG_BROKER_SESSION_TIMEOUT_MS",
+        default_value_t = 9_000
+    )]
+    pub broker_session_timeout_ms: u64,
+    /// Kafka's broker.heartbeat.interval.ms.
+    #[arg(
+        long,
+        env = "IRONLOG_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 2_000
+    )]
+    pub broker_heartbeat_interval_ms: u64,
+    /// Kafka's offsets.topic.replication.factor, capped by the brokers registered when
+    /// `__consumer_offsets` is created.
+    #[arg(
+        long,
+        env = "IRONLOG_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3
+    )]
+    pub offsets_topic_replication_factor: i16,
     /// Broker-wide default for topic configs, repeatable: `--default-topic-config flush.messages=1`.
     #[arg(long = "default-topic-config", env = "IRONLOG_DEFAULT_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
     pub default_topic_config: Vec<(String, String)>,
+}
+
+fn parse_voter(s: &str) -> Result<(i32, String), String> {
+    let (id, addr) = s
+        .trim()
+        .split_once('@')
+        .ok_or_else(|| format!("expected id@host:port, got {s:?}"))?;
+    let id = id
+        .parse::<i32>()
+        .map_err(|_| format!("voter id {id:?} in {s:?} is not a number"))?;
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok((id, addr.to_string()))
+        }
+        _ => Err(format!("voter address {addr:?} in {s:?} is not host:port")),
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -155,6 +216,35 @@ pub struct BrokerConfig {
     pub net: NetLimits,
     /// `None` when `--log-cleaner-enable false`.
     pub cleaner: Option<CleanerSettings>,
+    pub cluster: ClusterSettings,
+}
+
+/// How this node takes part in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub controller_listen: Option<SocketAddr>,
+    /// `host:port` other nodes reach the controller listener at.
+    pub controller_advertised: String,
+    /// Voter id → `host:port`; empty: a cluster of one.
+    pub voters: std::collections::BTreeMap<i32, String>,
+    pub rack: Option<String>,
+    pub session_timeout: std::time::Duration,
+    pub heartbeat_interval: std::time::Duration,
+    pub offsets_topic_replication_factor: i16,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            controller_listen: None,
+            controller_advertised: String::new(),
+            voters: Default::default(),
+            rack: None,
+            session_timeout: std::time::Duration::from_millis(9_000),
+            heartbeat_interval: std::time::Duration::from_millis(2_000),
+            offsets_topic_replication_factor: 3,
+        }
+    }
 }
 
 /// `--log-cleaner-backoff-ms` default (Kafka's is 15 s; a check that finds nothing to do
@@ -252,6 +342,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("log cleaner settings: {0}")]
     Cleaner(String),
+    #[error("cluster settings: {0}")]
+    Cluster(String),
 }
 
 impl BrokerConfig {
@@ -322,7 +414,9 @@ impl BrokerConfig {
             },
             backoff: std::time::Duration::from_millis(args.log_cleaner_backoff_ms),
         });
+        let cluster = cluster_settings(args, &advertised_host)?;
         Ok(BrokerConfig {
+            cluster,
             cleaner,
             node_id: args.node_id,
             listen: args.listen,
@@ -341,10 +435,91 @@ impl BrokerConfig {
     }
 }
 
+fn cluster_settings(
+    args: &BrokerArgs,
+    advertised_host: &str,
+) -> Result<ClusterSettings, ConfigError> {
+    let mut voters = std::collections::BTreeMap::new();
+    for (id, addr) in &args.voters {
+        if voters.insert(*id, addr.clone()).is_some() {
+            return Err(ConfigError::Cluster(format!(
+                "--voters lists node {id} twice"
+            )));
+        }
+    }
+    if !voters.is_empty() && args.controller_listen.is_none() {
+        return Err(ConfigError::Cluster(
+            "--voters needs --controller-listen (the address Raft traffic arrives on)".into(),
+        ));
+    }
+    if args.node_id < 0 {
+        return Err(ConfigError::Cluster(format!(
+            "--node-id must be >= 0, got {}",
+            args.node_id
+        )));
+    }
+    if args.broker_heartbeat_interval_ms == 0
+        || args.broker_session_timeout_ms <= args.broker_heartbeat_interval_ms
+    {
+        return Err(ConfigError::Cluster(format!(
+            "--broker-session-timeout-ms ({}) must be larger than --broker-heartbeat-interval-ms ({}), which must be >= 1",
+            args.broker_session_timeout_ms, args.broker_heartbeat_interval_ms
+        )));
+    }
+    if args.offsets_topic_replication_factor < 1 {
+        return Err(ConfigError::Cluster(
+            "--offsets-topic-replication-factor must be at least 1".into(),
+        ));
+    }
+    let controller_advertised = match (&args.controller_advertised_listener, args.controller_listen)
+    {
+        (Some(addr), _) => addr.clone(),
+        (None, Some(listen)) if listen.ip().is_unspecified() => {
+            format!("{advertised_host}:{}", listen.port())
+        }
+        (None, Some(listen)) => listen.to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(ClusterSettings {
+        controller_listen: args.controller_listen,
+        controller_advertised,
+        voters,
+        rack: args.rack.clone(),
+        session_timeout: std::time::Duration::from_millis(args.broker_session_timeout_ms),
+        heartbeat_interval: std::time::Duration::from_millis(args.broker_heartbeat_interval_ms),
+        offsets_topic_replication_factor: args.offsets_topic_replication_factor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn voters_parse_like_controller_quorum_voters() {
+        let config = parse(&[
+            "--node-id=2",
+            "--controller-listen=0.0.0.0:9093",
+            "--advertised-listener=b2.example:9092",
+            "--voters=1@b1.example:9093,2@b2.example:9093,3@10.0.0.3:9093",
+        ])
+        .unwrap();
+        let c = &config.cluster;
+        assert_eq!(c.voters.len(), 3);
+        assert_eq!(c.voters[&3], "10.0.0.3:9093");
+        assert_eq!(c.controller_advertised, "b2.example:9093");
+        assert!(
+            parse(&["--voters=1@b1:9093"]).is_err(),
+            "needs --controller-listen"
+        );
+        let bad = Cli::try_parse_from(["ironlog", "--voters=b1:9093"]);
+        assert!(bad.is_err());
+        assert!(
+            parse(&[]).unwrap().cluster.voters.is_empty(),
+            "a cluster of one by default"
+        );
+    }
 
     #[derive(Parser)]
     struct Cli {

@@ -6,14 +6,16 @@
 //! # Layout
 //! - [`config`]: flags / environment → [`config::BrokerConfig`].
 //! - [`broker`]: shared state, start-up, clean shutdown.
+//! - [`cluster`]: the metadata quorum, broker registration and heartbeats, the controller.
 //! - [`net`]: listener and per-connection request loop (ordered responses).
 //! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`replica_manager`]: topics and partitions on top of metadata and logs.
-//! - [`metadata`]: the cluster metadata image and its persistence.
+//! - [`metadata`]: topic configs; the image itself is `ironlog_metadata`'s.
 //! - [`metrics`], [`http`]: Prometheus metrics on `/metrics`, health on `/health`.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handler;

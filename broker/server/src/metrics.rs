@@ -33,6 +33,42 @@ pub struct Metrics {
     log_size: IntGaugeVec,
     pub groups: GroupMetrics,
     pub cleaner: CleanerMetrics,
+    pub cluster: ClusterMetrics,
+}
+
+/// The metadata quorum and the cluster as this node sees them.
+pub struct ClusterMetrics {
+    /// `raft_term`, `raft_commit_index`, `raft_applied_index`: this node's Raft state.
+    pub raft_term: IntGauge,
+    pub raft_commit_index: IntGauge,
+    pub raft_applied_index: IntGauge,
+    /// `raft_leader_id`: the Raft leader (the controller), -1 when none is known.
+    pub raft_leader_id: IntGauge,
+    /// `raft_is_leader`: 1 on the controller.
+    pub raft_is_leader: IntGauge,
+    /// `brokers`, `fenced_brokers`: registered brokers, and those fenced among them.
+    pub brokers: IntGauge,
+    pub fenced_brokers: IntGauge,
+    /// `offline_partitions`: partitions without a leader.
+    pub offline_partitions: IntGauge,
+}
+
+impl ClusterMetrics {
+    pub fn observe_quorum(&self, status: &ironlog_quorum::QuorumStatus) {
+        self.raft_term.set(status.term as i64);
+        self.raft_commit_index.set(status.commit_index as i64);
+        self.raft_applied_index.set(status.applied_index as i64);
+        self.raft_leader_id.set(status.leader.map_or(-1, i64::from));
+        self.raft_is_leader.set(i64::from(status.is_leader));
+    }
+
+    pub fn observe_image(&self, image: &ironlog_metadata::MetadataImage) {
+        self.brokers.set(image.brokers.len() as i64);
+        self.fenced_brokers
+            .set(image.brokers.values().filter(|b| b.fenced).count() as i64);
+        self.offline_partitions
+            .set(image.offline_partitions().len() as i64);
+    }
 }
 
 /// The log cleaner's metrics (Kafka's `kafka.log:type=LogCleaner*` in Prometheus form).
@@ -204,8 +240,31 @@ impl Metrics {
                 &["outcome"],
             ),
         };
+        let cluster = ClusterMetrics {
+            raft_term: gauge("raft_term", "Current Raft term of the metadata quorum."),
+            raft_commit_index: gauge(
+                "raft_commit_index",
+                "Highest metadata log index known committed.",
+            ),
+            raft_applied_index: gauge(
+                "raft_applied_index",
+                "Highest metadata log index applied to this node's image.",
+            ),
+            raft_leader_id: gauge(
+                "raft_leader_id",
+                "Node id of the Raft leader (the controller); -1 when none is known.",
+            ),
+            raft_is_leader: gauge("raft_is_leader", "1 if this node is the controller."),
+            brokers: gauge("brokers", "Brokers registered in the cluster metadata."),
+            fenced_brokers: gauge(
+                "fenced_brokers",
+                "Registered brokers that are fenced (session expired or shut down).",
+            ),
+            offline_partitions: gauge("offline_partitions", "Partitions without a leader."),
+        };
         Metrics {
             cleaner,
+            cluster,
             groups,
             requests: counter_vec("requests_total", "Requests handled, by API.", &["api"]),
             errors: counter_vec(

@@ -2,9 +2,14 @@
 //! top of the metadata store and the log manager, and the append/read paths the Produce and
 //! Fetch handlers use.
 //!
-//! Single-node rules: every partition's leader is this broker, the ISR is `{this broker}`,
-//! and the high watermark is the log end offset (an acknowledged append is committed as soon
-//! as it is in the leader's log). Replication replaces those rules, not the handlers.
+//! Topic changes are proposed to the metadata quorum ([`crate::cluster`]); this broker's
+//! logs follow the applied image: [`ReplicaManager::sync_logs`] creates the logs of
+//! partitions assigned to this broker and deletes the others, whenever the image changes.
+//! Produce, Fetch and ListOffsets are served by a partition's leader only; elsewhere they
+//! get NOT_LEADER_OR_FOLLOWER and the client refreshes its metadata.
+//!
+//! Until followers replicate (the next step), the ISR is the leader alone and the high
+//! watermark is the leader's log end offset.
 //!
 //! Why `std::sync::RwLock` around each log rather than a tokio lock: the critical sections
 //! are short, never held across an `.await`, and appends to one partition must be serialised
@@ -23,9 +28,13 @@ use ironlog_storage::{
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::metadata::image::validate_topic_name;
-use crate::metadata::{topic_config, MetadataError, MetadataRecord, MetadataStore, TopicMeta};
+use crate::cluster::{Cluster, ClusterError};
+use crate::metadata::topic_config;
 use crate::producer_state::{Check, PartitionProducers, ProducerBatch};
+use ironlog_metadata::{
+    validate_topic_name, BrokerId, CommandError, CommandResult, MetadataCommand, MetadataImage,
+    TopicMeta,
+};
 
 /// Why a topic or partition operation failed. [`ReplicaError::error_code`] is the one
 /// place these become Kafka error codes.
@@ -49,7 +58,16 @@ pub enum ReplicaError {
     #[error("{0}")]
     InvalidConfig(#[from] topic_config::TopicConfigError),
     #[error("{0}")]
-    Metadata(#[from] MetadataError),
+    InvalidReplicaAssignment(String),
+    #[error("this broker does not lead partition {topic}-{partition}")]
+    NotLeader { topic: String, partition: i32 },
+    #[error("{0}")]
+    Cluster(ClusterError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("partition {topic}-{partition}: {source}")]
     Log {
         topic: String,
@@ -90,7 +108,12 @@ impl ReplicaError {
             ReplicaError::PolicyViolation(_) => ResponseError::PolicyViolation,
             ReplicaError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReplicaError::InvalidConfig(_) => ResponseError::InvalidConfig,
-            ReplicaError::Metadata(_) => ResponseError::KafkaStorageError,
+            ReplicaError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            ReplicaError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            ReplicaError::Cluster(ClusterError::Quorum(_)) => ResponseError::RequestTimedOut,
+            ReplicaError::Cluster(_) | ReplicaError::DataDir { .. } => {
+                ResponseError::KafkaStorageError
+            }
             ReplicaError::Log { source, .. } => log_error_code(source),
             ReplicaError::InvalidRecords { source, .. } => validation_error_code(source),
             ReplicaError::LogManager(LogManagerError::Log { source, .. }) => log_error_code(source),
@@ -108,6 +131,32 @@ impl ReplicaError {
                 ..
             } => violations,
             _ => &[],
+        }
+    }
+}
+
+impl From<ClusterError> for ReplicaError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Rejected(e) => e.into(),
+            other => ReplicaError::Cluster(other),
+        }
+    }
+}
+
+impl From<CommandError> for ReplicaError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::TopicExists(t) => ReplicaError::TopicExists(t),
+            CommandError::UnknownTopic(t) => ReplicaError::UnknownTopic(t),
+            CommandError::UnknownPartition { topic, partition } => {
+                ReplicaError::UnknownPartition { topic, partition }
+            }
+            CommandError::InvalidTopic(m) => ReplicaError::InvalidTopic(m),
+            CommandError::InvalidPartitions(m) => ReplicaError::InvalidPartitions(m),
+            CommandError::InvalidReplicationFactor(m) => ReplicaError::InvalidReplicationFactor(m),
+            CommandError::InvalidReplicaAssignment(m) => ReplicaError::InvalidReplicaAssignment(m),
+            other => ReplicaError::PolicyViolation(other.to_string()),
         }
     }
 }
@@ -173,6 +222,8 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Explicit replica lists per partition (CreateTopics' `assignments`).
+    pub assignments: Option<Vec<Vec<BrokerId>>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -184,7 +235,7 @@ pub fn now_ms() -> i64 {
 
 pub struct ReplicaManager {
     node_id: i32,
-    metadata: MetadataStore,
+    cluster: Arc<Cluster>,
     logs: LogManager,
     /// Broker-wide topic config defaults (`--default-topic-config`).
     default_configs: Vec<(String, String)>,
@@ -194,12 +245,18 @@ pub struct ReplicaManager {
     /// Idempotent producers seen per partition. Locked while the partition's log write
     /// lock is held, so check-then-append is atomic per partition.
     producers: Mutex<HashMap<(String, i32), PartitionProducers>>,
+    /// What [`ReplicaManager::sync_logs`] last made the local logs match: topic name →
+    /// (topic id, config overrides). Held for the whole sync, so syncs don't interleave.
+    synced: Mutex<HashMap<String, SyncedTopic>>,
 }
+
+/// A topic as the local logs were last made to match it: its id and config overrides.
+type SyncedTopic = (Uuid, BTreeMap<String, String>);
 
 /// The most partitions one CreateTopics or CreatePartitions entry may add. Like Kafka's
 /// controller (which refuses "excessively large" batches of more than 10,000 records), this
 /// keeps one well-formed request from creating millions of logs.
-pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = ironlog_metadata::apply::MAX_PARTITIONS_PER_COMMAND;
 
 fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
     if added > MAX_PARTITIONS_PER_REQUEST {
@@ -212,64 +269,92 @@ fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
 }
 
 impl ReplicaManager {
-    /// Opens metadata and logs, then makes them agree: a partition in the metadata without
-    /// a log gets an empty one; a log of a topic the metadata no longer has (a crash
-    /// between the two steps of a delete) is removed.
+    /// Opens the logs, then makes them agree with the applied metadata (see
+    /// [`ReplicaManager::sync_logs`]).
     pub fn open(
-        node_id: i32,
+        cluster: Arc<Cluster>,
         data_dir: &std::path::Path,
         default_configs: Vec<(String, String)>,
     ) -> Result<Self, ReplicaError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| {
-            ReplicaError::Metadata(MetadataError::Io {
-                op: "create",
-                path: data_dir.to_path_buf(),
-                source,
-            })
+        std::fs::create_dir_all(data_dir).map_err(|source| ReplicaError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
         })?;
-        let metadata = MetadataStore::open(data_dir)?;
         let default_log_config = topic_config::log_config(&LogConfig::default(), &default_configs)?;
         let logs = LogManager::open(data_dir, default_log_config.clone(), now_ms())?;
         let (appended, _) = watch::channel(0);
+        let image = cluster.image();
         let manager = ReplicaManager {
-            node_id,
-            metadata,
+            node_id: cluster.node_id(),
+            cluster,
             logs,
             default_configs,
             default_log_config,
             appended,
             producers: Mutex::new(HashMap::new()),
+            // Empty: logs on disk belong to the topics of the same name in the image.
+            synced: Mutex::new(HashMap::new()),
         };
-        manager.reconcile_logs()?;
+        manager.sync_logs(&image)?;
         Ok(manager)
     }
 
-    fn reconcile_logs(&self) -> Result<(), ReplicaError> {
-        let image = self.metadata.image();
+    /// Makes this broker's logs match `image`: a partition assigned here (as leader,
+    /// follower or reassignment target) gets a log; a log of a partition not assigned here,
+    /// of a deleted topic, or of an older topic of the same name is deleted; topic configs
+    /// are applied to the logs. Runs at start-up and after every metadata change.
+    pub fn sync_logs(&self, image: &MetadataImage) -> Result<(), ReplicaError> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
         for (tp, _) in self.logs.logs() {
-            let known = image
-                .topic(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                tracing::warn!(%tp, "removing log of a partition the metadata doesn't have (deleted topic)");
+            let keep = image.topic(&tp.topic).is_some_and(|t| {
+                synced.get(&t.name).is_none_or(|(id, _)| *id == t.id)
+                    && t.partition(tp.partition)
+                        .is_some_and(|p| p.replicas.contains(&self.node_id))
+            });
+            if !keep {
+                tracing::info!(%tp, "removing log: the partition is no longer assigned to this broker");
                 self.logs.delete_log(&tp.topic, tp.partition)?;
+                self.producers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(tp.topic.clone(), tp.partition));
+                changed = true;
             }
         }
+        synced.retain(|name, _| image.topic(name).is_some());
         for topic in image.topics.values() {
+            let configs_changed = synced
+                .get(&topic.name)
+                .is_none_or(|(id, configs)| *id != topic.id || *configs != topic.configs);
             let config = self.log_config(&topic.configs)?;
-            for partition in 0..topic.partitions {
-                if self.logs.get(&topic.name, partition).is_none() {
-                    self.create_log(&topic.name, partition, config.clone())?;
-                } else if let Some(log) = self.logs.get(&topic.name, partition) {
-                    let mut log = write(&log);
-                    log.set_config(config.clone());
-                    let producers = recover_producer_state(&log);
-                    self.producers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert((topic.name.clone(), partition), producers);
+            for (partition, state) in topic.assignments.iter().enumerate() {
+                let partition = partition as i32;
+                if !state.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                match self.logs.get(&topic.name, partition) {
+                    None => {
+                        self.create_log(&topic.name, partition, config.clone())?;
+                        tracing::info!(topic = %topic.name, partition, leader = state.leader,
+                            "created log for a partition assigned to this broker");
+                    }
+                    Some(log) if configs_changed => {
+                        let mut log = write(&log);
+                        log.set_config(config.clone());
+                        let mut producers =
+                            self.producers.lock().unwrap_or_else(|e| e.into_inner());
+                        producers
+                            .entry((topic.name.clone(), partition))
+                            .or_insert_with(|| recover_producer_state(&log));
+                    }
+                    Some(_) => {}
                 }
             }
+            synced.insert(topic.name.clone(), (topic.id, topic.configs.clone()));
+        }
+        if changed {
+            self.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())
     }
@@ -278,12 +363,12 @@ impl ReplicaManager {
         self.node_id
     }
 
-    pub fn metadata(&self) -> Arc<crate::metadata::MetadataImage> {
-        self.metadata.image()
+    pub fn metadata(&self) -> Arc<MetadataImage> {
+        self.cluster.image()
     }
 
-    pub fn metadata_store(&self) -> &MetadataStore {
-        &self.metadata
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     /// The topic config defaults in force: Kafka's, overridden by the broker's flags.
@@ -313,31 +398,42 @@ impl ReplicaManager {
 
     /// The topic's current metadata.
     fn topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
-        self.metadata
-            .image()
+        self.metadata()
             .topic(name)
             .cloned()
             .ok_or_else(|| ReplicaError::UnknownTopic(name.into()))
     }
 
-    /// Checks a topic creation without doing it (CreateTopics' validate_only).
+    /// Whether the partition exists in the cluster (hosted here or not).
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.metadata().partition(topic, partition).is_some()
+    }
+
+    /// Checks a topic creation without doing it (CreateTopics' validate_only); the checks
+    /// that need the cluster's state (name taken, brokers available) are repeated when the
+    /// command is applied.
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), ReplicaError> {
         validate_topic_name(&topic.name).map_err(ReplicaError::InvalidTopic)?;
-        if self.metadata.image().topic(&topic.name).is_some() {
+        let image = self.metadata();
+        if image.topic(&topic.name).is_some() {
             return Err(ReplicaError::TopicExists(topic.name.clone()));
         }
-        if topic.partitions < 1 {
-            return Err(ReplicaError::InvalidPartitions(format!(
-                "number of partitions must be at least 1, got {}",
-                topic.partitions
-            )));
-        }
-        check_partitions_per_request(topic.partitions)?;
-        if topic.replication_factor != 1 {
-            return Err(ReplicaError::InvalidReplicationFactor(format!(
-                "replication factor {} is larger than the 1 available broker",
-                topic.replication_factor
-            )));
+        if topic.assignments.is_none() {
+            if topic.partitions < 1 {
+                return Err(ReplicaError::InvalidPartitions(format!(
+                    "number of partitions must be at least 1, got {}",
+                    topic.partitions
+                )));
+            }
+            check_partitions_per_request(topic.partitions)?;
+            let live = image.live_brokers().count();
+            if topic.replication_factor < 1 || topic.replication_factor as usize > live {
+                return Err(ReplicaError::InvalidReplicationFactor(format!(
+                    "replication factor {} is larger than the {live} available broker{}",
+                    topic.replication_factor,
+                    if live == 1 { "" } else { "s" }
+                )));
+            }
         }
         let pairs: Vec<_> = topic
             .configs
@@ -348,49 +444,58 @@ impl ReplicaManager {
         Ok(())
     }
 
-    pub fn create_topic(&self, topic: NewTopic) -> Result<TopicMeta, ReplicaError> {
+    /// Creates a topic through the metadata quorum. When this returns, the topic is in
+    /// this broker's image and its local logs exist.
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<TopicMeta, ReplicaError> {
         self.validate_new_topic(&topic)?;
-        let meta = TopicMeta {
-            name: topic.name,
-            id: Uuid::new_v4(),
-            partitions: topic.partitions,
-            replication_factor: topic.replication_factor,
-            configs: topic.configs,
+        let id = Uuid::new_v4();
+        let result = self
+            .cluster
+            .propose(MetadataCommand::CreateTopic(ironlog_metadata::NewTopic {
+                name: topic.name.clone(),
+                id,
+                partitions: topic.partitions,
+                replication_factor: topic.replication_factor,
+                configs: topic.configs,
+                assignments: topic.assignments,
+            }))
+            .await;
+        let meta = match result {
+            Ok(CommandResult::TopicCreated(meta)) => meta,
+            // The quorum layer retried our command across a leader change after it had
+            // been applied once: the topic with our id is ours.
+            Err(ClusterError::Rejected(CommandError::TopicExists(name))) => {
+                match self.metadata().topic(&name) {
+                    Some(meta) if meta.id == id => meta.clone(),
+                    _ => return Err(ReplicaError::TopicExists(name)),
+                }
+            }
+            Ok(other) => return Err(ClusterError::Unexpected(Box::new(other)).into()),
+            Err(e) => return Err(e.into()),
         };
-        // Logs first: a crash after this leaves empty logs that `reconcile_logs` removes;
-        // the other order would leave metadata pointing at missing logs (also repaired, but
-        // an acknowledged create should never be without its logs).
-        let config = self.log_config(&meta.configs)?;
-        for partition in 0..meta.partitions {
-            self.create_log(&meta.name, partition, config.clone())?;
-        }
-        self.metadata
-            .propose(&[MetadataRecord::TopicCreated(meta.clone())])?;
-        tracing::info!(topic = %meta.name, partitions = meta.partitions, id = %meta.id, "created topic");
+        self.sync_logs(&self.metadata())?;
+        tracing::info!(topic = %meta.name, partitions = meta.partitions,
+            replication_factor = meta.replication_factor, id = %meta.id, "created topic");
         Ok(meta)
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, ReplicaError> {
         let meta = self.topic(name)?;
-        self.metadata
-            .propose(&[MetadataRecord::TopicDeleted { topic: name.into() }])?;
-        for partition in 0..meta.partitions {
-            if let Err(source) = self.logs.delete_log(name, partition) {
-                // The topic is gone from metadata; the leftover directory is removed at the
-                // next start (reconcile_logs).
-                tracing::error!(topic = name, partition, error = %source, "could not delete partition log");
-            }
-        }
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.cluster
+            .propose(MetadataCommand::DeleteTopic { topic: name.into() })
+            .await?;
+        // The other brokers delete their logs when they apply the change.
+        self.sync_logs(&self.metadata())?;
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }
 
     /// Grows a topic to `total` partitions (CreatePartitions).
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<BrokerId>>>,
         validate_only: bool,
     ) -> Result<(), ReplicaError> {
         let meta = self.topic(name)?;
@@ -404,17 +509,14 @@ impl ReplicaManager {
         if validate_only {
             return Ok(());
         }
-        let config = self.log_config(&meta.configs)?;
-        for partition in meta.partitions..total {
-            if self.logs.get(name, partition).is_none() {
-                self.create_log(name, partition, config.clone())?;
-            }
-        }
-        self.metadata
-            .propose(&[MetadataRecord::PartitionsIncreased {
+        self.cluster
+            .propose(MetadataCommand::CreatePartitions {
                 topic: name.into(),
-                partitions: total,
-            }])?;
+                total,
+                assignments,
+            })
+            .await?;
+        self.sync_logs(&self.metadata())?;
         tracing::info!(
             topic = name,
             from = meta.partitions,
@@ -425,43 +527,71 @@ impl ReplicaManager {
     }
 
     /// Replaces a topic's config overrides with `configs` (after validation).
-    pub fn set_topic_configs(
+    pub async fn set_topic_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ReplicaError> {
-        let meta = self.topic(name)?;
+        self.topic(name)?;
         let pairs: Vec<_> = configs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         topic_config::validate(&pairs)?;
-        let log_config = self.log_config(&configs)?;
+        self.log_config(&configs)?;
         if validate_only {
             return Ok(());
         }
-        self.metadata
-            .propose(&[MetadataRecord::TopicConfigsReplaced {
+        self.cluster
+            .propose(MetadataCommand::ReplaceTopicConfigs {
                 topic: name.into(),
                 configs,
-            }])?;
-        for partition in 0..meta.partitions {
-            if let Some(log) = self.logs.get(name, partition) {
-                write(&log).set_config(log_config.clone());
-            }
-        }
+            })
+            .await?;
+        self.sync_logs(&self.metadata())?;
         tracing::info!(topic = name, "altered topic configs");
         Ok(())
     }
 
+    /// The log of a partition this broker leads; NOT_LEADER_OR_FOLLOWER if another broker
+    /// leads it (or none does), UNKNOWN_TOPIC_OR_PARTITION if the cluster has no such
+    /// partition.
+    pub fn leader_log(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<RwLock<Log>>, ReplicaError> {
+        let image = self.metadata();
+        let state = image
+            .topic(topic)
+            .ok_or_else(|| ReplicaError::UnknownTopic(topic.into()))?
+            .partition(partition)
+            .ok_or_else(|| ReplicaError::UnknownPartition {
+                topic: topic.into(),
+                partition,
+            })?;
+        if state.leader != self.node_id {
+            return Err(ReplicaError::NotLeader {
+                topic: topic.into(),
+                partition,
+            });
+        }
+        self.logs
+            .get(topic, partition)
+            .ok_or_else(|| ReplicaError::NotLeader {
+                topic: topic.into(),
+                partition,
+            })
+    }
+
     /// The log of a partition, if this broker hosts it.
     pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<RwLock<Log>>, ReplicaError> {
-        let image = self.metadata.image();
+        let image = self.metadata();
         let meta = image
             .topic(topic)
             .ok_or_else(|| ReplicaError::UnknownTopic(topic.into()))?;
-        if partition < 0 || partition >= meta.partitions {
+        if meta.partition(partition).is_none() {
             return Err(ReplicaError::UnknownPartition {
                 topic: topic.into(),
                 partition,
@@ -488,7 +618,7 @@ impl ReplicaManager {
         partition: i32,
         records: &mut [u8],
     ) -> Result<AppendInfo, ReplicaError> {
-        let log = self.log(topic, partition)?;
+        let log = self.leader_log(topic, partition)?;
         let now = now_ms();
         let validator = LogValidator::new(read(&log).config());
         let records = validator

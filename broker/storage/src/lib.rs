@@ -131,7 +131,9 @@ pub use ironlog_wire::{batch, records};
 pub use crate::batch::{parse_batches, BatchError, BatchInfo};
 pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampType};
 pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
-pub use crate::manager::{LogHandle, LogManager, LogManagerError, TopicPartition};
+pub use crate::manager::{
+    LogHandle, LogManager, LogManagerError, TopicPartition, METADATA_LOG_DIR,
+};
 pub use crate::records::{Record, RecordDecoder, RecordError, Records};
 pub use crate::validator::{
     LogValidator, RecordViolation, ValidBatch, ValidatedRecords, ValidationError, ViolationKind,

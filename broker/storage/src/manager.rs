@@ -17,6 +17,9 @@ use crate::log::{write_atomically, Log, LogError};
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Written by a clean shutdown, removed on open.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+/// The metadata quorum's Raft log lives beside the partition logs under KRaft's name; it
+/// is not a partition log and the log manager leaves it alone.
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 /// Held with an exclusive flock while a `LogManager` owns the directory.
 pub const LOCK_FILE: &str = ".lock";
 
@@ -167,6 +170,9 @@ impl LogManager {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == METADATA_LOG_DIR {
+                continue;
+            }
             let Some(tp) = TopicPartition::from_dir_name(&name) else {
                 warn!(dir = %entry.path().display(), "ignoring directory that is not <topic>-<partition>");
                 continue;

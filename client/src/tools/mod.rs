@@ -1,10 +1,12 @@
-//! The `ironlog` command-line tools as library code: `topics`, `groups`, `produce`, `consume`.
+//! The `ironlog` command-line tools as library code: `topics`, `groups`, `produce`, `consume`,
+//! `cluster`.
 //!
 //! Each tool is a `clap::Args` struct and an async `run`; the binary's `main.rs` only
 //! dispatches. Every tool flattens [`ConnectionArgs`] for where and how to connect. Pure parts
 //! (argument parsing, output formatting, partitioning) are separate functions so they can be
 //! unit-tested without a broker.
 
+pub mod cluster;
 pub mod consume;
 pub mod groups;
 pub mod produce;
@@ -140,6 +142,7 @@ mod tests {
         Groups(groups::GroupsArgs),
         Produce(produce::ProduceArgs),
         Consume(consume::ConsumeArgs),
+        Cluster(cluster::ClusterArgs),
     }
 
     fn connection(argv: &[&str]) -> ConnectionArgs {
@@ -150,6 +153,7 @@ mod tests {
             Cli::Groups(a) => a.connection,
             Cli::Produce(a) => a.connection,
             Cli::Consume(a) => a.connection,
+            Cli::Cluster(a) => a.connection,
         }
     }
 
@@ -207,6 +211,14 @@ mod tests {
                 "t",
                 "--bootstrap-server",
                 "b:1",
+                "--request-timeout-ms",
+                "5",
+            ],
+            &[
+                "cluster",
+                "--bootstrap-server",
+                "b:1",
+                "describe",
                 "--request-timeout-ms",
                 "5",
             ],

@@ -2295,6 +2295,210 @@ pub mod list_partition_reassignments_response {
     };
 }
 
+pub mod describe_quorum_request {
+    use super::*;
+
+    pub const TOPIC_DATA: Struct = Struct {
+        name: "TopicData",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "topic_name", versions: (0, 2), kind: CompactString },
+            Field { name: "partitions", versions: (0, 2), kind: CompactArray(&Struct(&PARTITION_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const PARTITION_DATA: Struct = Struct {
+        name: "PartitionData",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "partition_index", versions: (0, 2), kind: Int32 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_QUORUM_REQUEST: Struct = Struct {
+        name: "DescribeQuorumRequest",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "topics", versions: (0, 2), kind: CompactArray(&Struct(&TOPIC_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_quorum_response {
+    use super::*;
+
+    pub const TOPIC_DATA: Struct = Struct {
+        name: "TopicData",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "topic_name", versions: (0, 2), kind: CompactString },
+            Field { name: "partitions", versions: (0, 2), kind: CompactArray(&Struct(&PARTITION_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const REPLICA_STATE: Struct = Struct {
+        name: "ReplicaState",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "replica_id", versions: (0, 2), kind: Int32 },
+            Field { name: "replica_directory_id", versions: (2, 2), kind: Uuid },
+            Field { name: "log_end_offset", versions: (0, 2), kind: Int64 },
+            Field { name: "last_fetch_timestamp", versions: (1, 2), kind: Int64 },
+            Field { name: "last_caught_up_timestamp", versions: (1, 2), kind: Int64 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const PARTITION_DATA: Struct = Struct {
+        name: "PartitionData",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "partition_index", versions: (0, 2), kind: Int32 },
+            Field { name: "error_code", versions: (0, 2), kind: Int16 },
+            Field { name: "error_message", versions: (2, 2), kind: CompactString },
+            Field { name: "leader_id", versions: (0, 2), kind: Int32 },
+            Field { name: "leader_epoch", versions: (0, 2), kind: Int32 },
+            Field { name: "high_watermark", versions: (0, 2), kind: Int64 },
+            Field { name: "current_voters", versions: (0, 2), kind: CompactArray(&Struct(&REPLICA_STATE)) },
+            Field { name: "observers", versions: (0, 2), kind: CompactArray(&Struct(&REPLICA_STATE)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const NODE: Struct = Struct {
+        name: "Node",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "node_id", versions: (2, 2), kind: Int32 },
+            Field { name: "listeners", versions: (2, 2), kind: CompactArray(&Struct(&LISTENER)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const LISTENER: Struct = Struct {
+        name: "Listener",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "name", versions: (2, 2), kind: CompactString },
+            Field { name: "host", versions: (2, 2), kind: CompactString },
+            Field { name: "port", versions: (2, 2), kind: Uint16 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_QUORUM_RESPONSE: Struct = Struct {
+        name: "DescribeQuorumResponse",
+        versions: (0, 2),
+        flexible: 0,
+        fields: &[
+            Field { name: "error_code", versions: (0, 2), kind: Int16 },
+            Field { name: "error_message", versions: (2, 2), kind: CompactString },
+            Field { name: "topics", versions: (0, 2), kind: CompactArray(&Struct(&TOPIC_DATA)) },
+            Field { name: "nodes", versions: (2, 2), kind: CompactArray(&Struct(&NODE)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod elect_leaders_request {
+    use super::*;
+
+    pub const TOPIC_PARTITIONS: Struct = Struct {
+        name: "TopicPartitions",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "topic", versions: (0, 1), kind: String },
+            Field { name: "topic", versions: (2, 2), kind: CompactString },
+            Field { name: "partitions", versions: (0, 1), kind: Array(&Int32) },
+            Field { name: "partitions", versions: (2, 2), kind: CompactArray(&Int32) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ELECT_LEADERS_REQUEST: Struct = Struct {
+        name: "ElectLeadersRequest",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "election_type", versions: (1, 2), kind: Int8 },
+            Field { name: "topic_partitions", versions: (0, 1), kind: Array(&Struct(&TOPIC_PARTITIONS)) },
+            Field { name: "topic_partitions", versions: (2, 2), kind: CompactArray(&Struct(&TOPIC_PARTITIONS)) },
+            Field { name: "timeout_ms", versions: (0, 2), kind: Int32 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod elect_leaders_response {
+    use super::*;
+
+    pub const REPLICA_ELECTION_RESULT: Struct = Struct {
+        name: "ReplicaElectionResult",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "topic", versions: (0, 1), kind: String },
+            Field { name: "topic", versions: (2, 2), kind: CompactString },
+            Field { name: "partition_result", versions: (0, 1), kind: Array(&Struct(&PARTITION_RESULT)) },
+            Field { name: "partition_result", versions: (2, 2), kind: CompactArray(&Struct(&PARTITION_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const PARTITION_RESULT: Struct = Struct {
+        name: "PartitionResult",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "partition_id", versions: (0, 2), kind: Int32 },
+            Field { name: "error_code", versions: (0, 2), kind: Int16 },
+            Field { name: "error_message", versions: (0, 1), kind: String },
+            Field { name: "error_message", versions: (2, 2), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ELECT_LEADERS_RESPONSE: Struct = Struct {
+        name: "ElectLeadersResponse",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (0, 2), kind: Int32 },
+            Field { name: "error_code", versions: (1, 2), kind: Int16 },
+            Field { name: "replica_election_results", versions: (0, 1), kind: Array(&Struct(&REPLICA_ELECTION_RESULT)) },
+            Field { name: "replica_election_results", versions: (2, 2), kind: CompactArray(&Struct(&REPLICA_ELECTION_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
 pub mod request_header {
     use super::*;
 
@@ -2416,4 +2620,6 @@ pub const APIS: &[(kafka_protocol::messages::ApiKey, &Struct, &Struct)] = &[
     (kafka_protocol::messages::ApiKey::DescribeCluster, &describe_cluster_request::DESCRIBE_CLUSTER_REQUEST, &describe_cluster_response::DESCRIBE_CLUSTER_RESPONSE),
     (kafka_protocol::messages::ApiKey::AlterPartitionReassignments, &alter_partition_reassignments_request::ALTER_PARTITION_REASSIGNMENTS_REQUEST, &alter_partition_reassignments_response::ALTER_PARTITION_REASSIGNMENTS_RESPONSE),
     (kafka_protocol::messages::ApiKey::ListPartitionReassignments, &list_partition_reassignments_request::LIST_PARTITION_REASSIGNMENTS_REQUEST, &list_partition_reassignments_response::LIST_PARTITION_REASSIGNMENTS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::DescribeQuorum, &describe_quorum_request::DESCRIBE_QUORUM_REQUEST, &describe_quorum_response::DESCRIBE_QUORUM_RESPONSE),
+    (kafka_protocol::messages::ApiKey::ElectLeaders, &elect_leaders_request::ELECT_LEADERS_REQUEST, &elect_leaders_response::ELECT_LEADERS_RESPONSE),
 ];

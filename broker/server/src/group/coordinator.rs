@@ -1,13 +1,18 @@
 //! The I/O shell around [`GroupMetadata`]: the group map, parked JoinGroup/SyncGroup
-//! responses (oneshot channels), appends to `__consumer_offsets`, loading at start-up, and
-//! the timer tick.
+//! responses (oneshot channels), appends to `__consumer_offsets`, loading and unloading,
+//! and the timer tick.
+//!
+//! A broker coordinates the groups whose `__consumer_offsets` partition it leads, as in
+//! Kafka: [`GroupCoordinator::follow_metadata`] loads a partition's groups when this broker
+//! becomes its leader and drops them when it stops being the leader; requests for other
+//! groups are answered NOT_COORDINATOR, and the client asks FindCoordinator again.
 //!
 //! Why one `std::sync::Mutex` over all groups: every operation is short and never awaits
 //! while holding it; the append to `__consumer_offsets` happens under it so that the order
 //! of records in the log is the order in which the state changed (replay gives the same
 //! state). Handlers await the returned oneshot receivers outside the lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -24,7 +29,7 @@ use super::metadata::{
 };
 use super::offsets::{self, OffsetsRecord, OFFSETS_TOPIC};
 use crate::metrics::GroupMetrics;
-use crate::replica_manager::{read, NewTopic, ReplicaError, ReplicaManager};
+use crate::replica_manager::{read, ReplicaError, ReplicaManager};
 
 /// Kafka's `offsets.topic.num.partitions` default.
 pub const DEFAULT_OFFSETS_PARTITIONS: i32 = 50;
@@ -84,6 +89,10 @@ pub struct MemberDescription {
 
 #[derive(Default)]
 struct Inner {
+    /// `__consumer_offsets`' partition count (0 until the topic exists).
+    partitions: i32,
+    /// The `__consumer_offsets` partitions this broker leads and has loaded.
+    led: BTreeSet<i32>,
     groups: HashMap<String, GroupMetadata>,
     parked_joins: HashMap<(String, String), oneshot::Sender<JoinResult>>,
     parked_syncs: HashMap<(String, String), oneshot::Sender<SyncResult>>,
@@ -91,54 +100,114 @@ struct Inner {
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    partitions: i32,
     metrics: GroupMetrics,
     inner: Mutex<Inner>,
 }
 
+impl Inner {
+    fn partition_for(&self, group: &str) -> Option<i32> {
+        (self.partitions > 0).then(|| offsets::partition_for(group, self.partitions))
+    }
+
+    fn owns(&self, group: &str) -> Result<(), GroupError> {
+        match self.partition_for(group) {
+            Some(p) if self.led.contains(&p) => Ok(()),
+            _ => Err(GroupError::NotCoordinator),
+        }
+    }
+}
+
 impl GroupCoordinator {
-    /// Creates `__consumer_offsets` if it is missing (compacted, like Kafka's) and loads
-    /// every group and committed offset from it.
-    pub fn open(
-        replicas: &ReplicaManager,
-        config: GroupConfig,
-        metrics: GroupMetrics,
-        now: i64,
-    ) -> Result<GroupCoordinator, CoordinatorError> {
-        let partitions = match replicas.metadata().topic(OFFSETS_TOPIC) {
-            Some(t) => t.partitions,
-            None => {
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), "104857600".to_string()),
-                ]);
-                replicas
-                    .create_topic(NewTopic {
-                        name: OFFSETS_TOPIC.into(),
-                        partitions: DEFAULT_OFFSETS_PARTITIONS,
-                        replication_factor: 1,
-                        configs,
-                    })?
-                    .partitions
-            }
-        };
-        let coordinator = GroupCoordinator {
+    /// A coordinator of no groups yet: see [`GroupCoordinator::follow_metadata`].
+    pub fn new(config: GroupConfig, metrics: GroupMetrics) -> GroupCoordinator {
+        GroupCoordinator {
             config,
-            partitions,
             metrics,
             inner: Mutex::new(Inner::default()),
-        };
-        coordinator.load(replicas, now)?;
-        Ok(coordinator)
+        }
     }
 
     pub fn config(&self) -> &GroupConfig {
         &self.config
     }
 
-    /// The `__consumer_offsets` partition of `group` (what FindCoordinator is about).
-    pub fn partition_for(&self, group: &str) -> i32 {
-        offsets::partition_for(group, self.partitions)
+    /// The `__consumer_offsets` partition of `group` (what FindCoordinator is about), once
+    /// the topic exists.
+    pub fn partition_for(&self, group: &str) -> Option<i32> {
+        self.lock().partition_for(group)
+    }
+
+    /// `Err(NotCoordinator)` unless this broker coordinates `group`.
+    pub fn check_coordinator(&self, group: &str) -> Result<(), GroupError> {
+        self.lock().owns(group)
+    }
+
+    /// Loads the groups of `__consumer_offsets` partitions this broker has become the
+    /// leader of and unloads those of partitions it no longer leads (their members'
+    /// pending joins and syncs are answered NOT_COORDINATOR).
+    pub fn follow_metadata(
+        &self,
+        replicas: &ReplicaManager,
+        image: &ironlog_metadata::MetadataImage,
+        now: i64,
+    ) {
+        let node = replicas.node_id();
+        let (partitions, led): (i32, BTreeSet<i32>) = match image.topic(OFFSETS_TOPIC) {
+            Some(t) => (
+                t.partitions,
+                t.assignments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.leader == node)
+                    .map(|(i, _)| i as i32)
+                    .collect(),
+            ),
+            None => (0, BTreeSet::new()),
+        };
+        let mut inner = self.lock();
+        if inner.partitions != partitions {
+            // Created, or deleted and created again: start over.
+            inner.led.clear();
+            inner.groups.clear();
+            inner.parked_joins.clear();
+            inner.parked_syncs.clear();
+            inner.partitions = partitions;
+        }
+        let lost: Vec<i32> = inner.led.difference(&led).copied().collect();
+        let gained: Vec<i32> = led.difference(&inner.led).copied().collect();
+        for partition in &lost {
+            let partition = *partition;
+            let before = inner.groups.len();
+            inner
+                .groups
+                .retain(|g, _| offsets::partition_for(g, partitions) != partition);
+            inner
+                .parked_joins
+                .retain(|(g, _), _| offsets::partition_for(g, partitions) != partition);
+            inner
+                .parked_syncs
+                .retain(|(g, _), _| offsets::partition_for(g, partitions) != partition);
+            inner.led.remove(&partition);
+            tracing::info!(
+                partition,
+                groups = before - inner.groups.len(),
+                "no longer coordinating the groups of {OFFSETS_TOPIC} partition"
+            );
+        }
+        for partition in gained {
+            match self.load_partition(&mut inner, replicas, partition, now) {
+                Ok(records) => {
+                    inner.led.insert(partition);
+                    tracing::info!(
+                        partition,
+                        records,
+                        "coordinating the groups of {OFFSETS_TOPIC} partition"
+                    );
+                }
+                Err(e) => tracing::error!(partition, error = %e,
+                    "cannot load {OFFSETS_TOPIC} partition; its groups stay unavailable until the next metadata change"),
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -147,11 +216,18 @@ impl GroupCoordinator {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn load(&self, replicas: &ReplicaManager, now: i64) -> Result<(), CoordinatorError> {
-        let mut inner = self.lock();
+    /// Replays one `__consumer_offsets` partition into the group map; returns the records
+    /// read.
+    fn load_partition(
+        &self,
+        inner: &mut Inner,
+        replicas: &ReplicaManager,
+        partition: i32,
+        now: i64,
+    ) -> Result<u64, CoordinatorError> {
         let mut records = 0u64;
         let mut decoder = RecordDecoder::new(DEFAULT_MAX_UNCOMPRESSED_BYTES);
-        for partition in 0..self.partitions {
+        {
             let log = replicas.log(OFFSETS_TOPIC, partition)?;
             let log = read(&log);
             let mut offset = log.log_start_offset();
@@ -215,12 +291,7 @@ impl GroupCoordinator {
             }
         }
         inner.groups.retain(|_, g| !g.is_removable());
-        tracing::info!(
-            groups = inner.groups.len(),
-            records,
-            "loaded consumer groups from {OFFSETS_TOPIC}"
-        );
-        Ok(())
+        Ok(records)
     }
 
     // ---- Group membership -----------------------------------------------------------
@@ -233,6 +304,18 @@ impl GroupCoordinator {
         now: i64,
     ) -> Pending<JoinResult> {
         let mut inner = self.lock();
+        if let Err(e) = inner.owns(group_id) {
+            return Pending::Ready(JoinResult {
+                error: Some(e),
+                generation_id: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                member_id: req.member_id.clone(),
+                members: Vec::new(),
+                skip_assignment: false,
+            });
+        }
         let group = inner
             .groups
             .entry(group_id.to_string())
@@ -277,6 +360,14 @@ impl GroupCoordinator {
         now: i64,
     ) -> Pending<SyncResult> {
         let mut inner = self.lock();
+        if let Err(e) = inner.owns(group_id) {
+            return Pending::Ready(SyncResult {
+                error: Some(e),
+                protocol_type: None,
+                protocol_name: None,
+                assignment: Bytes::new(),
+            });
+        }
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Pending::Ready(SyncResult {
                 error: Some(GroupError::UnknownMemberId(member_id.into())),
@@ -317,6 +408,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<(), GroupError> {
         let mut inner = self.lock();
+        inner.owns(group_id)?;
         match inner.groups.get_mut(group_id) {
             None => Err(GroupError::UnknownMemberId(member_id.into())),
             Some(g) => g.heartbeat(member_id, group_instance_id, generation_id, now),
@@ -332,6 +424,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let mut inner = self.lock();
+        inner.owns(group_id)?;
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Err(GroupError::UnknownMemberId(
                 members.first().map(|m| m.0.clone()).unwrap_or_default(),
@@ -389,7 +482,9 @@ impl GroupCoordinator {
                     if let Some(g) = inner.groups.get(group_id) {
                         let value = offsets::group_value(&g.snapshot());
                         let record = (offsets::group_key(group_id), Some(value));
-                        if let Err(e) = self.append(replicas, group_id, vec![record], now) {
+                        if let Err(e) =
+                            self.append(replicas, inner.partition_for(group_id), vec![record], now)
+                        {
                             tracing::error!(group = group_id, error = %e,
                                 "could not persist group metadata; it will be stored again at the next change");
                         }
@@ -401,14 +496,18 @@ impl GroupCoordinator {
                         .map(|(t, p)| (offsets::offset_key(group_id, t, *p), None))
                         .collect::<Vec<_>>();
                     if !records.is_empty() {
-                        if let Err(e) = self.append(replicas, group_id, records, now) {
+                        if let Err(e) =
+                            self.append(replicas, inner.partition_for(group_id), records, now)
+                        {
                             tracing::error!(group = group_id, error = %e, "could not write offset tombstones");
                         }
                     }
                 }
                 Effect::DeleteGroup => {
                     let record = (offsets::group_key(group_id), None);
-                    if let Err(e) = self.append(replicas, group_id, vec![record], now) {
+                    if let Err(e) =
+                        self.append(replicas, inner.partition_for(group_id), vec![record], now)
+                    {
                         tracing::error!(group = group_id, error = %e, "could not write group tombstone");
                     }
                 }
@@ -420,16 +519,18 @@ impl GroupCoordinator {
         }
     }
 
-    /// Appends `(key, value)` records for `group_id` to its `__consumer_offsets` partition
-    /// as one uncompressed batch.
+    /// Appends `(key, value)` records to a group's `__consumer_offsets` partition as one
+    /// uncompressed batch.
     fn append(
         &self,
         replicas: &ReplicaManager,
-        group_id: &str,
+        partition: Option<i32>,
         records: Vec<(Bytes, Option<Bytes>)>,
         now: i64,
     ) -> Result<(), CoordinatorError> {
-        let partition = self.partition_for(group_id);
+        let partition = partition.ok_or_else(|| {
+            CoordinatorError::Replica(ReplicaError::UnknownTopic(OFFSETS_TOPIC.into()))
+        })?;
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
@@ -479,6 +580,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<Vec<PartitionResult>, GroupError> {
         let mut inner = self.lock();
+        inner.owns(group_id)?;
         let group = inner
             .groups
             .entry(group_id.to_string())
@@ -518,7 +620,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        match self.append(replicas, group_id, records, now) {
+        match self.append(replicas, inner.partition_for(group_id), records, now) {
             Ok(()) => {
                 for (tp, _) in &accepted {
                     results.push((tp.clone(), Ok(())));
@@ -568,6 +670,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<Vec<DeleteResult>, GroupError> {
         let mut inner = self.lock();
+        inner.owns(group_id)?;
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Err(GroupError::GroupIdNotFound);
         };
@@ -673,6 +776,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<(), GroupError> {
         let mut inner = self.lock();
+        inner.owns(group_id)?;
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Err(GroupError::GroupIdNotFound);
         };

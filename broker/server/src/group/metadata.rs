@@ -72,6 +72,9 @@ pub enum GroupError {
     SubscribedToTopic(String),
     #[error("group id must not be empty")]
     InvalidGroupId,
+    /// The group's `__consumer_offsets` partition is led by another broker (or none yet).
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
 }
 
 impl GroupError {
@@ -91,6 +94,7 @@ impl GroupError {
             GroupError::MetadataTooLarge { .. } => E::OffsetMetadataTooLarge,
             GroupError::SubscribedToTopic(_) => E::GroupSubscribedToTopic,
             GroupError::InvalidGroupId => E::InvalidGroupId,
+            GroupError::NotCoordinator => E::NotCoordinator,
         }
     }
 }

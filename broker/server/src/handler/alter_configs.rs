@@ -13,15 +13,14 @@ use crate::broker::Broker;
 
 const API: &str = "AlterConfigs";
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        {
             let name = resource.resource_name.to_string();
             let configs: BTreeMap<String, String> = resource
                 .configs
@@ -36,6 +35,7 @@ pub fn handle(
                 RESOURCE_TOPIC => broker
                     .replicas
                     .set_topic_configs(&name, configs, request.validate_only)
+                    .await
                     .map_err(|e| (e.error_code(), e.to_string())),
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
@@ -46,15 +46,15 @@ pub fn handle(
                     format!("resource type {other} is not supported"),
                 )),
             };
-            result(
+            responses.push(result(
                 broker,
                 API,
                 resource.resource_type,
                 resource.resource_name,
                 outcome,
-            )
-        })
-        .collect();
+            ));
+        }
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 

@@ -6,46 +6,35 @@ use ironlog_protocol::kafka_protocol::messages::create_partitions_response::Crea
 use ironlog_protocol::kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse,
 };
-use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
 
 const API: &str = "CreatePartitions";
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
-    let node = broker.config.node_id;
-    let results = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let mut result = CreatePartitionsTopicResult::default().with_name(topic.name);
-            let assignment_ok = topic.assignments.as_ref().is_none_or(|a| {
-                a.iter()
-                    .all(|p| !p.broker_ids.is_empty() && p.broker_ids.iter().all(|b| b.0 == node))
-            });
-            let outcome = if !assignment_ok {
-                Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    format!("only broker {node} exists"),
-                ))
-            } else {
-                broker
-                    .replicas
-                    .create_partitions(&name, topic.count, request.validate_only)
-                    .map_err(|e| (e.error_code(), e.to_string()))
-            };
-            if let Err((code, message)) = outcome {
-                result.error_code = error_code(broker, API, Some(code));
-                result.error_message = Some(str_bytes(message));
-            }
-            result
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatePartitionsTopicResult::default().with_name(topic.name);
+        let assignments = topic.assignments.map(|a| {
+            a.iter()
+                .map(|p| p.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())
+                .collect::<Vec<_>>()
+        });
+        let outcome = broker
+            .replicas
+            .create_partitions(&name, topic.count, assignments, request.validate_only)
+            .await;
+        if let Err(e) = outcome {
+            result.error_code = error_code(broker, API, Some(e.error_code()));
+            result.error_message = Some(str_bytes(e.to_string()));
+        }
+        results.push(result);
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -30,7 +30,7 @@ pub fn handle(
                     let mut result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    match broker.replicas.log(&name, p.partition_index) {
+                    match broker.replicas.leader_log(&name, p.partition_index) {
                         Err(e) => result.error_code = error_code(broker, API, Some(e.error_code())),
                         Ok(log) => {
                             let mut log = write(&log);

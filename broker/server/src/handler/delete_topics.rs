@@ -11,7 +11,7 @@ use crate::broker::Broker;
 
 const API: &str = "DeleteTopics";
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: DeleteTopicsRequest,
     version: i16,
@@ -30,9 +30,9 @@ pub fn handle(
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        {
             let resolved = match &name {
                 Some(name) => Ok(name.clone()),
                 None => broker
@@ -47,9 +47,15 @@ pub fn handle(
             if version >= 6 {
                 result.topic_id = id;
             }
-            match resolved
-                .and_then(|n| broker.replicas.delete_topic(&n).map_err(|e| e.error_code()))
-            {
+            let outcome = match resolved {
+                Ok(n) => broker
+                    .replicas
+                    .delete_topic(&n)
+                    .await
+                    .map_err(|e| e.error_code()),
+                Err(code) => Err(code),
+            };
+            match outcome {
                 Ok(meta) => {
                     if version >= 6 {
                         result.topic_id = meta.id;
@@ -63,8 +69,8 @@ pub fn handle(
                     }
                 }
             }
-            result
-        })
-        .collect();
+            responses.push(result);
+        }
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }

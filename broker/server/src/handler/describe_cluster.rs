@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60): the cluster id, the controller and the brokers.
+//! DescribeCluster (key 60): the cluster id, the controller (the Raft leader) and the
+//! brokers that are not fenced, from this broker's metadata image.
 
 use std::sync::Arc;
 
@@ -13,14 +14,20 @@ pub fn handle(
     _request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
-    let c = &broker.config;
+    let image = broker.replicas.metadata();
+    let brokers = image
+        .live_brokers()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.id.into())
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(broker.replicas.metadata().cluster_id.clone()))
-        .with_controller_id(c.node_id.into())
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(c.node_id.into())
-            .with_host(str_bytes(c.advertised_host.clone()))
-            .with_port(c.advertised_port)
-            .with_rack(None)])
+        .with_cluster_id(str_bytes(image.cluster_id.clone()))
+        .with_controller_id(broker.cluster.controller_id().unwrap_or(-1).into())
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -21,6 +21,12 @@ pub fn handle(
         .groups
         .into_iter()
         .map(|group_id| {
+            if let Err(e) = broker.groups.check_coordinator(&group_id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(e.response_error().code())
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            }
             let d = broker.groups.describe(&group_id.0);
             let members = d
                 .members

@@ -87,7 +87,7 @@ fn read_once(
                 partitions.push(data);
                 continue;
             };
-            match broker.replicas.log(name, p.partition) {
+            match broker.replicas.leader_log(name, p.partition) {
                 Err(e) => {
                     let code = match e {
                         ReplicaError::UnknownTopic(_) if version >= 13 => {

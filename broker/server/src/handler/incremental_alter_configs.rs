@@ -19,19 +19,18 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        {
             let name = resource.resource_name.to_string();
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => {
-                    alter_topic(broker, &name, &resource.configs, request.validate_only)
+                    alter_topic(broker, &name, &resource.configs, request.validate_only).await
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
@@ -49,13 +48,13 @@ pub fn handle(
                 response.error_code = error_code(broker, API, Some(code));
                 response.error_message = Some(str_bytes(message));
             }
-            response
-        })
-        .collect();
+            responses.push(response);
+        }
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn alter_topic(
+async fn alter_topic(
     broker: &Broker,
     name: &str,
     ops: &[ironlog_protocol::kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
@@ -124,5 +123,6 @@ fn alter_topic(
     broker
         .replicas
         .set_topic_configs(name, configs, validate_only)
+        .await
         .map_err(|e| (e.error_code(), e.to_string()))
 }

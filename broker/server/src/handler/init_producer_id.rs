@@ -12,7 +12,7 @@ use crate::broker::Broker;
 
 const API: &str = "InitProducerId";
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
     _version: i16,
@@ -28,7 +28,7 @@ pub fn handle(
         );
         return response;
     }
-    match broker.allocate_producer_id() {
+    match broker.allocate_producer_id().await {
         Ok(id) => {
             response.producer_id = id.into();
             response.producer_epoch = 0;

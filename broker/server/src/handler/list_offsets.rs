@@ -51,7 +51,7 @@ pub fn handle(
                     if version >= 4 {
                         out.leader_epoch = 0;
                     }
-                    let log = match broker.replicas.log(&name, p.partition_index) {
+                    let log = match broker.replicas.leader_log(&name, p.partition_index) {
                         Ok(log) => log,
                         Err(e) => {
                             out.error_code = error_code(broker, API, Some(e.error_code()));

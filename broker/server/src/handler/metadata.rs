@@ -1,8 +1,11 @@
-//! Metadata (key 3): brokers, the controller, topics and their partitions. Asking for a
-//! missing topic creates it when auto-creation is on and the client allows it.
+//! Metadata (key 3): brokers, the controller, topics and their partitions, from this
+//! broker's metadata image (every broker answers the same once it has applied the same
+//! changes). Asking for a missing topic creates it when auto-creation is on and the client
+//! allows it; two clients doing so at once both get the one topic.
 
 use std::sync::Arc;
 
+use ironlog_metadata::{MetadataImage, NO_LEADER};
 use ironlog_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -16,8 +19,11 @@ use crate::replica_manager::{NewTopic, ReplicaError};
 
 const API: &str = "Metadata";
 
-pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let node = broker.config.node_id;
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -40,59 +46,41 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
 
     let topics = match requested {
-        None => broker
-            .replicas
-            .metadata()
-            .topics
-            .values()
-            .map(|t| topic_response(node, t, version))
-            .collect(),
-        Some(names) => names
-            .into_iter()
-            .map(|name| {
-                if let Some(t) = broker.replicas.metadata().topic(&name) {
-                    return topic_response(node, t, version);
-                }
-                let error = if allow_auto_create && broker.config.auto_create_topics {
-                    match broker.replicas.create_topic(NewTopic {
-                        name: name.clone(),
-                        partitions: broker.config.default_partitions,
-                        replication_factor: 1,
-                        configs: Default::default(),
-                    }) {
-                        Ok(meta) => return topic_response(node, &meta, version),
-                        Err(ReplicaError::TopicExists(_)) => {
-                            match broker.replicas.metadata().topic(&name) {
-                                Some(t) => return topic_response(node, t, version),
-                                None => ResponseError::LeaderNotAvailable,
-                            }
-                        }
-                        Err(e) => {
-                            tracing::info!(topic = %name, error = %e, "not auto-creating topic");
-                            e.error_code()
-                        }
-                    }
-                } else {
-                    ResponseError::UnknownTopicOrPartition
-                };
-                MetadataResponseTopic::default()
-                    .with_error_code(error_code(broker, API, Some(error)))
-                    .with_name(Some(str_bytes(name).into()))
-                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-            })
-            .collect(),
+        None => {
+            let image = broker.replicas.metadata();
+            image
+                .topics
+                .values()
+                .map(|t| topic_response(&image, t))
+                .collect()
+        }
+        Some(names) => {
+            let mut topics = Vec::with_capacity(names.len());
+            for name in names {
+                topics.push(requested_topic(broker, name, allow_auto_create).await);
+            }
+            topics
+        }
     };
 
+    // Brokers and the controller from the image as it is after any auto-creation.
+    let image = broker.replicas.metadata();
+    let brokers = image
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(b.id.into())
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node.into())
-            .with_host(str_bytes(broker.config.advertised_host.clone()))
-            .with_port(broker.config.advertised_port)
-            .with_rack(None)])
-        .with_controller_id(node.into())
+        .with_brokers(brokers)
+        .with_controller_id(broker.cluster.controller_id().unwrap_or(-1).into())
         .with_topics(topics);
     if version >= 2 {
-        response.cluster_id = Some(str_bytes(broker.replicas.metadata().cluster_id.clone()));
+        response.cluster_id = Some(str_bytes(image.cluster_id.clone()));
     }
     if (8..=10).contains(&version) {
         response.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
@@ -100,16 +88,74 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     response
 }
 
-fn topic_response(node: i32, topic: &TopicMeta, _version: i16) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions)
-        .map(|p| {
+async fn requested_topic(
+    broker: &Arc<Broker>,
+    name: String,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    if let Some(t) = broker.replicas.metadata().topic(&name) {
+        return topic_response(&broker.replicas.metadata(), t);
+    }
+    let error = if allow_auto_create && broker.config.auto_create_topics {
+        let created = broker
+            .replicas
+            .create_topic(NewTopic {
+                name: name.clone(),
+                partitions: broker.config.default_partitions,
+                replication_factor: 1,
+                configs: Default::default(),
+                assignments: None,
+            })
+            .await;
+        match created {
+            Ok(meta) => return topic_response(&broker.replicas.metadata(), &meta),
+            // Another client (through this or another broker) created it first.
+            Err(ReplicaError::TopicExists(_)) => {
+                let image = broker.replicas.metadata();
+                match image.topic(&name) {
+                    Some(t) => return topic_response(&image, t),
+                    None => ResponseError::LeaderNotAvailable,
+                }
+            }
+            Err(e) => {
+                tracing::info!(topic = %name, error = %e, "not auto-creating topic");
+                e.error_code()
+            }
+        }
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    };
+    MetadataResponseTopic::default()
+        .with_error_code(error_code(broker, API, Some(error)))
+        .with_name(Some(str_bytes(name).into()))
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn topic_response(image: &MetadataImage, topic: &TopicMeta) -> MetadataResponseTopic {
+    let partitions = topic
+        .assignments
+        .iter()
+        .enumerate()
+        .map(|(p, state)| {
+            let offline: Vec<_> = state
+                .replicas
+                .iter()
+                .filter(|r| !image.is_live(**r))
+                .map(|r| (*r).into())
+                .collect();
+            let error = if state.leader == NO_LEADER {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node.into())
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node.into()])
-                .with_isr_nodes(vec![node.into()])
-                .with_offline_replicas(vec![])
+                .with_error_code(error)
+                .with_partition_index(p as i32)
+                .with_leader_id(state.leader.into())
+                .with_leader_epoch(state.leader_epoch)
+                .with_replica_nodes(state.replicas.iter().map(|r| (*r).into()).collect())
+                .with_isr_nodes(state.isr.iter().map(|r| (*r).into()).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     MetadataResponseTopic::default()

@@ -4,6 +4,7 @@
 //! typed errors of the layers below.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -13,6 +14,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -22,6 +25,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -60,7 +64,11 @@ pub async fn dispatch(
     broker.metrics.requests.with_label_values(&[api]).inc();
     let response = match body {
         RequestKind::ApiVersions(r) => Some(encode_response(cid, v, &api_versions::handle(&r, v))?),
-        RequestKind::Metadata(r) => Some(encode_response(cid, v, &metadata::handle(broker, r, v))?),
+        RequestKind::Metadata(r) => Some(encode_response(
+            cid,
+            v,
+            &metadata::handle(broker, r, v).await,
+        )?),
         RequestKind::Produce(r) => match produce::handle(broker, r, v) {
             Some(resp) => Some(encode_response(cid, v, &resp)?),
             None => None,
@@ -74,17 +82,17 @@ pub async fn dispatch(
         RequestKind::CreateTopics(r) => Some(encode_response(
             cid,
             v,
-            &create_topics::handle(broker, r, v),
+            &create_topics::handle(broker, r, v).await,
         )?),
         RequestKind::DeleteTopics(r) => Some(encode_response(
             cid,
             v,
-            &delete_topics::handle(broker, r, v),
+            &delete_topics::handle(broker, r, v).await,
         )?),
         RequestKind::CreatePartitions(r) => Some(encode_response(
             cid,
             v,
-            &create_partitions::handle(broker, r, v),
+            &create_partitions::handle(broker, r, v).await,
         )?),
         RequestKind::DescribeConfigs(r) => {
             let response = describe_configs::handle(broker, r, v);
@@ -97,12 +105,12 @@ pub async fn dispatch(
         RequestKind::AlterConfigs(r) => Some(encode_response(
             cid,
             v,
-            &alter_configs::handle(broker, r, v),
+            &alter_configs::handle(broker, r, v).await,
         )?),
         RequestKind::IncrementalAlterConfigs(r) => Some(encode_response(
             cid,
             v,
-            &incremental_alter_configs::handle(broker, r, v),
+            &incremental_alter_configs::handle(broker, r, v).await,
         )?),
         RequestKind::DeleteRecords(r) => Some(encode_response(
             cid,
@@ -117,12 +125,12 @@ pub async fn dispatch(
         RequestKind::InitProducerId(r) => Some(encode_response(
             cid,
             v,
-            &init_producer_id::handle(broker, r, v),
+            &init_producer_id::handle(broker, r, v).await,
         )?),
         RequestKind::FindCoordinator(r) => Some(encode_response(
             cid,
             v,
-            &find_coordinator::handle(broker, r, v),
+            &find_coordinator::handle(broker, r, v).await,
         )?),
         RequestKind::JoinGroup(r) => {
             let client_id = header
@@ -175,6 +183,26 @@ pub async fn dispatch(
             v,
             &offset_delete::handle(broker, r, v),
         )?),
+        RequestKind::DescribeQuorum(r) => Some(encode_response(
+            cid,
+            v,
+            &describe_quorum::handle(broker, r, v),
+        )?),
+        RequestKind::AlterPartitionReassignments(r) => Some(encode_response(
+            cid,
+            v,
+            &alter_partition_reassignments::handle(broker, r, v).await,
+        )?),
+        RequestKind::ListPartitionReassignments(r) => Some(encode_response(
+            cid,
+            v,
+            &list_partition_reassignments::handle(broker, r, v),
+        )?),
+        RequestKind::ElectLeaders(r) => Some(encode_response(
+            cid,
+            v,
+            &elect_leaders::handle(broker, r, v).await,
+        )?),
         _ => {
             // decode_header only lets served APIs through, so this is a missing arm above.
             return Err(EncodeError {
@@ -220,6 +248,10 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeQuorum => "DescribeQuorum",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::ElectLeaders => "ElectLeaders",
         _ => "Other",
     }
 }

@@ -32,7 +32,7 @@ pub fn handle(
         let name = topic.name.0.to_string();
         for p in &topic.partitions {
             let tp = (name.clone(), p.partition_index);
-            if broker.replicas.log(&name, p.partition_index).is_err() {
+            if !broker.replicas.partition_exists(&name, p.partition_index) {
                 outcome.push((tp, Some(ResponseError::UnknownTopicOrPartition)));
                 continue;
             }

@@ -12,9 +12,11 @@ use ironlog_protocol::kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 
-use super::str_bytes;
+use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::group::metadata::CommittedOffset;
+
+const API: &str = "OffsetFetch";
 
 /// `(topic, [(partition, committed)])` for one group, in request order (or sorted for "all").
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
@@ -73,6 +75,11 @@ pub fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
+                if let Err(e) = broker.groups.check_coordinator(&g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(error_code(broker, API, Some(e.response_error())));
+                }
                 let fetched = fetch(broker, &g.group_id.0, topics);
                 let topics = fetched
                     .into_iter()
@@ -105,6 +112,14 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
+    let not_coordinator = broker
+        .groups
+        .check_coordinator(&request.group_id.0)
+        .err()
+        .map(|e| error_code(broker, API, Some(e.response_error())));
+    if let (Some(code), true) = (not_coordinator, version >= 2) {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
     let fetched = fetch(broker, &request.group_id.0, topics);
     let topics = fetched
         .into_iter()
@@ -122,6 +137,8 @@ pub fn handle(
                             if version >= 5 {
                                 out.committed_leader_epoch = epoch;
                             }
+                            // v0-v1 carry errors per partition only.
+                            out.error_code = not_coordinator.unwrap_or(0);
                             out
                         })
                         .collect(),

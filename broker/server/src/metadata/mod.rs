@@ -1,15 +1,7 @@
-//! Cluster metadata: topics, their ids, partition counts and configs, the cluster id, and
-//! producer id allocation.
-//!
-//! The state ([`MetadataImage`]) changes only by applying [`MetadataRecord`]s, the way
-//! KRaft's `__cluster_metadata` log works. On a single node the records are applied to the
-//! image and the image is persisted atomically to `<data_dir>/cluster-metadata.json`; the
-//! Raft quorum will replace [`MetadataStore::propose`] without changing the image or the
-//! handlers that read it.
+//! Cluster metadata as the broker uses it: the image and commands come from
+//! [`ironlog_metadata`] (replicated by the quorum, see [`crate::cluster`]); topic configs
+//! (which keys a topic accepts and how they become a log config) are here.
 
-pub mod image;
-pub mod store;
 pub mod topic_config;
 
-pub use image::{MetadataImage, MetadataRecord, TopicMeta};
-pub use store::{MetadataError, MetadataStore};
+pub use ironlog_metadata::{MetadataImage, TopicMeta};

@@ -38,6 +38,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         group: ironlog_server::group::GroupConfig::default(),
         net: ironlog_server::config::NetLimits::default(),
         cleaner: Some(ironlog_server::config::CleanerSettings::default()),
+        cluster: ironlog_server::config::ClusterSettings::default(),
     }
 }
 

@@ -23,11 +23,14 @@ enum Command {
     Topics(ironlog_client::tools::topics::TopicsArgs),
     /// Produce lines from stdin as records (like kafka-console-producer).
     Produce(ironlog_client::tools::produce::ProduceArgs),
-    /// Print records (like kafka-console-consumer).
+    /// Print records (like kafka-console-consumer), alone or in a consumer group (--group).
     Consume(ironlog_client::tools::consume::ConsumeArgs),
     /// List, describe (with lag), reset offsets of and delete consumer groups
     /// (like kafka-consumer-groups).
     Groups(ironlog_client::tools::groups::GroupsArgs),
+    /// Describe the cluster: id, brokers, controller, the metadata quorum and partitions
+    /// without a leader (like kafka-cluster and kafka-metadata-quorum).
+    Cluster(ironlog_client::tools::cluster::ClusterArgs),
     /// Measure a broker with librdkafka: produce or consume records and report throughput
     /// and latency (like kafka-producer-perf-test and kafka-consumer-perf-test).
     Perf(ironlog_perf::PerfArgs),
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Produce(args) => ironlog_client::tools::produce::run(args).await,
             Command::Consume(args) => ironlog_client::tools::consume::run(args).await,
             Command::Groups(args) => ironlog_client::tools::groups::run(args).await,
+            Command::Cluster(args) => ironlog_client::tools::cluster::run(args).await,
             Command::Perf(args) => tokio::task::spawn_blocking(move || ironlog_perf::run(args))
                 .await
                 .map_err(anyhow::Error::from)

@@ -1,0 +1,471 @@
+//! [`MetadataImage::apply`]: how each command changes the image.
+
+use crate::command::{CommandError, CommandResult, MetadataCommand, NewTopic};
+use crate::image::{
+    validate_topic_name, BrokerId, MetadataImage, PartitionState, TopicMeta, NO_LEADER,
+};
+use crate::placement;
+
+/// The most partitions one command may add (Kafka's controller refuses batches of more
+/// than 10,000 records).
+pub const MAX_PARTITIONS_PER_COMMAND: i32 = 10_000;
+
+impl MetadataImage {
+    /// Applies one committed command. Never fails halfway: a command that doesn't fit the
+    /// image changes nothing and is answered [`CommandResult::Rejected`].
+    pub fn apply(&mut self, command: &MetadataCommand) -> CommandResult {
+        let result = match command {
+            MetadataCommand::Bootstrap { cluster_id, legacy } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id.clone();
+                    if let Some(legacy) = legacy {
+                        for topic in &legacy.topics {
+                            let mut topic = topic.clone();
+                            topic.assignments = (0..topic.partitions)
+                                .map(|_| PartitionState::new(vec![legacy.node]))
+                                .collect();
+                            topic.replication_factor = 1;
+                            self.topics.insert(topic.name.clone(), topic);
+                        }
+                        self.next_producer_id = self.next_producer_id.max(legacy.next_producer_id);
+                    }
+                }
+                Ok(CommandResult::Done)
+            }
+            MetadataCommand::RegisterBroker(registration) => {
+                let id = registration.id;
+                let mut registration = registration.clone();
+                registration.fenced = false;
+                self.brokers.insert(id, registration);
+                self.each_partition(|state| {
+                    if state.leader == NO_LEADER && state.isr.contains(&id) {
+                        state.leader = id;
+                        state.isr = vec![id];
+                        bump_leader(state);
+                    }
+                });
+                Ok(CommandResult::Done)
+            }
+            MetadataCommand::FenceBroker { id, incarnation }
+            | MetadataCommand::ControlledShutdown { id, incarnation } => {
+                self.fence(*id, *incarnation);
+                Ok(CommandResult::Done)
+            }
+            MetadataCommand::CreateTopic(new) => self.create_topic(new),
+            MetadataCommand::CreatePartitions {
+                topic,
+                total,
+                assignments,
+            } => self.create_partitions(topic, *total, assignments.as_deref()),
+            MetadataCommand::ReplaceTopicConfigs { topic, configs } => {
+                match self.topics.get_mut(topic) {
+                    Some(t) => {
+                        t.configs = configs.clone();
+                        Ok(CommandResult::Done)
+                    }
+                    None => Err(CommandError::UnknownTopic(topic.clone())),
+                }
+            }
+            MetadataCommand::DeleteTopic { topic } => match self.topics.remove(topic) {
+                Some(_) => Ok(CommandResult::Done),
+                None => Err(CommandError::UnknownTopic(topic.clone())),
+            },
+            MetadataCommand::AllocateProducerIds { count } => {
+                if *count <= 0 {
+                    Err(CommandError::InvalidRequest(format!(
+                        "cannot allocate {count} producer ids"
+                    )))
+                } else {
+                    let first = self.next_producer_id;
+                    self.next_producer_id += count;
+                    Ok(CommandResult::ProducerIds {
+                        first,
+                        count: *count,
+                    })
+                }
+            }
+            MetadataCommand::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => self.alter_partition(topic, *partition, *leader, *leader_epoch, isr),
+            MetadataCommand::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(topic, *partition, target.as_deref()),
+            MetadataCommand::ElectPreferred { topic, partition } => {
+                self.elect_preferred(topic, *partition)
+            }
+        };
+        result.unwrap_or_else(CommandResult::Rejected)
+    }
+
+    fn each_partition(&mut self, mut f: impl FnMut(&mut PartitionState)) {
+        for topic in self.topics.values_mut() {
+            for state in &mut topic.assignments {
+                f(state);
+            }
+        }
+    }
+
+    fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&mut PartitionState, CommandError> {
+        let t = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| CommandError::UnknownTopic(topic.into()))?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.assignments.get_mut(p))
+            .ok_or_else(|| CommandError::UnknownPartition {
+                topic: topic.into(),
+                partition,
+            })
+    }
+
+    /// Fences `id` (unless it has restarted since: another incarnation) and moves its
+    /// leaderships to the next live in-sync replica, in replica order. A partition with no
+    /// other in-sync replica is left without a leader, its ISR kept as the last one in sync
+    /// (KRaft does the same), so that the broker's return brings it back.
+    fn fence(&mut self, id: BrokerId, incarnation: uuid::Uuid) {
+        match self.brokers.get_mut(&id) {
+            Some(b) if b.incarnation == incarnation => b.fenced = true,
+            _ => return,
+        }
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        self.each_partition(|state| {
+            if !state.isr.contains(&id) {
+                return;
+            }
+            if state.leader == id {
+                let next = state
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && state.isr.contains(r) && live.contains(r));
+                match next {
+                    Some(next) => {
+                        state.leader = next;
+                        state.isr.retain(|r| *r != id);
+                    }
+                    None => state.leader = NO_LEADER,
+                }
+                bump_leader(state);
+            } else if state.isr.len() > 1 {
+                state.isr.retain(|r| *r != id);
+                state.partition_epoch += 1;
+            }
+        });
+    }
+
+    fn check_replicas(&self, replicas: &[BrokerId], what: &str) -> Result<(), CommandError> {
+        if replicas.is_empty() {
+            return Err(CommandError::InvalidReplicaAssignment(format!(
+                "{what}: the replica list is empty"
+            )));
+        }
+        for (i, r) in replicas.iter().enumerate() {
+            if replicas[..i].contains(r) {
+                return Err(CommandError::InvalidReplicaAssignment(format!(
+                    "{what}: broker {r} is listed twice in {replicas:?}"
+                )));
+            }
+            if !self.brokers.contains_key(r) {
+                return Err(CommandError::InvalidReplicaAssignment(format!(
+                    "{what}: broker {r} is not registered (brokers: {:?})",
+                    self.brokers.keys().collect::<Vec<_>>()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replica lists for `count` new partitions from `first`: the explicit ones, checked,
+    /// or placed over the live brokers.
+    fn assign(
+        &self,
+        topic_id: uuid::Uuid,
+        topic: &str,
+        first: i32,
+        count: i32,
+        replication_factor: i16,
+        explicit: Option<&[Vec<BrokerId>]>,
+    ) -> Result<Vec<Vec<BrokerId>>, CommandError> {
+        if count > MAX_PARTITIONS_PER_COMMAND {
+            return Err(CommandError::InvalidPartitions(format!(
+                "{count} partitions in one request is more than the {MAX_PARTITIONS_PER_COMMAND} allowed; \
+                 create them in several requests"
+            )));
+        }
+        if let Some(explicit) = explicit {
+            if explicit.len() != count as usize {
+                return Err(CommandError::InvalidReplicaAssignment(format!(
+                    "{topic}: {} replica lists given for {count} new partitions",
+                    explicit.len()
+                )));
+            }
+            for (i, replicas) in explicit.iter().enumerate() {
+                self.check_replicas(replicas, &format!("{topic}-{}", first + i as i32))?;
+                if replication_factor > 0 && replicas.len() != replication_factor as usize {
+                    return Err(CommandError::InvalidReplicaAssignment(format!(
+                        "{topic}-{}: {} replicas, but the topic's replication factor is {replication_factor}",
+                        first + i as i32,
+                        replicas.len()
+                    )));
+                }
+            }
+            return Ok(explicit.to_vec());
+        }
+        let live: Vec<_> = self.live_brokers().collect();
+        if replication_factor < 1 {
+            return Err(CommandError::InvalidReplicationFactor(format!(
+                "replication factor must be at least 1, got {replication_factor}"
+            )));
+        }
+        if replication_factor as usize > live.len() {
+            return Err(CommandError::InvalidReplicationFactor(format!(
+                "replication factor {replication_factor} is larger than the {} available broker{}",
+                live.len(),
+                if live.len() == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(placement::place(
+            &live,
+            topic_id,
+            first,
+            count,
+            replication_factor as usize,
+        ))
+    }
+
+    fn create_topic(&mut self, new: &NewTopic) -> Result<CommandResult, CommandError> {
+        validate_topic_name(&new.name).map_err(CommandError::InvalidTopic)?;
+        if self.topics.contains_key(&new.name) {
+            return Err(CommandError::TopicExists(new.name.clone()));
+        }
+        let (partitions, replication_factor) = match &new.assignments {
+            Some(lists) => (
+                lists.len() as i32,
+                lists.first().map_or(0, |l| l.len() as i16),
+            ),
+            None => (new.partitions, new.replication_factor),
+        };
+        if partitions < 1 {
+            return Err(CommandError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
+        }
+        let lists = self.assign(
+            new.id,
+            &new.name,
+            0,
+            partitions,
+            replication_factor,
+            new.assignments.as_deref(),
+        )?;
+        let topic = TopicMeta {
+            name: new.name.clone(),
+            id: new.id,
+            partitions,
+            replication_factor,
+            configs: new.configs.clone(),
+            assignments: lists.into_iter().map(|r| self.new_partition(r)).collect(),
+        };
+        self.topics.insert(topic.name.clone(), topic.clone());
+        Ok(CommandResult::TopicCreated(topic))
+    }
+
+    /// A new partition on `replicas`, led by the first live one.
+    fn new_partition(&self, replicas: Vec<BrokerId>) -> PartitionState {
+        let mut state = PartitionState::new(replicas);
+        match state.replicas.iter().copied().find(|r| self.is_live(*r)) {
+            Some(live) => {
+                state.leader = live;
+                state.isr = vec![live];
+            }
+            // Explicitly placed on fenced brokers only: offline until the first returns.
+            None => state.leader = NO_LEADER,
+        }
+        state
+    }
+
+    fn create_partitions(
+        &mut self,
+        topic: &str,
+        total: i32,
+        explicit: Option<&[Vec<BrokerId>]>,
+    ) -> Result<CommandResult, CommandError> {
+        let t = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| CommandError::UnknownTopic(topic.into()))?;
+        if total <= t.partitions {
+            return Err(CommandError::InvalidPartitions(format!(
+                "topic {topic:?} has {} partitions; the new count must be larger, got {total}",
+                t.partitions
+            )));
+        }
+        let lists = self.assign(
+            t.id,
+            topic,
+            t.partitions,
+            total - t.partitions,
+            t.replication_factor,
+            explicit,
+        )?;
+        let states: Vec<_> = lists.into_iter().map(|r| self.new_partition(r)).collect();
+        let t = self.topics.get_mut(topic).expect("checked above");
+        t.assignments.extend(states);
+        t.partitions = total;
+        Ok(CommandResult::Done)
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        isr: &[BrokerId],
+    ) -> Result<CommandResult, CommandError> {
+        let state = self.partition_mut(topic, partition)?;
+        if state.leader != leader || state.leader_epoch != leader_epoch {
+            return Err(CommandError::NotLeader {
+                topic: topic.into(),
+                partition,
+                leader,
+                leader_epoch,
+            });
+        }
+        if !isr.contains(&leader) || isr.iter().any(|r| !state.replicas.contains(r)) {
+            return Err(CommandError::InvalidRequest(format!(
+                "{topic}-{partition}: ISR {isr:?} must hold the leader and only replicas of {:?}",
+                state.replicas
+            )));
+        }
+        state.isr = isr.to_vec();
+        state.partition_epoch += 1;
+        if state.is_reassigning() && state.adding.iter().all(|r| state.isr.contains(r)) {
+            complete_reassignment(state);
+        }
+        Ok(CommandResult::Done)
+    }
+
+    fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[BrokerId]>,
+    ) -> Result<CommandResult, CommandError> {
+        if let Some(target) = target {
+            self.check_replicas(target, &format!("{topic}-{partition}"))?;
+        }
+        let state = self.partition_mut(topic, partition)?;
+        match target {
+            None => {
+                if !state.is_reassigning() {
+                    return Err(CommandError::NoReassignmentInProgress {
+                        topic: topic.into(),
+                        partition,
+                    });
+                }
+                let original = state.original_replicas();
+                let adding = std::mem::take(&mut state.adding);
+                state.removing.clear();
+                state.original.clear();
+                state.isr.retain(|r| !adding.contains(r));
+                state.replicas = original;
+                if adding.contains(&state.leader) || state.isr.is_empty() {
+                    state.leader = state.isr.first().copied().unwrap_or(NO_LEADER);
+                    bump_leader(state);
+                } else {
+                    state.partition_epoch += 1;
+                }
+            }
+            Some(target) => {
+                // A new target replaces an in-flight one: start again from the original.
+                let current = state.original_replicas();
+                let adding: Vec<_> = target
+                    .iter()
+                    .copied()
+                    .filter(|r| !current.contains(r))
+                    .collect();
+                let removing: Vec<_> = current
+                    .iter()
+                    .copied()
+                    .filter(|r| !target.contains(r))
+                    .collect();
+                let mut replicas = target.to_vec();
+                replicas.extend(removing.iter().copied());
+                state.isr.retain(|r| current.contains(r));
+                state.replicas = replicas;
+                state.adding = adding;
+                state.removing = removing;
+                state.original = current;
+                state.partition_epoch += 1;
+                if state.adding.is_empty() {
+                    complete_reassignment(state);
+                }
+            }
+        }
+        Ok(CommandResult::Done)
+    }
+
+    fn elect_preferred(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<CommandResult, CommandError> {
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        let state = self.partition_mut(topic, partition)?;
+        let preferred = state.replicas[0];
+        if state.leader == preferred {
+            return Err(CommandError::ElectionNotNeeded {
+                topic: topic.into(),
+                partition,
+            });
+        }
+        if !state.isr.contains(&preferred) || !live.contains(&preferred) {
+            return Err(CommandError::PreferredLeaderNotAvailable {
+                topic: topic.into(),
+                partition,
+            });
+        }
+        state.leader = preferred;
+        bump_leader(state);
+        Ok(CommandResult::Done)
+    }
+}
+
+fn bump_leader(state: &mut PartitionState) {
+    state.leader_epoch += 1;
+    state.partition_epoch += 1;
+}
+
+/// Every added replica is in sync: the removed ones go, and leadership moves off them.
+fn complete_reassignment(state: &mut PartitionState) {
+    let removing = std::mem::take(&mut state.removing);
+    state.adding.clear();
+    state.original.clear();
+    state.replicas.retain(|r| !removing.contains(r));
+    state.isr.retain(|r| !removing.contains(r));
+    if removing.contains(&state.leader) || state.leader == NO_LEADER {
+        state.leader = state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| state.isr.contains(r))
+            .unwrap_or(NO_LEADER);
+        state.leader_epoch += 1;
+    }
+    state.partition_epoch += 1;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The commands the metadata log carries, and what applying one answers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::image::{BrokerId, BrokerRegistration, TopicMeta};
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    /// Chosen by the proposer, so a retried command names the same topic.
+    pub id: Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    /// Explicit replica lists, one per partition (CreateTopics' `assignments`); placed by
+    /// the controller's rule when `None`.
+    pub assignments: Option<Vec<Vec<BrokerId>>>,
+}
+
+/// What a single-node data directory from before clustering held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyImport {
+    /// The node that wrote it: every imported partition is placed on it.
+    pub node: BrokerId,
+    pub topics: Vec<TopicMeta>,
+    pub next_producer_id: i64,
+}
+
+/// A change to the metadata, as proposed to the quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// The quorum's first command: sets the cluster id and, when a single-node data
+    /// directory is being upgraded, imports its topics and producer ids. A no-op once
+    /// the cluster id is set.
+    Bootstrap {
+        cluster_id: String,
+        legacy: Option<LegacyImport>,
+    },
+    /// A broker (re)starts: registered and unfenced. Partitions left without a leader whose
+    /// last in-sync replica is this broker get it back as leader.
+    RegisterBroker(BrokerRegistration),
+    /// A broker stopped heartbeating: fenced, and its leaderships move to other in-sync
+    /// replicas (or the partition goes offline). Ignored if `incarnation` is not the
+    /// registered one (the broker has restarted since).
+    FenceBroker {
+        id: BrokerId,
+        incarnation: Uuid,
+    },
+    /// A broker is shutting down cleanly: like fencing, asked for by the broker itself.
+    ControlledShutdown {
+        id: BrokerId,
+        incarnation: Uuid,
+    },
+    CreateTopic(NewTopic),
+    /// Grows a topic to `total` partitions.
+    CreatePartitions {
+        topic: String,
+        total: i32,
+        assignments: Option<Vec<Vec<BrokerId>>>,
+    },
+    ReplaceTopicConfigs {
+        topic: String,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        topic: String,
+    },
+    /// Hands out `count` producer ids: answered with [`CommandResult::ProducerIds`].
+    AllocateProducerIds {
+        count: i64,
+    },
+    /// A partition leader changes the in-sync replicas (Kafka's AlterPartition). Completes a
+    /// reassignment once every added replica is in sync.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        isr: Vec<BrokerId>,
+    },
+    /// Starts moving a partition to `target` replicas, or cancels (`None`).
+    Reassign {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<BrokerId>>,
+    },
+    /// Makes the preferred replica (the first) the leader, if it is in sync and live.
+    ElectPreferred {
+        topic: String,
+        partition: i32,
+    },
+}
+
+/// What applying a command answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Done,
+    TopicCreated(TopicMeta),
+    ProducerIds { first: i64, count: i64 },
+    Rejected(CommandError),
+}
+
+impl CommandResult {
+    /// `Err` for [`CommandResult::Rejected`].
+    pub fn into_result(self) -> Result<CommandResult, CommandError> {
+        match self {
+            CommandResult::Rejected(e) => Err(e),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Why a command changed nothing. The broker maps each to its Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("partition {partition} of topic {topic:?} does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("no reassignment of {topic}-{partition} is in progress")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
+    #[error("the preferred leader of {topic}-{partition} already leads it")]
+    ElectionNotNeeded { topic: String, partition: i32 },
+    #[error("the preferred leader of {topic}-{partition} is not live and in sync")]
+    PreferredLeaderNotAvailable { topic: String, partition: i32 },
+    #[error("{topic}-{partition}: broker {leader} at leader epoch {leader_epoch} is not the current leader")]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+    },
+    #[error("{0}")]
+    InvalidRequest(String),
+}

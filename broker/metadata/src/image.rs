@@ -1,0 +1,221 @@
+//! The metadata image: everything the cluster agrees on, at one point of the metadata log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A Kafka broker id (`--node-id`).
+pub type BrokerId = i32;
+
+/// "No leader" in a partition's `leader` field, as in Kafka's metadata.
+pub const NO_LEADER: BrokerId = -1;
+
+/// A broker that has registered with the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: BrokerId,
+    /// New at every start of the broker process; tells a restart from a duplicate register.
+    pub incarnation: Uuid,
+    /// The advertised Kafka listener.
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is left out of Metadata responses: it stopped
+    /// heartbeating (crashed, partitioned away) or shut down.
+    #[serde(default)]
+    pub fenced: bool,
+}
+
+/// One partition's replicas, leader and in-sync replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas, the leader first while there is one.
+    pub isr: Vec<BrokerId>,
+    /// The leader, or [`NO_LEADER`] when no in-sync replica is available.
+    pub leader: BrokerId,
+    /// Bumped at every leader change; fences requests from a stale leader.
+    pub leader_epoch: i32,
+    /// Bumped at every change of this partition's state.
+    pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (they are also in `replicas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<BrokerId>,
+    /// Replicas a reassignment will remove once every added replica is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<BrokerId>,
+    /// The replicas, in order, from before the in-flight reassignment (a cancel restores them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub original: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    /// A new partition on `replicas`, led by the first one.
+    pub fn new(replicas: Vec<BrokerId>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+        PartitionState {
+            // Followers don't replicate yet: the in-sync set is the leader alone.
+            isr: vec![leader],
+            replicas,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
+        }
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas before the in-flight reassignment (what a cancel goes back to).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        if self.is_reassigning() {
+            self.original.clone()
+        } else {
+            self.replicas.clone()
+        }
+    }
+
+    /// The replicas the in-flight reassignment goes to.
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+}
+
+/// One topic as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    /// Always `assignments.len()` in an applied image.
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Topic-level config overrides (only keys set explicitly).
+    pub configs: BTreeMap<String, String>,
+    /// Per partition, its state. Missing in a single-node image written before clustering;
+    /// the upgrade fills it in (see [`crate::MetadataCommand::Bootstrap`]).
+    #[serde(default)]
+    pub assignments: Vec<PartitionState>,
+}
+
+impl TopicMeta {
+    pub fn partition(&self, partition: i32) -> Option<&PartitionState> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.assignments.get(p))
+    }
+}
+
+/// The whole cluster metadata at one point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MetadataImage {
+    /// Empty until the quorum's first leader bootstraps it.
+    pub cluster_id: String,
+    pub topics: BTreeMap<String, TopicMeta>,
+    /// The next producer id that has not been handed out.
+    pub next_producer_id: i64,
+    #[serde(default)]
+    pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
+}
+
+impl MetadataImage {
+    pub fn new(cluster_id: String) -> Self {
+        MetadataImage {
+            cluster_id,
+            ..MetadataImage::default()
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicMeta> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.topic(topic)?.partition(partition)
+    }
+
+    /// Registered brokers that are not fenced, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    pub fn is_live(&self, id: BrokerId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Partitions without a leader, as `(topic, partition)`.
+    pub fn offline_partitions(&self) -> Vec<(String, i32)> {
+        let mut offline = Vec::new();
+        for topic in self.topics.values() {
+            for (p, state) in topic.assignments.iter().enumerate() {
+                if state.leader == NO_LEADER {
+                    offline.push((topic.name.clone(), p as i32));
+                }
+            }
+        }
+        offline
+    }
+}
+
+/// Kafka's topic name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters long, the limit is 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("topic name {name:?} contains {c:?}; legal characters are ASCII alphanumerics, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn a_single_node_image_from_before_clustering_still_reads() {
+        let json = r#"{"cluster_id":"abc","topics":{"t":{"name":"t",
+            "id":"6f1c1a52-8a3e-4a44-9a55-0d3c2b1f0e11","partitions":2,"replication_factor":1,
+            "configs":{}}},"next_producer_id":2000}"#;
+        let image: MetadataImage = serde_json::from_str(json).unwrap();
+        assert_eq!(image.cluster_id, "abc");
+        assert_eq!(image.topic("t").unwrap().partitions, 2);
+        assert!(image.topic("t").unwrap().assignments.is_empty());
+        assert!(image.brokers.is_empty());
+        assert_eq!(image.next_producer_id, 2000);
+    }
+}
