@@ -295,15 +295,23 @@ impl ReplicaManager {
             // Empty: logs on disk belong to the topics of the same name in the image.
             synced: Mutex::new(HashMap::new()),
         };
-        manager.sync_logs(&image)?;
+        manager.sync(&image, true)?;
         Ok(manager)
     }
 
     /// Makes this broker's logs match `image`: a partition assigned here (as leader,
     /// follower or reassignment target) gets a log; a log of a partition not assigned here,
-    /// of a deleted topic, or of an older topic of the same name is deleted; topic configs
+    /// of a deleted topic, or of an older topic of the same name is deleted (see `sync` for
+    /// logs found at start-up that no topic owns); topic configs
     /// are applied to the logs. Runs at start-up and after every metadata change.
     pub fn sync_logs(&self, image: &MetadataImage) -> Result<(), ReplicaError> {
+        self.sync(image, false)
+    }
+
+    /// [`ReplicaManager::sync_logs`]; `at_open`: a log on disk of a topic the metadata has
+    /// never heard of is not deleted but set aside as a `-stray` directory (the metadata
+    /// log was lost or belongs to another cluster; the records may be all there is).
+    fn sync(&self, image: &MetadataImage, at_open: bool) -> Result<(), ReplicaError> {
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
         for (tp, _) in self.logs.logs() {
@@ -312,7 +320,13 @@ impl ReplicaManager {
                     && t.partition(tp.partition)
                         .is_some_and(|p| p.replicas.contains(&self.node_id))
             });
-            if !keep {
+            if !keep && at_open && image.topic(&tp.topic).is_none() {
+                let stray = self.logs.detach_log(&tp.topic, tp.partition)?;
+                tracing::warn!(%tp, moved_to = %stray.display(),
+                    "a partition log on disk belongs to no topic in the cluster metadata; \
+                     set aside, not deleted");
+                changed = true;
+            } else if !keep {
                 tracing::info!(%tp, "removing log: the partition is no longer assigned to this broker");
                 self.logs.delete_log(&tp.topic, tp.partition)?;
                 self.producers

@@ -255,3 +255,48 @@ async fn create_topic(client: &mut RawClient, topic: &str, partitions: i32, rf: 
     let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 5, &request).await;
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
 }
+
+/// A data directory whose metadata log was lost (or belongs to another cluster) starts
+/// with an empty image: the partition logs no topic owns are set aside as `-stray`
+/// directories with their records, not deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_no_topic_owns_are_set_aside_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::TestBroker::start(dir.path()).await;
+    let mut client = RawClient::connect(broker.addr).await.unwrap();
+    create_topic(&mut client, "kept", 1, 1).await;
+    assert_eq!(produce(&mut client, "kept", 0).await, 0);
+    drop(client);
+    broker.stop().await;
+
+    std::fs::remove_dir_all(dir.path().join(ironlog_storage::METADATA_LOG_DIR)).unwrap();
+    let broker = common::TestBroker::start(dir.path()).await;
+    let mut client = RawClient::connect(broker.addr).await.unwrap();
+    let m = metadata(&mut client, None).await;
+    assert!(
+        m.topics.is_empty(),
+        "a fresh metadata log knows no topics: {m:?}"
+    );
+    drop(client);
+    broker.stop().await;
+
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kept-0.") && name.ends_with("-stray"))
+        .collect();
+    assert_eq!(strays.len(), 1, "{strays:?}");
+    assert!(!dir.path().join("kept-0").exists());
+    let stray = dir.path().join(&strays[0]);
+    let segment_bytes: u64 = std::fs::read_dir(&stray)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        segment_bytes > 0,
+        "the record is still in {}",
+        stray.display()
+    );
+}

@@ -280,6 +280,31 @@ impl LogManager {
         self.checkpoint_recovery_points()
     }
 
+    /// Closes a partition's log and renames its directory `<topic>-<partition>.<id>-stray`
+    /// (Kafka's name for such logs), which the manager never opens again: the records stay
+    /// on disk for an operator to inspect or restore. Returns the new path.
+    ///
+    /// # Errors
+    /// [`LogManagerError::UnknownPartition`]; I/O errors renaming.
+    pub fn detach_log(&self, topic: &str, partition: i32) -> Result<PathBuf, LogManagerError> {
+        let tp = TopicPartition::new(topic, partition);
+        let removed = self.logs.write().unwrap_or_else(poisoned).remove(&tp);
+        if removed.is_none() {
+            return Err(LogManagerError::UnknownPartition { tp });
+        }
+        let dir = self.data_dir.join(tp.to_string());
+        let id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let stray = self.data_dir.join(format!("{tp}.{id:x}-stray"));
+        fs::rename(&dir, &stray).map_err(io_err("renaming stray partition directory", &dir))?;
+        File::open(&self.data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("syncing data directory", &self.data_dir))?;
+        self.checkpoint_recovery_points()?;
+        Ok(stray)
+    }
+
     /// Writes every log's recovery point to `recovery-point-offset-checkpoint`
     /// (temp file, fsync, rename).
     ///
