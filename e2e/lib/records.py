@@ -21,7 +21,16 @@ def produce(bootstrap, topic, records, **conf):
     settings = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                 "message.timeout.ms": int(TIMEOUT_S * 1000), "logger": LOG}
     settings.update(conf)
-    p = Producer(settings)
+    delivered = deliver(Producer(settings), topic, records, timeout=TIMEOUT_S + 5,
+                        what=f"{topic} via {bootstrap}")
+    return [(m.partition(), m.offset(), m.key(), m.value()) for m in delivered]
+
+
+def deliver(producer, topic, records, timeout=TIMEOUT_S, what=None):
+    """Produces `records` (dicts of Producer.produce kwargs) with `producer` and waits for
+    every delivery report. Returns the delivered messages (confluent Message) in produce
+    order; fails on any delivery error."""
+    what = what or topic
     results = [None] * len(records)
 
     def report(i):
@@ -32,16 +41,16 @@ def produce(bootstrap, topic, records, **conf):
     for i, r in enumerate(records):
         while True:
             try:
-                p.produce(topic, on_delivery=report(i), **r)
+                producer.produce(topic, on_delivery=report(i), **r)
                 break
             except BufferError:
-                p.poll(0.1)
-        p.poll(0)
-    remaining = p.flush(TIMEOUT_S + 5)
-    assert remaining == 0, f"{remaining} of {len(records)} records to {topic} not delivered"
+                producer.poll(0.1)
+        producer.poll(0)
+    remaining = producer.flush(timeout)
+    assert remaining == 0, f"{remaining} of {len(records)} records to {what} not delivered"
     errors = [(i, r and r[0]) for i, r in enumerate(results) if r is None or r[0] is not None]
-    assert not errors, f"delivery to {topic} via {bootstrap} failed: {errors[:5]}"
-    return [(m.partition(), m.offset(), m.key(), m.value()) for _, m in results]
+    assert not errors, f"delivery to {what} failed: {errors[:5]}"
+    return [m for _, m in results]
 
 
 def consume_all(bootstrap, topic, partitions, timeout=TIMEOUT_S, **conf):

@@ -7,6 +7,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from records import deliver
 
 TIMEOUT_S = 20.0
 
@@ -41,26 +42,7 @@ def produce_all(prod, topic, messages):
     """Produces `messages` (dicts of Producer.produce kwargs) and waits for every delivery
     report. Returns the delivered messages (confluent Message) in produce order; fails on
     any delivery error."""
-    results = [None] * len(messages)
-
-    def report(i):
-        def cb(err, msg):
-            results[i] = (err, msg)
-        return cb
-
-    for i, m in enumerate(messages):
-        while True:
-            try:
-                prod.produce(topic, on_delivery=report(i), **m)
-                break
-            except BufferError:
-                prod.poll(0.1)
-        prod.poll(0)
-    remaining = prod.flush(TIMEOUT_S)
-    assert remaining == 0, f"{remaining} messages not delivered within {TIMEOUT_S}s"
-    errors = [(i, r[0]) for i, r in enumerate(results) if r is None or r[0] is not None]
-    assert not errors, f"delivery failed: {errors[:5]}"
-    return [r[1] for r in results]
+    return deliver(prod, topic, messages)
 
 
 def consumer(bootstrap, **conf):
