@@ -231,31 +231,7 @@ impl Client {
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<(), ClientError> {
         let node = self.find_group_coordinator(group).await?;
-        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
-            topics.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_leader_epoch(-1)
-                    .with_committed_metadata(Some(str_bytes(""))),
-            );
-        }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_generation_id_or_member_epoch(-1)
-            .with_member_id(str_bytes(""))
-            .with_retention_time_ms(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(str_bytes(t)))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
+        let request = offset_commit_request(group, -1, "", offsets);
         let response = self.send(Target::Node(node), &request).await?;
         check_offset_commit(group, response)
     }
@@ -271,6 +247,41 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// An OffsetCommit of `offsets` (the next offset to consume, per topic-partition) for
+/// `group`, as member `member_id` of `generation` (-1 and "" for an admin commit).
+pub(crate) fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> OffsetCommitRequest {
+    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for ((topic, partition), offset) in offsets {
+        topics.entry(topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(str_bytes(""))),
+        );
+    }
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(str_bytes(member_id))
+        .with_retention_time_ms(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(str_bytes(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
 }
 
 /// `Ok` if every partition of an OffsetCommit response was committed.

@@ -13,14 +13,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, OffsetCommitRequest, SyncGroupRequest,
-    TopicName,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -342,34 +338,15 @@ impl Client {
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<(), ClientError> {
         let group = &membership.group;
-        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
-            topics.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_leader_epoch(-1)
-                    .with_committed_metadata(Some(str_bytes(""))),
-            );
-        }
-        if topics.is_empty() {
+        if offsets.is_empty() {
             return Ok(());
         }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_generation_id_or_member_epoch(membership.generation_id)
-            .with_member_id(str_bytes(&membership.member_id))
-            .with_retention_time_ms(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(str_bytes(t)))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
+        let request = crate::groups::offset_commit_request(
+            group,
+            membership.generation_id,
+            &membership.member_id,
+            offsets,
+        );
         let response = self
             .send(Target::Node(membership.coordinator), &request)
             .await?;
