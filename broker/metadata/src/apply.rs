@@ -10,6 +10,15 @@ use crate::placement;
 /// than 10,000 records).
 pub const MAX_PARTITIONS_PER_COMMAND: i32 = 10_000;
 
+/// Refuses adding more than [`MAX_PARTITIONS_PER_COMMAND`] partitions at once. The broker
+/// checks it before proposing (and for validate_only requests); apply checks it again.
+pub fn check_partitions_per_command(count: i32) -> Result<(), CommandError> {
+    if count > MAX_PARTITIONS_PER_COMMAND {
+        return Err(CommandError::TooManyPartitions(count));
+    }
+    Ok(())
+}
+
 impl MetadataImage {
     /// Applies one committed command. Never fails halfway: a command that doesn't fit the
     /// image changes nothing and is answered [`CommandResult::Rejected`].
@@ -197,12 +206,7 @@ impl MetadataImage {
         replication_factor: i16,
         explicit: Option<&[Vec<BrokerId>]>,
     ) -> Result<Vec<Vec<BrokerId>>, CommandError> {
-        if count > MAX_PARTITIONS_PER_COMMAND {
-            return Err(CommandError::InvalidPartitions(format!(
-                "{count} partitions in one request is more than the {MAX_PARTITIONS_PER_COMMAND} allowed; \
-                 create them in several requests"
-            )));
-        }
+        check_partitions_per_command(count)?;
         if let Some(explicit) = explicit {
             if explicit.len() != count as usize {
                 return Err(CommandError::InvalidReplicaAssignment(format!(
@@ -222,19 +226,8 @@ impl MetadataImage {
             }
             return Ok(explicit.to_vec());
         }
+        self.check_replication_factor(replication_factor)?;
         let live: Vec<_> = self.live_brokers().collect();
-        if replication_factor < 1 {
-            return Err(CommandError::InvalidReplicationFactor(format!(
-                "replication factor must be at least 1, got {replication_factor}"
-            )));
-        }
-        if replication_factor as usize > live.len() {
-            return Err(CommandError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor} is larger than the {} available broker{}",
-                live.len(),
-                if live.len() == 1 { "" } else { "s" }
-            )));
-        }
         Ok(placement::place(
             &live,
             topic_id,
@@ -242,6 +235,23 @@ impl MetadataImage {
             count,
             replication_factor as usize,
         ))
+    }
+
+    /// Whether `replication_factor` replicas can be placed on the live (unfenced) brokers.
+    pub fn check_replication_factor(&self, replication_factor: i16) -> Result<(), CommandError> {
+        let live = self.live_brokers().count();
+        if replication_factor < 1 {
+            return Err(CommandError::InvalidReplicationFactor(format!(
+                "replication factor must be at least 1, got {replication_factor}"
+            )));
+        }
+        if replication_factor as usize > live {
+            return Err(CommandError::InvalidReplicationFactor(format!(
+                "replication factor {replication_factor} is larger than the {live} available broker{}",
+                if live == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(())
     }
 
     fn create_topic(&mut self, new: &NewTopic) -> Result<CommandResult, CommandError> {

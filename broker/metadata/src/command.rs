@@ -129,6 +129,8 @@ pub enum CommandError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    #[error("{0} partitions in one request is more than the {max} allowed; create them in several requests", max = crate::apply::MAX_PARTITIONS_PER_COMMAND)]
+    TooManyPartitions(i32),
     #[error("{0}")]
     InvalidReplicaAssignment(String),
     #[error("no reassignment of {topic}-{partition} is in progress")]

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::cluster::{Cluster, ClusterError};
 use crate::metadata::topic_config;
 use crate::producer_state::{Check, PartitionProducers, ProducerBatch};
+use ironlog_metadata::apply::check_partitions_per_command;
 use ironlog_metadata::{
     validate_topic_name, BrokerId, CommandError, CommandResult, MetadataCommand, MetadataImage,
     TopicMeta,
@@ -253,21 +254,6 @@ pub struct ReplicaManager {
 /// A topic as the local logs were last made to match it: its id and config overrides.
 type SyncedTopic = (Uuid, BTreeMap<String, String>);
 
-/// The most partitions one CreateTopics or CreatePartitions entry may add. Like Kafka's
-/// controller (which refuses "excessively large" batches of more than 10,000 records), this
-/// keeps one well-formed request from creating millions of logs.
-pub const MAX_PARTITIONS_PER_REQUEST: i32 = ironlog_metadata::apply::MAX_PARTITIONS_PER_COMMAND;
-
-fn check_partitions_per_request(added: i32) -> Result<(), ReplicaError> {
-    if added > MAX_PARTITIONS_PER_REQUEST {
-        return Err(ReplicaError::PolicyViolation(format!(
-            "{added} partitions in one request is more than the {MAX_PARTITIONS_PER_REQUEST} allowed; \
-             create them in several requests"
-        )));
-    }
-    Ok(())
-}
-
 impl ReplicaManager {
     /// Opens the logs, then makes them agree with the applied metadata (see
     /// [`ReplicaManager::sync_logs`]).
@@ -439,15 +425,8 @@ impl ReplicaManager {
                     topic.partitions
                 )));
             }
-            check_partitions_per_request(topic.partitions)?;
-            let live = image.live_brokers().count();
-            if topic.replication_factor < 1 || topic.replication_factor as usize > live {
-                return Err(ReplicaError::InvalidReplicationFactor(format!(
-                    "replication factor {} is larger than the {live} available broker{}",
-                    topic.replication_factor,
-                    if live == 1 { "" } else { "s" }
-                )));
-            }
+            check_partitions_per_command(topic.partitions)?;
+            image.check_replication_factor(topic.replication_factor)?;
         }
         let pairs: Vec<_> = topic
             .configs
@@ -519,7 +498,7 @@ impl ReplicaManager {
                 meta.partitions
             )));
         }
-        check_partitions_per_request(total - meta.partitions)?;
+        check_partitions_per_command(total - meta.partitions)?;
         if validate_only {
             return Ok(());
         }

@@ -93,8 +93,9 @@ async fn requested_topic(
     name: String,
     allow_auto_create: bool,
 ) -> MetadataResponseTopic {
-    if let Some(t) = broker.replicas.metadata().topic(&name) {
-        return topic_response(&broker.replicas.metadata(), t);
+    let image = broker.replicas.metadata();
+    if let Some(t) = image.topic(&name) {
+        return topic_response(&image, t);
     }
     let error = if allow_auto_create && broker.config.auto_create_topics {
         let created = broker
