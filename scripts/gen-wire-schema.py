@@ -29,6 +29,7 @@ APIS = [
     ("produce", "Produce"),
     ("fetch", "Fetch"),
     ("list_offsets", "ListOffsets"),
+    ("offset_for_leader_epoch", "OffsetForLeaderEpoch"),
     ("metadata", "Metadata"),
     ("offset_commit", "OffsetCommit"),
     ("offset_fetch", "OffsetFetch"),

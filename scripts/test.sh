@@ -2,14 +2,15 @@
 # The project's test command (README "Test"). Installs what it needs, then runs, in order:
 # formatting, clippy, every crate's unit and integration tests, the CRD drift check, the
 # real-client end-to-end suites (kcat, confluent-kafka, kafka-python; a loopback cluster; a
-# docker-compose cluster of the broker image; Sarama), the benchmark smoke runs (the broker's
+# docker-compose cluster of the broker image; replication under injected faults, on loopback
+# and on a private Docker network; Sarama), the benchmark smoke runs (the broker's
 # and the log cleaner's) and the Kubernetes end-to-end suite on a real API server.
 #
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
 # Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups cluster compose
-#        sarama bench bench-compaction k8s
+#        replication sarama bench bench-compaction k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,6 +21,7 @@ export IRONLOG_BIN=$ROOT/target/debug/ironlog
 passed=0
 failed=0
 failures=()
+ok_steps=()
 
 step() { # name, command...
   local name=$1; shift
@@ -29,7 +31,7 @@ step() { # name, command...
   echo "=== $name: $*"
   local start=$SECONDS
   if "$@"; then
-    echo "=== $name: ok ($((SECONDS - start)) s)"; passed=$((passed + 1))
+    echo "=== $name: ok ($((SECONDS - start)) s)"; passed=$((passed + 1)); ok_steps+=("$name")
   else
     echo "=== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); failures+=("$name")
   fi
@@ -68,6 +70,16 @@ step clients e2e/clients/run.sh
 step groups e2e/groups/run.sh
 step cluster e2e/cluster/run.sh
 step compose e2e/compose/run.sh
+# The compose step built the broker image from this run's binary: the replication suite's
+# container test reuses it instead of building it again.
+replication_suite() {
+  if [[ " ${ok_steps[*]} " == *" compose "* ]]; then
+    IRONLOG_IMAGE=ironlog/ironlog:e2e-compose e2e/replication/run.sh
+  else
+    e2e/replication/run.sh
+  fi
+}
+step replication replication_suite
 step sarama e2e/sarama/run.sh
 step bench bench/run.sh --smoke
 step bench-compaction bench/compaction.sh --smoke

@@ -56,6 +56,7 @@ class ClusterNode(Broker):
     def __init__(self, binary, workdir, node_id, ports, voters_arg, extra_args=()):
         self.node_id = node_id
         self.controller_port = ports[2]
+        self.paused = False  # SIGSTOPped by Cluster.pause
         args = [
             "--node-id", str(node_id),
             "--controller-listen", f"127.0.0.1:{self.controller_port}",
@@ -117,6 +118,19 @@ class Cluster:
         node.stopped_by_test = True
         node.proc.send_signal(sig)
 
+    def pause(self, node_id):
+        """SIGSTOP: the process stays alive but does nothing (no fetches, no heartbeats) until
+        `resume`. A node still paused at teardown is resumed before it is stopped."""
+        node = self.nodes[node_id]
+        node.proc.send_signal(signal.SIGSTOP)
+        node.paused = True
+
+    def resume(self, node_id):
+        """SIGCONT to a node `pause` stopped."""
+        node = self.nodes[node_id]
+        node.proc.send_signal(signal.SIGCONT)
+        node.paused = False
+
     def start_node(self, node_id, wait=True):
         """Starts a stopped node on its ports and data directory."""
         node = self.nodes[node_id]
@@ -128,6 +142,9 @@ class Cluster:
         live = [n for n in self.nodes.values() if n.alive()]
         for n in live:
             n.stopped_by_test = True
+            if n.paused:  # a SIGSTOPped process would not act on SIGTERM
+                n.proc.send_signal(signal.SIGCONT)
+                n.paused = False
             n.proc.send_signal(signal.SIGTERM)
         codes = {}
         deadline = time.monotonic() + timeout
@@ -157,6 +174,14 @@ class Cluster:
 
     def metadata(self, node_id, topics=None):
         return kafka_wire.metadata(self.addr(node_id), topics)
+
+    def partition(self, node_id, topic, partition):
+        """The partition as `node_id` sees it in Metadata (kafka_wire.Partition: leader,
+        leader_epoch, replicas, isr, offline); AssertionError if the node doesn't list it."""
+        t = self.metadata(node_id, [topic]).topics.get(topic)
+        assert t is not None and partition in t.partitions, \
+            f"node {node_id}'s Metadata has no {topic}-{partition}"
+        return t.partitions[partition]
 
     def describe_cluster(self, node_id):
         return kafka_wire.describe_cluster(self.addr(node_id))

@@ -1,8 +1,26 @@
 //! [`MetadataImage::apply`]: how each command changes the image.
+//!
+//! # Leader election
+//! A partition is led by a live (registered, unfenced) member of its ISR, chosen in
+//! replica order. When none is left (its leader is fenced and no other in-sync replica is
+//! live), it goes offline: leader [`NO_LEADER`], the ISR kept as the members last in sync,
+//! so that one of them coming back leads it again (a clean election). If the topic enables
+//! [`unclean_election_enabled`], the first live replica outside the ISR leads instead, with
+//! the ISR reduced to it and [`PartitionState::recovering`] set; this is tried when the
+//! leader is fenced, when a replica of an offline partition registers, and when the config
+//! is turned on. A fenced broker is never elected.
+//!
+//! # ISR changes
+//! Only the current leader changes the ISR ([`MetadataCommand::AlterPartition`]), at the
+//! current leader epoch and, when given, partition epoch: a proposal based on an older
+//! state is refused, never merged. It may drop any follower but add only live brokers.
+
+use std::collections::BTreeSet;
 
 use crate::command::{CommandError, CommandResult, MetadataCommand, NewTopic};
 use crate::image::{
-    validate_topic_name, BrokerId, MetadataImage, PartitionState, TopicMeta, NO_LEADER,
+    unclean_election_enabled, validate_topic_name, BrokerId, MetadataImage, PartitionState,
+    TopicMeta, NO_LEADER,
 };
 use crate::placement;
 
@@ -46,13 +64,15 @@ impl MetadataImage {
                 let mut registration = registration.clone();
                 registration.fenced = false;
                 self.brokers.insert(id, registration);
-                self.each_partition(|state| {
-                    if state.leader == NO_LEADER && state.isr.contains(&id) {
-                        state.leader = id;
-                        state.isr = vec![id];
-                        bump_leader(state);
+                let live = self.live_ids();
+                for topic in self.topics.values_mut() {
+                    let unclean = unclean_election_enabled(topic);
+                    for state in &mut topic.assignments {
+                        if state.leader == NO_LEADER && state.replicas.contains(&id) {
+                            elect_offline(state, &live, unclean);
+                        }
                     }
-                });
+                }
                 Ok(CommandResult::Done)
             }
             MetadataCommand::FenceBroker { id, incarnation }
@@ -67,9 +87,17 @@ impl MetadataImage {
                 assignments,
             } => self.create_partitions(topic, *total, assignments.as_deref()),
             MetadataCommand::ReplaceTopicConfigs { topic, configs } => {
+                let live = self.live_ids();
                 match self.topics.get_mut(topic) {
                     Some(t) => {
                         t.configs = configs.clone();
+                        if unclean_election_enabled(t) {
+                            for state in &mut t.assignments {
+                                if state.leader == NO_LEADER {
+                                    elect_offline(state, &live, true);
+                                }
+                            }
+                        }
                         Ok(CommandResult::Done)
                     }
                     None => Err(CommandError::UnknownTopic(topic.clone())),
@@ -99,7 +127,15 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 isr,
-            } => self.alter_partition(topic, *partition, *leader, *leader_epoch, isr),
+                partition_epoch,
+            } => self.alter_partition(
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                *partition_epoch,
+                isr,
+            ),
             MetadataCommand::Reassign {
                 topic,
                 partition,
@@ -112,12 +148,9 @@ impl MetadataImage {
         result.unwrap_or_else(CommandResult::Rejected)
     }
 
-    fn each_partition(&mut self, mut f: impl FnMut(&mut PartitionState)) {
-        for topic in self.topics.values_mut() {
-            for state in &mut topic.assignments {
-                f(state);
-            }
-        }
+    /// Registered brokers that are not fenced.
+    fn live_ids(&self) -> BTreeSet<BrokerId> {
+        self.live_brokers().map(|b| b.id).collect()
     }
 
     fn partition_mut(
@@ -140,37 +173,34 @@ impl MetadataImage {
 
     /// Fences `id` (unless it has restarted since: another incarnation) and moves its
     /// leaderships to the next live in-sync replica, in replica order. A partition with no
-    /// other in-sync replica is left without a leader, its ISR kept as the last one in sync
-    /// (KRaft does the same), so that the broker's return brings it back.
+    /// other live in-sync replica gets an unclean leader if its topic allows one and a
+    /// replica is live; otherwise it is left without a leader, its ISR kept as the last
+    /// ones in sync (KRaft does the same), so that the broker's return brings it back.
+    /// A follower leaves the ISR unless it is the last member.
     fn fence(&mut self, id: BrokerId, incarnation: uuid::Uuid) {
         match self.brokers.get_mut(&id) {
             Some(b) if b.incarnation == incarnation => b.fenced = true,
             _ => return,
         }
-        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
-        self.each_partition(|state| {
-            if !state.isr.contains(&id) {
-                return;
-            }
-            if state.leader == id {
-                let next = state
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| *r != id && state.isr.contains(r) && live.contains(r));
-                match next {
-                    Some(next) => {
-                        state.leader = next;
-                        state.isr.retain(|r| *r != id);
-                    }
-                    None => state.leader = NO_LEADER,
+        let live = self.live_ids();
+        for topic in self.topics.values_mut() {
+            let unclean = unclean_election_enabled(topic);
+            for state in &mut topic.assignments {
+                if !state.isr.contains(&id) {
+                    continue;
                 }
-                bump_leader(state);
-            } else if state.isr.len() > 1 {
-                state.isr.retain(|r| *r != id);
-                state.partition_epoch += 1;
+                if state.leader == id {
+                    state.leader = NO_LEADER;
+                    if !elect_offline(state, &live, unclean) {
+                        // Offline: the leader change to none is still a leader change.
+                        bump_leader(state);
+                    }
+                } else if state.isr.len() > 1 {
+                    state.isr.retain(|r| *r != id);
+                    state.partition_epoch += 1;
+                }
             }
-        });
+        }
     }
 
     fn check_replicas(&self, replicas: &[BrokerId], what: &str) -> Result<(), CommandError> {
@@ -291,15 +321,24 @@ impl MetadataImage {
         Ok(CommandResult::TopicCreated(topic))
     }
 
-    /// A new partition on `replicas`, led by the first live one.
+    /// A new partition on `replicas`, led by the first live one. Every live replica is in
+    /// sync (all the logs are empty), in replica order, so the leader comes first.
     fn new_partition(&self, replicas: Vec<BrokerId>) -> PartitionState {
         let mut state = PartitionState::new(replicas);
-        match state.replicas.iter().copied().find(|r| self.is_live(*r)) {
-            Some(live) => {
-                state.leader = live;
-                state.isr = vec![live];
+        let live: Vec<BrokerId> = state
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| self.is_live(*r))
+            .collect();
+        match live.first() {
+            Some(&leader) => {
+                state.leader = leader;
+                state.isr = live;
             }
-            // Explicitly placed on fenced brokers only: offline until the first returns.
+            // Explicitly placed on fenced brokers only: offline until one returns. The ISR
+            // stays every replica (their logs are empty), so whichever returns first leads
+            // cleanly.
             None => state.leader = NO_LEADER,
         }
         state
@@ -336,14 +375,18 @@ impl MetadataImage {
         Ok(CommandResult::Done)
     }
 
+    /// Kafka's AlterPartition as KRaft's controller applies it; the checks are in the order
+    /// [`MetadataCommand::AlterPartition`] documents.
     fn alter_partition(
         &mut self,
         topic: &str,
         partition: i32,
         leader: BrokerId,
         leader_epoch: i32,
+        partition_epoch: Option<i32>,
         isr: &[BrokerId],
     ) -> Result<CommandResult, CommandError> {
+        let live = self.live_ids();
         let state = self.partition_mut(topic, partition)?;
         if state.leader != leader || state.leader_epoch != leader_epoch {
             return Err(CommandError::NotLeader {
@@ -353,14 +396,37 @@ impl MetadataImage {
                 leader_epoch,
             });
         }
-        if !isr.contains(&leader) || isr.iter().any(|r| !state.replicas.contains(r)) {
+        if let Some(got) = partition_epoch {
+            if got != state.partition_epoch {
+                return Err(CommandError::StalePartitionEpoch {
+                    topic: topic.into(),
+                    partition,
+                    current: state.partition_epoch,
+                    got,
+                });
+            }
+        }
+        // Only joining members must be live: dropping a member is always allowed.
+        if let Some(&replica) = isr
+            .iter()
+            .find(|r| !state.isr.contains(r) && !live.contains(r))
+        {
+            return Err(CommandError::IneligibleReplica {
+                topic: topic.into(),
+                partition,
+                replica,
+            });
+        }
+        let duplicate = isr.iter().enumerate().any(|(i, r)| isr[..i].contains(r));
+        if !isr.contains(&leader) || duplicate || isr.iter().any(|r| !state.replicas.contains(r)) {
             return Err(CommandError::InvalidRequest(format!(
-                "{topic}-{partition}: ISR {isr:?} must hold the leader and only replicas of {:?}",
+                "{topic}-{partition}: ISR {isr:?} must hold the leader and only replicas of {:?}, each once",
                 state.replicas
             )));
         }
         state.isr = isr.to_vec();
         state.partition_epoch += 1;
+        state.recovering = false;
         if state.is_reassigning() && state.adding.iter().all(|r| state.isr.contains(r)) {
             complete_reassignment(state);
         }
@@ -376,6 +442,8 @@ impl MetadataImage {
         if let Some(target) = target {
             self.check_replicas(target, &format!("{topic}-{partition}"))?;
         }
+        let live = self.live_ids();
+        let unclean = self.topic(topic).is_some_and(unclean_election_enabled);
         let state = self.partition_mut(topic, partition)?;
         match target {
             None => {
@@ -384,6 +452,14 @@ impl MetadataImage {
                         topic: topic.into(),
                         partition,
                     });
+                }
+                // Kafka's PartitionReassignmentRevert: an ISR of added replicas only would
+                // be left empty, which takes an unclean election.
+                if !unclean && state.isr.iter().all(|r| state.adding.contains(r)) {
+                    return Err(CommandError::InvalidReplicaAssignment(format!(
+                        "{topic}-{partition}: cancelling the reassignment would leave no in-sync replica (ISR {:?}, adding {:?}); let it finish, or enable {} on the topic",
+                        state.isr, state.adding, crate::image::UNCLEAN_LEADER_ELECTION_ENABLE
+                    )));
                 }
                 let original = state.original_replicas();
                 let adding = std::mem::take(&mut state.adding);
@@ -424,6 +500,10 @@ impl MetadataImage {
                 }
             }
         }
+        // Moving off the only in-sync replicas can leave no leader: elect as a fence would.
+        if state.leader == NO_LEADER {
+            elect_offline(state, &live, unclean);
+        }
         Ok(CommandResult::Done)
     }
 
@@ -432,7 +512,7 @@ impl MetadataImage {
         topic: &str,
         partition: i32,
     ) -> Result<CommandResult, CommandError> {
-        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        let live = self.live_ids();
         let state = self.partition_mut(topic, partition)?;
         let preferred = state.replicas[0];
         if state.leader == preferred {
@@ -451,6 +531,33 @@ impl MetadataImage {
         bump_leader(state);
         Ok(CommandResult::Done)
     }
+}
+
+/// Elects a leader for `state`, which has none: the first live in-sync replica in replica
+/// order (clean; the ISR keeps its live members), or else, if `unclean`, the first live
+/// replica (the ISR becomes it alone and the partition is recovering). Returns whether a
+/// leader was elected; if not, `state` is unchanged.
+fn elect_offline(state: &mut PartitionState, live: &BTreeSet<BrokerId>, unclean: bool) -> bool {
+    debug_assert_eq!(state.leader, NO_LEADER);
+    let live_replica = |in_isr: bool| {
+        state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| live.contains(r) && (!in_isr || state.isr.contains(r)))
+    };
+    if let Some(leader) = live_replica(true) {
+        state.leader = leader;
+        state.isr.retain(|r| live.contains(r));
+    } else if let Some(leader) = live_replica(false).filter(|_| unclean) {
+        state.leader = leader;
+        state.isr = vec![leader];
+        state.recovering = true;
+    } else {
+        return false;
+    }
+    bump_leader(state);
+    true
 }
 
 fn bump_leader(state: &mut PartitionState) {

@@ -41,10 +41,13 @@ pub enum MetadataCommand {
         legacy: Option<LegacyImport>,
     },
     /// A broker (re)starts: registered and unfenced. Partitions left without a leader whose
-    /// last in-sync replica is this broker get it back as leader.
+    /// last in-sync replicas include this broker get it back as leader; an offline partition
+    /// where it is a replica but not in sync gets it as an unclean leader, only if the
+    /// topic enables [`crate::unclean_election_enabled`].
     RegisterBroker(BrokerRegistration),
-    /// A broker stopped heartbeating: fenced, and its leaderships move to other in-sync
-    /// replicas (or the partition goes offline). Ignored if `incarnation` is not the
+    /// A broker stopped heartbeating: fenced, and its leaderships move to other live in-sync
+    /// replicas; failing those, to a live out-of-sync replica if the topic enables unclean
+    /// election, else the partition goes offline. Ignored if `incarnation` is not the
     /// registered one (the broker has restarted since).
     FenceBroker {
         id: BrokerId,
@@ -62,6 +65,8 @@ pub enum MetadataCommand {
         total: i32,
         assignments: Option<Vec<Vec<BrokerId>>>,
     },
+    /// Replaces a topic's config overrides. Enabling unclean leader election elects leaders
+    /// for the topic's offline partitions at once.
     ReplaceTopicConfigs {
         topic: String,
         configs: BTreeMap<String, String>,
@@ -73,14 +78,25 @@ pub enum MetadataCommand {
     AllocateProducerIds {
         count: i64,
     },
-    /// A partition leader changes the in-sync replicas (Kafka's AlterPartition). Completes a
-    /// reassignment once every added replica is in sync.
+    /// A partition leader changes the in-sync replicas (Kafka's AlterPartition, KRaft
+    /// semantics). Refused, in this order, for an unknown partition, a leader or leader
+    /// epoch that is not the current one ([`CommandError::NotLeader`]), a stale
+    /// `partition_epoch` ([`CommandError::StalePartitionEpoch`]), an added member that is
+    /// not a registered unfenced broker ([`CommandError::IneligibleReplica`]), and an ISR
+    /// without the leader or with a non-replica ([`CommandError::InvalidRequest`]).
+    /// Accepted, it bumps the partition epoch, ends leader recovery
+    /// ([`crate::PartitionState::recovering`]) and completes a reassignment once every
+    /// added replica is in sync.
     AlterPartition {
         topic: String,
         partition: i32,
         leader: BrokerId,
         leader_epoch: i32,
         isr: Vec<BrokerId>,
+        /// The partition epoch the leader's proposal is based on. `None` only in commands
+        /// written before partition epochs were checked: then not checked.
+        #[serde(default)]
+        partition_epoch: Option<i32>,
     },
     /// Starts moving a partition to `target` replicas, or cancels (`None`).
     Reassign {
@@ -114,7 +130,8 @@ impl CommandResult {
     }
 }
 
-/// Why a command changed nothing. The broker maps each to its Kafka error code.
+/// Why a command changed nothing. The broker maps each to its Kafka error code, at its
+/// handler boundary; the variants answering an AlterPartition name theirs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum CommandError {
     #[error("topic {0:?} already exists")]
@@ -139,12 +156,31 @@ pub enum CommandError {
     ElectionNotNeeded { topic: String, partition: i32 },
     #[error("the preferred leader of {topic}-{partition} is not live and in sync")]
     PreferredLeaderNotAvailable { topic: String, partition: i32 },
+    /// The proposer is not the current leader at the current leader epoch. Kafka answers a
+    /// stale leader epoch FENCED_LEADER_EPOCH (74), another leader NOT_LEADER_OR_FOLLOWER (6).
     #[error("{topic}-{partition}: broker {leader} at leader epoch {leader_epoch} is not the current leader")]
     NotLeader {
         topic: String,
         partition: i32,
         leader: BrokerId,
         leader_epoch: i32,
+    },
+    /// An AlterPartition based on an older partition state (another change was applied
+    /// since): Kafka's INVALID_UPDATE_VERSION (108).
+    #[error("{topic}-{partition}: the ISR change is based on partition epoch {got}, but the partition is at {current}; retry from the current partition state")]
+    StalePartitionEpoch {
+        topic: String,
+        partition: i32,
+        current: i32,
+        got: i32,
+    },
+    /// An AlterPartition adds to the ISR a broker that is not registered or is fenced:
+    /// Kafka's INELIGIBLE_REPLICA (107).
+    #[error("{topic}-{partition}: broker {replica} cannot join the ISR: it is not a registered, unfenced broker; the leader retries once it is back")]
+    IneligibleReplica {
+        topic: String,
+        partition: i32,
+        replica: BrokerId,
     },
     #[error("{0}")]
     InvalidRequest(String),

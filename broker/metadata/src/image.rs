@@ -49,15 +49,21 @@ pub struct PartitionState {
     /// The replicas, in order, from before the in-flight reassignment (a cancel restores them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub original: Vec<BrokerId>,
+    /// The leader was elected uncleanly (from outside the ISR, see
+    /// [`unclean_election_enabled`]) and may lack records that were acknowledged: KRaft's
+    /// `LeaderRecoveryState::RECOVERING`. The ISR is the leader alone until its first
+    /// AlterPartition, which clears this.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovering: bool,
 }
 
 impl PartitionState {
-    /// A new partition on `replicas`, led by the first one.
+    /// A new partition on `replicas`, led by the first one, with every replica in sync: their
+    /// logs are all empty (Kafka puts all assigned replicas in a new partition's ISR).
     pub fn new(replicas: Vec<BrokerId>) -> Self {
         let leader = replicas.first().copied().unwrap_or(NO_LEADER);
         PartitionState {
-            // Followers don't replicate yet: the in-sync set is the leader alone.
-            isr: vec![leader],
+            isr: replicas.clone(),
             replicas,
             leader,
             leader_epoch: 0,
@@ -65,6 +71,7 @@ impl PartitionState {
             adding: Vec::new(),
             removing: Vec::new(),
             original: Vec::new(),
+            recovering: false,
         }
     }
 
@@ -105,6 +112,19 @@ pub struct TopicMeta {
     /// the upgrade fills it in (see [`crate::MetadataCommand::Bootstrap`]).
     #[serde(default)]
     pub assignments: Vec<PartitionState>,
+}
+
+/// The topic config that allows electing a leader from outside the ISR.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// Whether `topic` allows unclean leader election (Kafka's `unclean.leader.election.enable`,
+/// default `false`): when no in-sync replica is live, the first live replica leads and the
+/// records it lacks are lost. Kafka parses booleans trimmed and case-insensitively.
+pub fn unclean_election_enabled(topic: &TopicMeta) -> bool {
+    topic
+        .configs
+        .get(UNCLEAN_LEADER_ELECTION_ENABLE)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 impl TopicMeta {
@@ -168,6 +188,30 @@ impl MetadataImage {
         }
         offline
     }
+
+    /// Partitions, as `(topic, partition)` sorted by topic then partition, that a preferred
+    /// leader election would move back to their preferred replica (`replicas[0]`): it is
+    /// live and in sync but does not lead, and no reassignment is in flight. Kafka's
+    /// `auto.leader.rebalance.enable` proposes [`crate::MetadataCommand::ElectPreferred`]
+    /// for each.
+    pub fn preferred_leader_imbalance(&self) -> Vec<(String, i32)> {
+        let mut imbalanced = Vec::new();
+        for topic in self.topics.values() {
+            for (p, state) in topic.assignments.iter().enumerate() {
+                let Some(&preferred) = state.replicas.first() else {
+                    continue;
+                };
+                if state.leader != preferred
+                    && state.isr.contains(&preferred)
+                    && self.is_live(preferred)
+                    && !state.is_reassigning()
+                {
+                    imbalanced.push((topic.name.clone(), p as i32));
+                }
+            }
+        }
+        imbalanced
+    }
 }
 
 /// Kafka's topic name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -204,6 +248,98 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a/b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    fn broker(id: BrokerId, fenced: bool) -> BrokerRegistration {
+        BrokerRegistration {
+            id,
+            incarnation: Uuid::from_u128(id as u128),
+            host: format!("b{id}"),
+            port: 9092,
+            rack: None,
+            fenced,
+        }
+    }
+
+    /// Brokers 1, 2, 3 with 3 fenced, and topics of the given partitions.
+    fn image_with(topics: &[(&str, Vec<PartitionState>)]) -> MetadataImage {
+        let mut image = MetadataImage::new("c".into());
+        for (id, fenced) in [(1, false), (2, false), (3, true)] {
+            image.brokers.insert(id, broker(id, fenced));
+        }
+        for (name, assignments) in topics {
+            image.topics.insert(
+                name.to_string(),
+                TopicMeta {
+                    name: name.to_string(),
+                    id: Uuid::from_u128(1),
+                    partitions: assignments.len() as i32,
+                    replication_factor: 2,
+                    configs: BTreeMap::new(),
+                    assignments: assignments.clone(),
+                },
+            );
+        }
+        image
+    }
+
+    fn partition(replicas: &[BrokerId], leader: BrokerId, isr: &[BrokerId]) -> PartitionState {
+        PartitionState {
+            leader,
+            isr: isr.to_vec(),
+            ..PartitionState::new(replicas.to_vec())
+        }
+    }
+
+    #[test]
+    fn preferred_leader_imbalance_lists_partitions_a_preferred_election_would_move() {
+        let reassigning = PartitionState {
+            adding: vec![2],
+            removing: vec![1],
+            original: vec![1],
+            ..partition(&[2, 1], 1, &[1, 2])
+        };
+        let cases = [
+            (
+                "the preferred replica leads",
+                partition(&[1, 2], 1, &[1, 2]),
+                false,
+            ),
+            (
+                "live, in sync, not leading",
+                partition(&[1, 2], 2, &[2, 1]),
+                true,
+            ),
+            ("not in sync", partition(&[1, 2], 2, &[2]), false),
+            ("fenced", partition(&[3, 2], 2, &[2, 3]), false),
+            ("offline", partition(&[3, 1], NO_LEADER, &[3]), false),
+            ("reassigning", reassigning, false),
+            ("no replicas", partition(&[], NO_LEADER, &[]), false),
+        ];
+        for (name, state, want) in cases {
+            let image = image_with(&[("t", vec![state])]);
+            let expected = if want {
+                vec![("t".to_string(), 0)]
+            } else {
+                vec![]
+            };
+            assert_eq!(image.preferred_leader_imbalance(), expected, "{name}");
+        }
+
+        let moved = || partition(&[1, 2], 2, &[2, 1]);
+        let image = image_with(&[
+            ("b", vec![moved(), partition(&[1, 2], 1, &[1, 2]), moved()]),
+            ("a", vec![partition(&[2, 1], 2, &[2]), moved()]),
+        ]);
+        assert_eq!(
+            image.preferred_leader_imbalance(),
+            vec![
+                ("a".to_string(), 1),
+                ("b".to_string(), 0),
+                ("b".to_string(), 2)
+            ],
+            "sorted by topic, then partition"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ const CAPS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 0, 16),
     (ApiKey::ListOffsets, 0, 8),
+    // v3 adds the replica id (followers), v4 is flexible.
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),

@@ -13,7 +13,8 @@ use crate::config::BrokerConfig;
 use crate::group::coordinator::CoordinatorError;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
-use crate::replica_manager::{ReplicaError, ReplicaManager};
+use crate::partition::{IsrChange, Partition};
+use crate::replica_manager::{ReplicaError, ReplicaManager, SyncOutcome};
 use ironlog_metadata::{CommandResult, MetadataCommand};
 use ironlog_storage::cleaner::{Cleaner, CleanerError};
 
@@ -21,6 +22,8 @@ use ironlog_storage::cleaner::{Cleaner, CleanerError};
 const LOG_TICK: Duration = Duration::from_secs(1);
 /// How often group timers (sessions, rebalance deadlines) are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// Producer snapshots are written every this many log ticks (and at shutdown).
+const PRODUCER_SNAPSHOT_TICKS: u64 = 30;
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -34,6 +37,9 @@ pub struct Broker {
     shutdown: watch::Receiver<bool>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     started_ms: AtomicI64,
+    /// Changes when partitions start or stop following a leader (the replica fetchers
+    /// look again).
+    fetchers: watch::Sender<u64>,
 }
 
 /// Why the broker could not open its data directory.
@@ -82,6 +88,7 @@ impl Broker {
             shutdown,
             producer_ids: std::sync::Mutex::new(ProducerIdBlock::default()),
             started_ms: AtomicI64::new(crate::replica_manager::now_ms()),
+            fetchers: watch::channel(0).0,
         }))
     }
 
@@ -129,14 +136,20 @@ impl Broker {
         }
     }
 
-    /// Brings the logs and the group coordinator in line with the applied metadata.
-    fn follow_metadata(&self, image: &ironlog_metadata::MetadataImage) {
-        if let Err(e) = self.replicas.sync_logs(image) {
-            tracing::error!(error = %e, "cannot make the local logs match the metadata; will retry at the next change");
-        }
+    /// Brings the logs, partitions and the group coordinator in line with the applied
+    /// metadata.
+    fn follow_metadata(&self, image: &ironlog_metadata::MetadataImage) -> SyncOutcome {
+        let outcome = match self.replicas.sync_logs(image) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make the local logs match the metadata; will retry at the next change");
+                SyncOutcome::default()
+            }
+        };
         self.groups
             .follow_metadata(&self.replicas, image, crate::replica_manager::now_ms());
         self.metrics.cluster.observe_image(image);
+        outcome
     }
 }
 
@@ -191,8 +204,22 @@ pub async fn run_on(
     let heartbeats = cluster.spawn_heartbeats(broker.shutdown_signal());
     let sessions = cluster.spawn_session_checks(broker.shutdown_signal());
     let follower = spawn_metadata_follower(&broker);
-    let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", |b| {
+    let fetchers = crate::replica_fetcher::spawn_manager(&broker, broker.fetchers.subscribe());
+    let isr_checks = spawn_isr_checks(&broker);
+    let rebalance = broker
+        .config
+        .cluster
+        .leader_imbalance_check_interval
+        .map(|every| spawn_leader_rebalance(&broker, every));
+    let log_ticks = std::sync::atomic::AtomicU64::new(0);
+    let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", move |b| {
         b.replicas.tick();
+        if log_ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(PRODUCER_SNAPSHOT_TICKS)
+        {
+            b.replicas.snapshot_producers();
+        }
         b.metrics.cluster.observe_quorum(&b.cluster.status());
     });
     let group_ticks = std::sync::atomic::AtomicU64::new(0);
@@ -226,6 +253,11 @@ pub async fn run_on(
     // nodes of a full stop): they hold nothing that needs finishing.
     heartbeats.abort();
     sessions.abort();
+    fetchers.abort();
+    isr_checks.abort();
+    if let Some(rebalance) = rebalance {
+        rebalance.abort();
+    }
     let _ = follower.await;
     let _ = ticker.await;
     let _ = group_ticker.await;
@@ -256,57 +288,121 @@ fn spawn_metadata_follower(broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> 
             }
             let image = images.borrow_and_update().clone();
             let b = broker.clone();
-            let applied = image.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || b.follow_metadata(&applied)).await {
-                tracing::error!(error = %e, "applying a metadata change failed");
-            }
-            tokio::select! {
-                _ = complete_idle_reassignments(&broker, &image) => {}
-                _ = stopped(&mut shutdown) => break,
+            match tokio::task::spawn_blocking(move || b.follow_metadata(&image)).await {
+                Ok(outcome) => {
+                    if outcome.followers_changed {
+                        broker.fetchers.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    for (partition, change) in outcome.isr_changes {
+                        if let Some(change) = change {
+                            spawn_isr_change(&broker, partition, change);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "applying a metadata change failed"),
             }
         }
     })
 }
 
-/// For partitions this broker leads that a reassignment is adding replicas to: an added
-/// replica starts with an empty log, so it is in sync when the leader's log is empty too,
-/// and the leader then adds it to the ISR (which completes the move). A partition with
-/// records waits for followers to replicate (not built yet).
-async fn complete_idle_reassignments(
-    broker: &Arc<Broker>,
-    image: &ironlog_metadata::MetadataImage,
-) {
-    let node = broker.config.node_id;
-    for topic in image.topics.values() {
-        for (partition, state) in topic.assignments.iter().enumerate() {
-            let partition = partition as i32;
-            if state.leader != node || state.adding.iter().all(|r| state.isr.contains(r)) {
-                continue;
+/// Proposes an ISR change of a partition this broker leads (AlterPartition with the
+/// partition epoch it was computed at). Refused or failed, the partition may propose
+/// again at its next check; committed, it takes effect when the image arrives.
+pub fn spawn_isr_change(broker: &Arc<Broker>, partition: Arc<Partition>, change: IsrChange) {
+    let broker = broker.clone();
+    tokio::spawn(async move {
+        let before = broker
+            .replicas
+            .metadata()
+            .partition(partition.topic(), partition.index())
+            .map(|p| p.isr.len())
+            .unwrap_or(0);
+        let command = MetadataCommand::AlterPartition {
+            topic: partition.topic().to_string(),
+            partition: partition.index(),
+            leader: broker.config.node_id,
+            leader_epoch: change.leader_epoch,
+            isr: change.isr.clone(),
+            partition_epoch: Some(change.partition_epoch),
+        };
+        match broker.cluster.propose(command).await {
+            Ok(_) => {
+                let metrics = &broker.metrics.replication;
+                if change.isr.len() < before {
+                    metrics.isr_shrinks.inc();
+                } else if change.isr.len() > before {
+                    metrics.isr_expands.inc();
+                }
+                tracing::info!(topic = partition.topic(), partition = partition.index(),
+                    isr = ?change.isr, previous_size = before, "ISR changed");
             }
-            let idle = broker
-                .replicas
-                .leader_log(&topic.name, partition)
-                .is_ok_and(|log| crate::replica_manager::read(&log).log_end_offset() == 0);
-            if !idle {
-                continue;
-            }
-            let mut isr = state.isr.clone();
-            isr.extend(state.adding.iter().filter(|r| !state.isr.contains(r)));
-            let command = MetadataCommand::AlterPartition {
-                topic: topic.name.clone(),
-                partition,
-                leader: node,
-                leader_epoch: state.leader_epoch,
-                isr,
-            };
-            match broker.cluster.propose(command).await {
-                Ok(_) => tracing::info!(topic = %topic.name, partition,
-                    "added replicas are in sync (empty partition); reassignment completes"),
-                Err(e) => tracing::warn!(topic = %topic.name, partition, error = %e,
-                    "cannot complete the reassignment; will retry at the next metadata change"),
+            Err(e) => {
+                tracing::info!(topic = partition.topic(), partition = partition.index(),
+                    isr = ?change.isr, error = %e, "ISR change not committed; will retry");
+                partition.isr_change_failed();
             }
         }
-    }
+    });
+}
+
+/// Every `replica.lag.time.max.ms / 2` (as Kafka): followers of partitions led here that
+/// have not caught up within the lag time leave the ISR.
+fn spawn_isr_checks(broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    let lag = broker.config.cluster.replica_lag_time_max;
+    let period = (lag / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut shutdown = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+            let now = crate::replica_manager::now_ms();
+            for partition in broker.replicas.partitions() {
+                if let Some(change) = partition.shrink_isr_candidate(now, lag.as_millis() as i64) {
+                    tracing::info!(topic = partition.topic(), partition = partition.index(),
+                        isr = ?change.isr, lag_ms = lag.as_millis() as u64,
+                        "followers not caught up within replica.lag.time.max.ms leave the ISR");
+                    spawn_isr_change(&broker, partition, change);
+                }
+            }
+        }
+    })
+}
+
+/// Kafka's auto.leader.rebalance.enable, run by the controller: every `every`, each
+/// partition whose preferred replica is back in sync but not leading gets a preferred
+/// election.
+fn spawn_leader_rebalance(broker: &Arc<Broker>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    let mut shutdown = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+            if !broker.cluster.status().is_leader {
+                continue;
+            }
+            for (topic, partition) in broker.replicas.metadata().preferred_leader_imbalance() {
+                let command = MetadataCommand::ElectPreferred {
+                    topic: topic.clone(),
+                    partition,
+                };
+                match broker.cluster.propose(command).await {
+                    Ok(_) => tracing::info!(%topic, partition,
+                        "leadership moved back to the preferred replica"),
+                    Err(e) => tracing::debug!(%topic, partition, error = %e,
+                        "preferred leader election not done"),
+                }
+            }
+        }
+    })
 }
 
 /// Runs `work` on the blocking pool every `period` until shutdown. Background work is

@@ -171,6 +171,42 @@ pub struct BrokerArgs {
         default_value_t = 3
     )]
     pub offsets_topic_replication_factor: i16,
+    /// Kafka's replica.lag.time.max.ms: an in-sync follower not caught up with the leader
+    /// for this long leaves the ISR.
+    #[arg(
+        long,
+        env = "IRONLOG_REPLICA_LAG_TIME_MAX_MS",
+        default_value_t = 30_000
+    )]
+    pub replica_lag_time_max_ms: u64,
+    /// Kafka's replica.fetch.wait.max.ms: how long a follower's Fetch waits at the leader
+    /// for new records.
+    #[arg(long, env = "IRONLOG_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500)]
+    pub replica_fetch_wait_max_ms: u64,
+    /// Kafka's replica.fetch.max.bytes (per partition per follower Fetch).
+    #[arg(
+        long,
+        env = "IRONLOG_REPLICA_FETCH_MAX_BYTES",
+        default_value_t = 1_048_576
+    )]
+    pub replica_fetch_max_bytes: i32,
+    /// Kafka's auto.leader.rebalance.enable: the controller moves leadership back to each
+    /// partition's preferred replica once it is in sync again.
+    #[arg(
+        long,
+        env = "IRONLOG_AUTO_LEADER_REBALANCE_ENABLE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub auto_leader_rebalance_enable: bool,
+    /// How often the controller looks for partitions not led by their preferred replica
+    /// (Kafka's leader.imbalance.check.interval.seconds, in ms).
+    #[arg(
+        long,
+        env = "IRONLOG_LEADER_IMBALANCE_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    pub leader_imbalance_check_interval_ms: u64,
     /// Broker-wide default for topic configs, repeatable: `--default-topic-config flush.messages=1`.
     #[arg(long = "default-topic-config", env = "IRONLOG_DEFAULT_TOPIC_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
     pub default_topic_config: Vec<(String, String)>,
@@ -231,6 +267,11 @@ pub struct ClusterSettings {
     pub session_timeout: std::time::Duration,
     pub heartbeat_interval: std::time::Duration,
     pub offsets_topic_replication_factor: i16,
+    pub replica_lag_time_max: std::time::Duration,
+    pub replica_fetch_wait_max: std::time::Duration,
+    pub replica_fetch_max_bytes: i32,
+    /// `None`: auto leader rebalance disabled; else how often it checks.
+    pub leader_imbalance_check_interval: Option<std::time::Duration>,
 }
 
 impl Default for ClusterSettings {
@@ -243,6 +284,10 @@ impl Default for ClusterSettings {
             session_timeout: std::time::Duration::from_millis(9_000),
             heartbeat_interval: std::time::Duration::from_millis(2_000),
             offsets_topic_replication_factor: 3,
+            replica_lag_time_max: std::time::Duration::from_millis(30_000),
+            replica_fetch_wait_max: std::time::Duration::from_millis(500),
+            replica_fetch_max_bytes: 1 << 20,
+            leader_imbalance_check_interval: Some(std::time::Duration::from_millis(300_000)),
         }
     }
 }
@@ -488,6 +533,12 @@ fn cluster_settings(
         session_timeout: std::time::Duration::from_millis(args.broker_session_timeout_ms),
         heartbeat_interval: std::time::Duration::from_millis(args.broker_heartbeat_interval_ms),
         offsets_topic_replication_factor: args.offsets_topic_replication_factor,
+        replica_lag_time_max: std::time::Duration::from_millis(args.replica_lag_time_max_ms.max(1)),
+        replica_fetch_wait_max: std::time::Duration::from_millis(args.replica_fetch_wait_max_ms),
+        replica_fetch_max_bytes: args.replica_fetch_max_bytes.max(1024),
+        leader_imbalance_check_interval: args.auto_leader_rebalance_enable.then(|| {
+            std::time::Duration::from_millis(args.leader_imbalance_check_interval_ms.max(100))
+        }),
     })
 }
 

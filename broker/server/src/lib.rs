@@ -11,6 +11,8 @@
 //! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`replica_manager`]: topics and partitions on top of metadata and logs.
+//! - [`partition`]: one hosted partition: log, producers, role, ISR, high watermark.
+//! - [`replica_fetcher`]: followers fetching from their leaders.
 //! - [`metadata`]: topic configs; the image itself is `ironlog_metadata`'s.
 //! - [`metrics`], [`http`]: Prometheus metrics on `/metrics`, health on `/health`.
 
@@ -23,5 +25,7 @@ pub mod http;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod partition;
 pub mod producer_state;
+pub mod replica_fetcher;
 pub mod replica_manager;

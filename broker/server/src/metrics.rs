@@ -34,6 +34,25 @@ pub struct Metrics {
     pub groups: GroupMetrics,
     pub cleaner: CleanerMetrics,
     pub cluster: ClusterMetrics,
+    pub replication: ReplicationMetrics,
+}
+
+/// Replication as seen by this broker's leaderships (Kafka's ReplicaManager metrics).
+pub struct ReplicationMetrics {
+    /// `isr_shrinks_total`, `isr_expands_total`: ISR changes this broker committed.
+    pub isr_shrinks: IntCounter,
+    pub isr_expands: IntCounter,
+    /// `under_replicated_partitions`: partitions led here whose ISR is smaller than their
+    /// replica set.
+    pub under_replicated: IntGauge,
+    /// `under_min_isr_partitions`: partitions led here whose ISR is below
+    /// `min.insync.replicas` (acks=all is refused).
+    pub under_min_isr: IntGauge,
+    /// `replica_lag_records{topic,partition}`, `replica_lag_seconds{topic,partition}`: on
+    /// the leader, how far the slowest follower is behind, in records and in time since it
+    /// was last caught up.
+    lag_records: IntGaugeVec,
+    lag_seconds: prometheus::GaugeVec,
 }
 
 /// The metadata quorum and the cluster as this node sees them.
@@ -317,6 +336,43 @@ impl Metrics {
                 "log_size_bytes",
                 "Bytes on disk of each partition log's segments.",
             ),
+            replication: ReplicationMetrics {
+                isr_shrinks: counter(
+                    "isr_shrinks_total",
+                    "ISR shrinks committed by partitions this broker leads.",
+                ),
+                isr_expands: counter(
+                    "isr_expands_total",
+                    "ISR expansions committed by partitions this broker leads.",
+                ),
+                under_replicated: gauge(
+                    "under_replicated_partitions",
+                    "Partitions led here whose ISR is smaller than their replica set.",
+                ),
+                under_min_isr: gauge(
+                    "under_min_isr_partitions",
+                    "Partitions led here whose ISR is below min.insync.replicas.",
+                ),
+                lag_records: gauge_vec(
+                    "replica_lag_records",
+                    "On the leader: records the slowest follower is behind.",
+                ),
+                lag_seconds: {
+                    let m = prometheus::GaugeVec::new(
+                        Opts::new(
+                            "replica_lag_seconds",
+                            "On the leader: seconds since the slowest follower was caught up \
+                             (0 when every follower is).",
+                        ),
+                        &["topic", "partition"],
+                    )
+                    .expect("valid metric");
+                    registry
+                        .register(Box::new(m.clone()))
+                        .expect("unique metric");
+                    m
+                },
+            },
             request_duration,
             connections_open,
             registry,
@@ -342,10 +398,38 @@ impl Metrics {
             self.log_end_offset.with_label_values(&labels).set(end);
             self.log_size.with_label_values(&labels).set(size as i64);
         }
+        self.replication.observe(replicas);
         let mut out = Vec::new();
         // Encoding to a Vec can't fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl ReplicationMetrics {
+    /// Refreshes the gauges from the partitions this broker leads.
+    pub fn observe(&self, replicas: &ReplicaManager) {
+        self.lag_records.reset();
+        self.lag_seconds.reset();
+        let now = crate::replica_manager::now_ms();
+        let (mut under_replicated, mut under_min_isr) = (0, 0);
+        for partition in replicas.partitions() {
+            let Some((isr, replica_count, min_isr, lag_records, lag_ms)) =
+                partition.replication_status(now)
+            else {
+                continue;
+            };
+            under_replicated += i64::from(isr < replica_count);
+            under_min_isr += i64::from(isr < min_isr);
+            let p = partition.index().to_string();
+            let labels = [partition.topic(), p.as_str()];
+            self.lag_records.with_label_values(&labels).set(lag_records);
+            self.lag_seconds
+                .with_label_values(&labels)
+                .set(lag_ms as f64 / 1000.0);
+        }
+        self.under_replicated.set(under_replicated);
+        self.under_min_isr.set(under_min_isr);
     }
 }
 

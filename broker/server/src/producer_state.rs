@@ -9,8 +9,12 @@
 //! - otherwise **out of order** (OUT_OF_ORDER_SEQUENCE_NUMBER) or from a **fenced** epoch
 //!   (INVALID_PRODUCER_EPOCH).
 //!
-//! The state lives in memory and is rebuilt at start-up from the batch headers in the tail
-//! of each partition's log (see `replica_manager::recover_producer_state`).
+//! The state lives in memory. It travels with the log: followers record the batches they
+//! replicate, so a new leader recognises a retry sent to it after a failover. It is
+//! snapshotted to `producer-state.snapshot` in the partition directory (JSON: the log end
+//! offset it was taken at and every producer's epoch and remembered batches) and rebuilt at
+//! start-up or after a truncation from the latest snapshot at or below the log end plus the
+//! batch headers after it (see `partition::recover_producer_state`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -44,7 +48,7 @@ pub enum Check {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Entry {
     first_sequence: i32,
     last_sequence: i32,
@@ -52,14 +56,14 @@ struct Entry {
     last_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Producer {
     epoch: i16,
     batches: VecDeque<Entry>,
 }
 
 /// The producers that appended to one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionProducers {
     producers: HashMap<i64, Producer>,
 }
@@ -105,6 +109,24 @@ impl PartitionProducers {
                 got: batch.first_sequence,
             }
         }
+    }
+
+    /// Forgets producers whose last remembered batch is below `log_start_offset`: their
+    /// records are gone (retention, DeleteRecords), as Kafka expires them.
+    pub fn expire_below(&mut self, log_start_offset: i64) {
+        self.producers.retain(|_, p| {
+            p.batches
+                .back()
+                .is_some_and(|e| e.last_offset >= log_start_offset)
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 
     /// Remembers an appended batch.

@@ -8,8 +8,10 @@
 //! Produce, Fetch and ListOffsets are served by a partition's leader only; elsewhere they
 //! get NOT_LEADER_OR_FOLLOWER and the client refreshes its metadata.
 //!
-//! Until followers replicate (the next step), the ISR is the leader alone and the high
-//! watermark is the leader's log end offset.
+//! Each hosted partition is a [`Partition`] (its log, producers, role, ISR and high
+//! watermark); the manager creates them as logs are created, and hands every metadata
+//! change to them ([`Partition::apply_metadata`]). What the changes mean for replication
+//! (fetchers to start, ISR changes to commit) is returned as [`SyncOutcome`].
 //!
 //! Why `std::sync::RwLock` around each log rather than a tokio lock: the critical sections
 //! are short, never held across an `.await`, and appends to one partition must be serialised
@@ -17,20 +19,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironlog_protocol::ResponseError;
 use ironlog_storage::records::RecordError;
 use ironlog_storage::{
-    AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, LogValidator,
-    RecordViolation, ValidBatch, ValidatedRecords, ValidationError,
+    AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, RecordViolation,
+    ValidationError,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::metadata::topic_config;
-use crate::producer_state::{Check, PartitionProducers, ProducerBatch};
+use crate::partition::{IsrChange, Partition, Role, Transition};
 use ironlog_metadata::apply::check_partitions_per_command;
 use ironlog_metadata::{
     validate_topic_name, BrokerId, CommandError, CommandResult, MetadataCommand, MetadataImage,
@@ -95,6 +98,35 @@ pub enum ReplicaError {
         current: i16,
         got: i16,
     },
+    #[error("partition {topic}-{partition}: {isr} in-sync replicas, min.insync.replicas is {min}{}", if *after_append { " (the records were appended but not acknowledged)" } else { "" })]
+    NotEnoughReplicas {
+        topic: String,
+        partition: i32,
+        isr: usize,
+        min: usize,
+        after_append: bool,
+    },
+    #[error(
+        "partition {topic}-{partition}: the request's leader epoch {theirs} is not ours ({ours})"
+    )]
+    LeaderEpoch {
+        topic: String,
+        partition: i32,
+        ours: i32,
+        theirs: i32,
+    },
+    #[error("partition {topic}-{partition}: broker {replica} is not a replica")]
+    NotReplica {
+        topic: String,
+        partition: i32,
+        replica: i32,
+    },
+    #[error("partition {topic}-{partition}: the in-sync replicas did not all have the records within {timeout_ms} ms")]
+    ReplicationTimeout {
+        topic: String,
+        partition: i32,
+        timeout_ms: u64,
+    },
 }
 
 impl ReplicaError {
@@ -121,6 +153,17 @@ impl ReplicaError {
             ReplicaError::LogManager(_) => ResponseError::KafkaStorageError,
             ReplicaError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             ReplicaError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            ReplicaError::NotEnoughReplicas {
+                after_append: false,
+                ..
+            } => ResponseError::NotEnoughReplicas,
+            ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicasAfterAppend,
+            ReplicaError::LeaderEpoch { ours, theirs, .. } if theirs < ours => {
+                ResponseError::FencedLeaderEpoch
+            }
+            ReplicaError::LeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            ReplicaError::NotReplica { .. } => ResponseError::NotLeaderOrFollower,
+            ReplicaError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
         }
     }
 
@@ -157,6 +200,9 @@ impl From<CommandError> for ReplicaError {
             CommandError::InvalidPartitions(m) => ReplicaError::InvalidPartitions(m),
             CommandError::InvalidReplicationFactor(m) => ReplicaError::InvalidReplicationFactor(m),
             CommandError::InvalidReplicaAssignment(m) => ReplicaError::InvalidReplicaAssignment(m),
+            CommandError::NotLeader {
+                topic, partition, ..
+            } => ReplicaError::NotLeader { topic, partition },
             other => ReplicaError::PolicyViolation(other.to_string()),
         }
     }
@@ -241,11 +287,13 @@ pub struct ReplicaManager {
     /// Broker-wide topic config defaults (`--default-topic-config`).
     default_configs: Vec<(String, String)>,
     default_log_config: LogConfig,
-    /// Bumped after every append; long-polling fetches wait for it to change.
-    appended: watch::Sender<u64>,
-    /// Idempotent producers seen per partition. Locked while the partition's log write
-    /// lock is held, so check-then-append is atomic per partition.
-    producers: Mutex<HashMap<(String, i32), PartitionProducers>>,
+    /// Bumped after every append and high-watermark move; long-polling fetches wait for
+    /// it to change.
+    appended: Arc<watch::Sender<u64>>,
+    /// The partitions hosted here, one per local log.
+    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// High watermarks read from `replication-offset-checkpoint` at start-up.
+    checkpointed: HashMap<(String, i32), i64>,
     /// What [`ReplicaManager::sync_logs`] last made the local logs match: topic name →
     /// (topic id, config overrides). Held for the whole sync, so syncs don't interleave.
     synced: Mutex<HashMap<String, SyncedTopic>>,
@@ -269,6 +317,7 @@ impl ReplicaManager {
         let default_log_config = topic_config::log_config(&LogConfig::default(), &default_configs)?;
         let logs = LogManager::open(data_dir, default_log_config.clone(), now_ms())?;
         let (appended, _) = watch::channel(0);
+        let checkpointed = read_high_watermarks(data_dir);
         let image = cluster.image();
         let manager = ReplicaManager {
             node_id: cluster.node_id(),
@@ -276,8 +325,9 @@ impl ReplicaManager {
             logs,
             default_configs,
             default_log_config,
-            appended,
-            producers: Mutex::new(HashMap::new()),
+            appended: Arc::new(appended),
+            partitions: RwLock::new(HashMap::new()),
+            checkpointed,
             // Empty: logs on disk belong to the topics of the same name in the image.
             synced: Mutex::new(HashMap::new()),
         };
@@ -290,16 +340,17 @@ impl ReplicaManager {
     /// of a deleted topic, or of an older topic of the same name is deleted (see `sync` for
     /// logs found at start-up that no topic owns); topic configs
     /// are applied to the logs. Runs at start-up and after every metadata change.
-    pub fn sync_logs(&self, image: &MetadataImage) -> Result<(), ReplicaError> {
+    pub fn sync_logs(&self, image: &MetadataImage) -> Result<SyncOutcome, ReplicaError> {
         self.sync(image, false)
     }
 
     /// [`ReplicaManager::sync_logs`]; `at_open`: a log on disk of a topic the metadata has
     /// never heard of is not deleted but set aside as a `-stray` directory (the metadata
     /// log was lost or belongs to another cluster; the records may be all there is).
-    fn sync(&self, image: &MetadataImage, at_open: bool) -> Result<(), ReplicaError> {
+    fn sync(&self, image: &MetadataImage, at_open: bool) -> Result<SyncOutcome, ReplicaError> {
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
+        let mut outcome = SyncOutcome::default();
         for (tp, _) in self.logs.logs() {
             let keep = image.topic(&tp.topic).is_some_and(|t| {
                 synced.get(&t.name).is_none_or(|(id, _)| *id == t.id)
@@ -314,11 +365,11 @@ impl ReplicaManager {
                 changed = true;
             } else if !keep {
                 tracing::info!(%tp, "removing log: the partition is no longer assigned to this broker");
-                self.logs.delete_log(&tp.topic, tp.partition)?;
-                self.producers
-                    .lock()
+                self.partitions
+                    .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&(tp.topic.clone(), tp.partition));
+                self.logs.delete_log(&tp.topic, tp.partition)?;
                 changed = true;
             }
         }
@@ -328,6 +379,7 @@ impl ReplicaManager {
                 .get(&topic.name)
                 .is_none_or(|(id, configs)| *id != topic.id || *configs != topic.configs);
             let config = self.log_config(&topic.configs)?;
+            let min_isr = self.min_insync_replicas(&topic.configs);
             for (partition, state) in topic.assignments.iter().enumerate() {
                 let partition = partition as i32;
                 if !state.replicas.contains(&self.node_id) {
@@ -340,23 +392,81 @@ impl ReplicaManager {
                             "created log for a partition assigned to this broker");
                     }
                     Some(log) if configs_changed => {
-                        let mut log = write(&log);
-                        log.set_config(config.clone());
-                        let mut producers =
-                            self.producers.lock().unwrap_or_else(|e| e.into_inner());
-                        producers
-                            .entry((topic.name.clone(), partition))
-                            .or_insert_with(|| recover_producer_state(&log));
+                        write(&log).set_config(config.clone());
                     }
                     Some(_) => {}
+                }
+                let partition = self.hosted(&topic.name, partition)?;
+                let now = now_ms();
+                match partition.apply_metadata(state, min_isr, now)? {
+                    Transition::Unchanged => {}
+                    Transition::BecameLeader { unclean } => {
+                        tracing::info!(topic = %topic.name, partition = partition.index(),
+                            leader_epoch = state.leader_epoch, isr = ?state.isr, "became leader");
+                        if unclean {
+                            tracing::warn!(topic = %topic.name, partition = partition.index(),
+                                leader_epoch = state.leader_epoch,
+                                "unclean leader election: this replica leads although it was not \
+                                 in sync; records only the previous in-sync replicas had are lost");
+                            outcome
+                                .isr_changes
+                                .push((partition.clone(), partition.current_isr_change()));
+                        }
+                        changed = true;
+                    }
+                    Transition::BecameFollower(leader) => {
+                        tracing::info!(topic = %topic.name, partition = partition.index(), leader,
+                            leader_epoch = state.leader_epoch, "following");
+                        outcome.followers_changed = true;
+                        changed = true;
+                    }
+                    Transition::WentOffline => {
+                        outcome.followers_changed = true;
+                        changed = true;
+                    }
+                    Transition::Membership => changed = true,
                 }
             }
             synced.insert(topic.name.clone(), (topic.id, topic.configs.clone()));
         }
+        outcome.isr_changes.retain(|(_, change)| change.is_some());
         if changed {
             self.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
-        Ok(())
+        Ok(outcome)
+    }
+
+    /// The partition of a local log, created on first use.
+    fn hosted(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ReplicaError> {
+        if let Some(p) = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), index))
+        {
+            return Ok(p.clone());
+        }
+        let log = self
+            .logs
+            .get(topic, index)
+            .ok_or_else(|| ReplicaError::UnknownPartition {
+                topic: topic.into(),
+                partition: index,
+            })?;
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        let key = (topic.to_string(), index);
+        let checkpointed = self.checkpointed.get(&key).copied();
+        let partition = partitions.entry(key).or_insert_with(|| {
+            Arc::new(Partition::open(
+                topic,
+                index,
+                self.node_id,
+                log,
+                checkpointed,
+                self.appended.clone(),
+            ))
+        });
+        Ok(partition.clone())
     }
 
     pub fn node_id(&self) -> i32 {
@@ -547,16 +657,12 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// The log of a partition this broker leads; NOT_LEADER_OR_FOLLOWER if another broker
-    /// leads it (or none does), UNKNOWN_TOPIC_OR_PARTITION if the cluster has no such
-    /// partition.
-    pub fn leader_log(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Arc<RwLock<Log>>, ReplicaError> {
+    /// The partition, if the cluster has it and this broker hosts it;
+    /// UNKNOWN_TOPIC_OR_PARTITION if the cluster has no such partition, NOT_LEADER_OR_FOLLOWER
+    /// if it lives elsewhere.
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, ReplicaError> {
         let image = self.metadata();
-        let state = image
+        image
             .topic(topic)
             .ok_or_else(|| ReplicaError::UnknownTopic(topic.into()))?
             .partition(partition)
@@ -564,120 +670,87 @@ impl ReplicaManager {
                 topic: topic.into(),
                 partition,
             })?;
-        if state.leader != self.node_id {
-            return Err(ReplicaError::NotLeader {
-                topic: topic.into(),
-                partition,
-            });
-        }
-        self.logs
-            .get(topic, partition)
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), partition))
+            .cloned()
             .ok_or_else(|| ReplicaError::NotLeader {
                 topic: topic.into(),
                 partition,
             })
     }
 
-    /// The log of a partition, if this broker hosts it.
-    pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<RwLock<Log>>, ReplicaError> {
-        let image = self.metadata();
-        let meta = image
-            .topic(topic)
-            .ok_or_else(|| ReplicaError::UnknownTopic(topic.into()))?;
-        if meta.partition(partition).is_none() {
-            return Err(ReplicaError::UnknownPartition {
+    /// The partition, if this broker leads it (else as [`ReplicaManager::partition`], or
+    /// NOT_LEADER_OR_FOLLOWER).
+    pub fn leader_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, ReplicaError> {
+        let p = self.partition(topic, partition)?;
+        if p.role() != Role::Leader {
+            return Err(ReplicaError::NotLeader {
                 topic: topic.into(),
                 partition,
             });
         }
-        self.logs
-            .get(topic, partition)
-            .ok_or_else(|| ReplicaError::UnknownPartition {
-                topic: topic.into(),
-                partition,
-            })
+        Ok(p)
     }
 
-    /// Appends a producer's batches. They are validated first, outside the log's write lock
-    /// (CRC, every record walked, compressed ones decompressed under the topic's limit,
-    /// Kafka's batch and record rules, maxTimestamp recomputed: see
-    /// [`ironlog_storage::validator`]), so that CPU work doesn't stall other appends to the
-    /// partition; then, under the lock, batches of idempotent producers are checked for
-    /// duplicates and sequence gaps (see [`crate::producer_state`]) and the log assigns
-    /// offsets and writes, all or nothing.
+    /// Every hosted partition.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The log of a partition this broker leads (see [`ReplicaManager::leader_partition`]).
+    pub fn leader_log(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<RwLock<Log>>, ReplicaError> {
+        Ok(self.leader_partition(topic, partition)?.log().clone())
+    }
+
+    /// The log of a partition, if this broker hosts it.
+    pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<RwLock<Log>>, ReplicaError> {
+        Ok(self.partition(topic, partition)?.log().clone())
+    }
+
+    /// Appends a producer's batches to a partition this broker leads (see
+    /// [`Partition::append_as_leader`]). Returns the append, the leader epoch it was made
+    /// in and the partition (to wait on for acks=all).
     pub fn append(
         &self,
         topic: &str,
         partition: i32,
         records: &mut [u8],
-    ) -> Result<AppendInfo, ReplicaError> {
-        let log = self.leader_log(topic, partition)?;
-        let now = now_ms();
-        let validator = LogValidator::new(read(&log).config());
-        let records = validator
-            .validate(records, &mut validator.decoder(), now)
-            .map_err(|source| ReplicaError::InvalidRecords {
-                topic: topic.into(),
-                partition,
-                source,
-            })?;
-        let mut log = write(&log);
-        let producer = producer_batch(&records);
-        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        let state = producer.map(|_| producers.entry((topic.to_string(), partition)).or_default());
-        if let (Some(batch), Some(state)) = (&producer, &state) {
-            match state.check(batch) {
-                Check::Append => {}
-                Check::Duplicate {
-                    first_offset,
-                    last_offset,
-                } => {
-                    tracing::debug!(
-                        topic,
-                        partition,
-                        producer_id = batch.producer_id,
-                        "duplicate batch not appended again"
-                    );
-                    return Ok(AppendInfo {
-                        first_offset,
-                        last_offset,
-                        log_append_time: -1,
-                        max_timestamp: -1,
-                        offset_of_max_timestamp: last_offset,
-                        record_count: 0,
-                        bytes: 0,
-                    });
-                }
-                Check::OutOfOrder { expected, got } => {
-                    return Err(ReplicaError::OutOfOrderSequence {
-                        producer_id: batch.producer_id,
-                        expected,
-                        got,
-                    })
-                }
-                Check::FencedEpoch { current, got } => {
-                    return Err(ReplicaError::InvalidProducerEpoch {
-                        producer_id: batch.producer_id,
-                        current,
-                        got,
-                    })
-                }
-            }
-        }
-        let info =
-            log.append_validated(records, None, now)
-                .map_err(|source| ReplicaError::Log {
-                    topic: topic.into(),
-                    partition,
-                    source,
-                })?;
-        if let (Some(batch), Some(state)) = (&producer, state) {
-            state.record(batch, info.first_offset, info.last_offset);
-        }
-        drop(producers);
-        drop(log);
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(info)
+        acks: i16,
+    ) -> Result<(AppendInfo, i32, Arc<Partition>), ReplicaError> {
+        let p = self.leader_partition(topic, partition)?;
+        let (info, epoch) = p.append_as_leader(records, acks, now_ms())?;
+        Ok((info, epoch, p))
+    }
+
+    /// `min.insync.replicas` of a topic with these overrides.
+    pub fn min_insync_replicas(&self, configs: &BTreeMap<String, String>) -> usize {
+        configs
+            .get("min.insync.replicas")
+            .or_else(|| {
+                self.default_configs
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "min.insync.replicas")
+                    .map(|(_, v)| v)
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// Something to wait on for "new data may have arrived".
@@ -690,10 +763,39 @@ impl ReplicaManager {
         if let Err(e) = self.logs.tick(now_ms()) {
             tracing::error!(error = %e, "log maintenance (retention, flush.ms) failed; will retry");
         }
+        if let Err(e) = self.checkpoint_high_watermarks() {
+            tracing::error!(error = %e, "cannot write the high-watermark checkpoint; will retry");
+        }
+    }
+
+    /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`
+    /// (Kafka's file and format), so a restarted broker starts from where they were.
+    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        let mut entries: Vec<(String, i32, i64)> = self
+            .partitions()
+            .iter()
+            .map(|p| (p.topic().to_string(), p.index(), p.high_watermark()))
+            .collect();
+        entries.sort();
+        write_high_watermarks(self.logs.data_dir(), &entries)
+    }
+
+    /// Snapshots every partition's idempotent producers that changed since the last one.
+    pub fn snapshot_producers(&self) {
+        for p in self.partitions() {
+            if let Err(e) = p.snapshot_producers() {
+                tracing::warn!(topic = p.topic(), partition = p.index(), error = %e,
+                    "cannot write the producer snapshot; will retry");
+            }
+        }
     }
 
     /// Flushes every log and writes the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), ReplicaError> {
+        self.snapshot_producers();
+        if let Err(e) = self.checkpoint_high_watermarks() {
+            tracing::error!(error = %e, "cannot write the high-watermark checkpoint at shutdown");
+        }
         Ok(self.logs.shutdown()?)
     }
 
@@ -714,72 +816,64 @@ impl ReplicaManager {
     }
 }
 
-/// Rebuilds idempotent producers' recent batches from the log's last two segments, so a
-/// producer retrying a batch that was appended just before a crash or restart gets the
-/// original offsets instead of a duplicate. (Kafka keeps producer snapshots; reading the
-/// tail of the log gives the same answer for producers active in that window.)
-fn recover_producer_state(log: &Log) -> PartitionProducers {
-    use ironlog_storage::batch::BatchHeader;
-    let mut state = PartitionProducers::default();
-    let bases = log.segment_base_offsets();
-    let from = bases
-        .iter()
-        .rev()
-        .nth(1)
-        .or(bases.last())
-        .copied()
-        .unwrap_or(0);
-    let mut offset = from.max(log.log_start_offset());
-    while offset < log.log_end_offset() {
-        let data = match log.read(offset, 1 << 20, true) {
-            Ok(read) if !read.data.is_empty() => read.data,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(dir = %log.dir().display(), error = %e, "stopped rebuilding producer state");
-                break;
-            }
-        };
-        let Ok(batches) = ironlog_storage::parse_batches(&data) else {
-            break;
-        };
-        for info in &batches {
-            let Some(header) = BatchHeader::new(&data[info.range()]) else {
-                break;
-            };
-            if header.producer_id() >= 0 && !header.is_control() {
-                let batch = ProducerBatch {
-                    producer_id: header.producer_id(),
-                    epoch: header.producer_epoch(),
-                    first_sequence: header.base_sequence(),
-                    last_sequence: header
-                        .base_sequence()
-                        .wrapping_add(header.last_offset_delta()),
-                };
-                state.record(&batch, header.base_offset(), header.last_offset());
-            }
-            offset = header.last_offset() + 1;
-        }
-    }
-    state
+/// What a metadata change means for replication, beyond the partitions themselves.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// Some partition started or stopped following a leader: the fetchers must look.
+    pub followers_changed: bool,
+    /// ISR changes to commit (a leader elected uncleanly commits its ISR to end the
+    /// recovery state).
+    pub isr_changes: Vec<(Arc<Partition>, Option<IsrChange>)>,
 }
 
-/// The idempotence fields of an append: producer id and epoch from the first batch, the
-/// sequence range from the first to the last batch. `None` for non-idempotent producers
-/// (producer id -1).
-fn producer_batch(records: &ValidatedRecords<'_>) -> Option<ProducerBatch> {
-    use ironlog_storage::batch::BatchHeader;
-    let header = |b: &ValidBatch| BatchHeader::new(&records.bytes()[b.range()]);
-    let first = header(records.batches().first()?)?;
-    if first.producer_id() < 0 {
-        return None;
+const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
+
+/// Reads `replication-offset-checkpoint`: `0`, the entry count, then `topic partition
+/// offset` per line. A missing or unreadable file is no checkpoint (high watermarks start
+/// at the log start and are learnt again from the leader).
+fn read_high_watermarks(data_dir: &std::path::Path) -> HashMap<(String, i32), i64> {
+    let path = data_dir.join(HIGH_WATERMARK_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return HashMap::new();
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        tracing::warn!(file = %path.display(), "unknown checkpoint version; ignored");
+        return HashMap::new();
     }
-    let last = header(records.batches().last()?)?;
-    Some(ProducerBatch {
-        producer_id: first.producer_id(),
-        epoch: first.producer_epoch(),
-        first_sequence: first.base_sequence(),
-        last_sequence: last.base_sequence().wrapping_add(last.last_offset_delta()),
-    })
+    lines
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.split(' ');
+            let topic = parts.next()?.to_string();
+            let partition = parts.next()?.parse().ok()?;
+            let offset = parts.next()?.parse().ok()?;
+            Some(((topic, partition), offset))
+        })
+        .collect()
+}
+
+fn write_high_watermarks(
+    data_dir: &std::path::Path,
+    entries: &[(String, i32, i64)],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(HIGH_WATERMARK_FILE);
+    let tmp = data_dir.join(format!("{HIGH_WATERMARK_FILE}.tmp"));
+    let mut text = format!("0\n{}\n", entries.len());
+    for (topic, partition, offset) in entries {
+        text.push_str(&format!("{topic} {partition} {offset}\n"));
+    }
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// How long a Produce with acks=all may wait for the ISR.
+pub fn replication_timeout(timeout_ms: i32) -> Duration {
+    Duration::from_millis(timeout_ms.clamp(1, 300_000) as u64)
 }
 
 /// Locks a log for reading. A poisoned lock means a panic mid-append; the log's own

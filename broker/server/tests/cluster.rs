@@ -300,3 +300,130 @@ async fn logs_no_topic_owns_are_set_aside_not_deleted() {
         stray.display()
     );
 }
+
+/// RF=3, min.insync.replicas=2: acks=all writes are on every in-sync replica, so stopping
+/// the leader loses none of them; with one broker of three down acks=all still succeeds,
+/// with two down it is refused (NOT_ENOUGH_REPLICAS) and nothing is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), &[1, 2, 3]).await;
+    let mut first = RawClient::connect(nodes[0].addr).await.unwrap();
+    create_topic_with(
+        &mut first,
+        "replicated",
+        1,
+        3,
+        &[("min.insync.replicas", "2")],
+    )
+    .await;
+    let (_, leader, replicas) = assignments(&mut first, "replicated").await[0].clone();
+    assert_eq!(replicas.len(), 3);
+    let leader_index = nodes.iter().position(|n| n.id == leader).unwrap();
+    let mut to_leader = RawClient::connect(nodes[leader_index].addr).await.unwrap();
+    for i in 0..20 {
+        let (error, base) = produce_acks(&mut to_leader, "replicated", -1, i).await;
+        assert_eq!((error, base), (0, i64::from(i)), "record {i}");
+    }
+    drop(to_leader);
+
+    // Stop the leader: another replica leads, and it has every acknowledged record.
+    let old = nodes.remove(leader_index);
+    let _ = old.stop.send(true);
+    old.task.await.unwrap().unwrap();
+    let mut survivor = RawClient::connect(nodes[0].addr).await.unwrap();
+    let deadline = Deadline::after(Duration::from_secs(20));
+    let new_leader = loop {
+        let (_, l, _) = assignments(&mut survivor, "replicated").await[0].clone();
+        if l != leader && l >= 0 {
+            break l;
+        }
+        deadline.wait("a new leader").await;
+    };
+    let new_index = nodes.iter().position(|n| n.id == new_leader).unwrap();
+    let mut to_new = RawClient::connect(nodes[new_index].addr).await.unwrap();
+    let values: Vec<String> = common::fetch_records(&mut to_new, "replicated")
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("record-{i}")).collect();
+    assert_eq!(
+        values, expected,
+        "the new leader has every acknowledged record, in order"
+    );
+
+    // Two of three replicas left: acks=all goes on.
+    let (error, base) = produce_acks(&mut to_new, "replicated", -1, 20).await;
+    assert_eq!((error, base), (0, 20));
+
+    // One left: acks=all is refused once the controller fences the stopped one, and the
+    // ISR shrinks below min.insync.replicas.
+    let other = nodes.iter().position(|n| n.id != new_leader).unwrap();
+    let stopped = nodes.remove(other);
+    let _ = stopped.stop.send(true);
+    stopped.task.await.unwrap().unwrap();
+    let deadline = Deadline::after(Duration::from_secs(30));
+    loop {
+        let (error, _) = produce_acks(&mut to_new, "replicated", -1, 21).await;
+        // 19 NOT_ENOUGH_REPLICAS; until the ISR shrinks the wait times out (7).
+        if error == 19 {
+            break;
+        }
+        assert!(matches!(error, 7 | 20), "unexpected error {error}");
+        deadline
+            .wait("acks=all refused with NOT_ENOUGH_REPLICAS")
+            .await;
+    }
+    // acks=1 still appends.
+    let (error, _) = produce_acks(&mut to_new, "replicated", 1, 22).await;
+    assert_eq!(error, 0);
+    drop((first, survivor, to_new));
+    for node in nodes {
+        let _ = node.stop.send(true);
+        node.task.await.unwrap().unwrap();
+    }
+}
+
+/// Produces `record-{i}` with `acks`; returns (error code, base offset).
+async fn produce_acks(client: &mut RawClient, topic: &str, acks: i16, i: i32) -> (i16, i64) {
+    let value = format!("record-{i}");
+    let records: Vec<KeyValue<'_>> = vec![(None, Some(value.as_bytes()))];
+    let mut request = common::produce_request(topic, 0, acks, build_batch(0, 1000, &records));
+    request.timeout_ms = 2_000;
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request).await;
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// CreateTopics v5 with topic configs.
+async fn create_topic_with(
+    client: &mut RawClient,
+    topic: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[(&str, &str)],
+) {
+    use ironlog_protocol::kafka_protocol::messages::create_topics_request::{
+        CreatableTopic, CreatableTopicConfig,
+    };
+    use ironlog_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(common::topic_name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 5, &request).await;
+    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+}

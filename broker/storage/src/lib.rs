@@ -24,6 +24,7 @@
 //!     00000000000000000000.timeindex   sparse time index
 //!     00000000000000012345.log ...     next segment, named by its base offset
 //!     log-start-offset                 "<offset>\n", written by DeleteRecords/retention
+//!     leader-epoch-checkpoint          "0\n<count>\n<epoch> <start offset>\n...", see below
 //!     cleaner-offset-checkpoint        compacted logs: "<dirty start> <tombstone horizon>\n"
 //!     00000000000000000000.cleaned     a cleaned segment being written (compaction)
 //!     cleaner-swap                     present only while cleaned segments are swapped in
@@ -50,6 +51,15 @@
 //!   batch that first reached it.
 //! * Index files are exactly `entries × entry size` bytes (no preallocation);
 //!   they are kept in memory and appended to, so they need no memory map.
+//! * **`leader-epoch-checkpoint`**: Kafka's text format. Line 1 is the version `0`,
+//!   line 2 the number of entries, then one `<epoch> <start offset>` line per leader epoch,
+//!   oldest first, strictly increasing in both fields: the offset of the first record each
+//!   leader epoch wrote (or, for the latest, where it became leader). It is rewritten
+//!   atomically whenever the [`LeaderEpochCache`] changes: when an append brings a new
+//!   epoch ([`Log::append_validated`] with an epoch, [`Log::append_as_follower`]), when
+//!   the broker becomes leader ([`Log::assign_leader_epoch`]), when the log is truncated
+//!   (entries at or past the new end go) and when the log start offset moves (entries
+//!   wholly below it go; the one it falls in starts at it). No file means no epoch.
 //!
 //! # Invariants
 //!
@@ -93,6 +103,11 @@
 //! 6. The log start offset is `max(log-start-offset file, first base offset)`,
 //!    capped at the log end offset; everything is fsynced and the recovery
 //!    point becomes the log end offset.
+//! 7. `leader-epoch-checkpoint` is read. If it is corrupt, or missing while the log holds
+//!    batches (a data directory from before the file existed), it is rebuilt from the
+//!    batch headers (each batch's partitionLeaderEpoch at its base offset, epochs >= 0).
+//!    Entries past the recovered log end or below the log start offset are trimmed, and
+//!    the file is rewritten if anything changed.
 //!
 //! Every repair is logged with `tracing::warn!` (file, what was found, what
 //! was done) and recorded in the [`RecoveryReport`] from [`Log::recovery_report`].
@@ -115,9 +130,31 @@
 //! or fsync error) truncates the segment back and restores both indexes and the in-memory
 //! state; if that undo fails too, the log refuses further appends until a restart runs
 //! recovery ([`LogError::Offline`]).
+//!
+//! # Replication
+//!
+//! A follower stores the leader's batches with [`Log::append_as_follower`], byte for byte:
+//! it never assigns offsets (compaction gaps are kept) nor touches timestamps, leader epochs
+//! or CRCs, so a follower's log holds exactly the leader's batches (its segment boundaries
+//! may differ). Its invariants:
+//!
+//! * only whole batches are stored; a trailing partial batch of the input is ignored;
+//! * batches wholly below the log end offset are skipped; a batch straddling it, offsets
+//!   that don't increase, or a batch failing its header or CRC check refuse the whole
+//!   append, before anything is written (records are not decompressed: the leader
+//!   validated them);
+//! * segments roll, indexes grow and `flush.messages` applies as for the leader's appends;
+//! * the epoch cache takes each batch's partitionLeaderEpoch at its base offset when it is
+//!   above the latest epoch, so [`Log::end_offset_for_epoch`] (OffsetsForLeaderEpoch)
+//!   answers from the follower's log as it would from the leader's.
+//!
+//! A follower whose log diverged (it wrote in an epoch the leader never saw) asks the
+//! leader for the end of its latest epoch and calls [`Log::truncate_to`] with the answer
+//! before fetching; offsets alone cannot tell a diverged batch from a replicated one.
 
 pub mod cleaner;
 pub mod config;
+pub mod epoch;
 pub mod index;
 pub mod log;
 pub mod manager;
@@ -130,6 +167,7 @@ pub use ironlog_wire::{batch, records};
 
 pub use crate::batch::{parse_batches, BatchError, BatchInfo};
 pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampType};
+pub use crate::epoch::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
 pub use crate::manager::{
     LogHandle, LogManager, LogManagerError, TopicPartition, METADATA_LOG_DIR,

@@ -12,14 +12,16 @@ use tracing::{debug, warn};
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::config::{CleanupPolicy, LogConfig};
+use crate::epoch::LeaderEpochCache;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{scan, segment_file, AppendError, LogSegment, SegmentStats};
-use crate::validator::{LogValidator, ValidatedRecords, ValidationError};
+use crate::validator::{LogValidator, ValidBatch, ValidatedRecords, ValidationError};
 
 /// Name of the per-partition file holding the log start offset.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 mod cleaning;
+mod replication;
 pub use cleaning::{
     write_cleaner_checkpoint, CleanableSection, CleanableSegment, CleanedSegment,
     CLEANER_CHECKPOINT_FILE, SWAP_MANIFEST_FILE,
@@ -110,6 +112,8 @@ pub enum Repair {
         base_offset: i64,
         replaced: Vec<i64>,
     },
+    /// `leader-epoch-checkpoint` was unreadable and was rebuilt from the batch headers.
+    RebuiltLeaderEpochCache { file: PathBuf, found: String },
 }
 
 /// What `Log::open` checked and repaired.
@@ -182,6 +186,8 @@ pub struct Log {
     offline: Option<String>,
     /// Bumped whenever a segment is deleted or replaced (see `cleaning`).
     generation: u64,
+    /// Leader epochs of the stored batches, persisted in `leader-epoch-checkpoint`.
+    epochs: LeaderEpochCache,
     /// Tests: the cleaner's swap fails after this many more steps, as a crash would.
     #[cfg(test)]
     pub(crate) swap_crash_after: Option<usize>,
@@ -323,6 +329,8 @@ impl Log {
                 "creating first segment",
                 &segment_file(dir, base, "log"),
             ))?;
+            // The new segment's name must survive a crash like its contents.
+            sync_dir(dir).map_err(io_err("syncing log directory", dir))?;
             segments.insert(base, seg);
         }
         // Non-empty by construction just above.
@@ -347,6 +355,7 @@ impl Log {
             report,
             offline: None,
             generation: 0,
+            epochs: LeaderEpochCache::new(),
             #[cfg(test)]
             swap_crash_after: None,
         };
@@ -357,6 +366,7 @@ impl Log {
                   "log start offset lowered to the recovered log end offset");
             log.persist_log_start_offset()?;
         }
+        log.load_leader_epochs()?;
         // Everything that survived is now either trusted or validated: flush
         // what recovery touched so the recovery point can move to the end.
         log.flush()?;
@@ -600,7 +610,8 @@ impl Log {
 
     /// Appends batches that passed [`LogValidator::validate`]: assigns offsets from the
     /// log end offset by rewriting base offsets in place (outside the CRC), stamps
-    /// `leader_epoch` if given, rolls the active segment if needed, and writes everything
+    /// `leader_epoch` if given (and records it in the leader epoch cache at the first
+    /// offset if it is a new epoch, persisting the cache before the write), rolls the active segment if needed, and writes everything
     /// with one write call (then fsyncs if `flush.messages` is reached).
     ///
     /// All or nothing: every check that can refuse the append (sizes, roll) runs before the
@@ -659,8 +670,59 @@ impl Log {
         }
         let last_offset = next - 1;
 
-        if self.should_roll(total, last_offset, max_timestamp) {
-            self.roll(now_ms)?;
+        if let Some(epoch) = leader_epoch {
+            // Before the write, as Kafka does: an entry at the log end offset with no data
+            // behind it yet is what becoming leader records anyway.
+            self.assign_epoch(epoch, first_offset)?;
+        }
+        self.write_run(
+            buf,
+            &batches,
+            first_offset,
+            last_offset,
+            max_timestamp,
+            record_count,
+            now_ms,
+        )?;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time,
+            max_timestamp,
+            offset_of_max_timestamp,
+            record_count,
+            bytes: total,
+        })
+    }
+
+    /// Writes whole batches whose offsets are final (`data`, described by `batches`) to the
+    /// active segment, rolling first if they don't fit, and applies `flush.messages`.
+    /// All or nothing, as [`Log::append_validated`] describes; `data` must fit in an empty
+    /// segment (the callers check `segment.bytes` and the relative-offset span).
+    #[allow(clippy::too_many_arguments)]
+    fn write_run(
+        &mut self,
+        data: &[u8],
+        batches: &[ValidBatch],
+        first_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+        record_count: u64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let total = data.len() as u64;
+        let end = self.log_end_offset();
+        // Offsets kept from a leader can jump (compaction): if the run cannot sit in a
+        // segment based at the log end offset, its segment starts at its first offset.
+        let base = if last_offset - end > i64::from(i32::MAX) {
+            first_offset
+        } else {
+            end
+        };
+        if (self.active().is_empty() && self.active().base_offset != base)
+            || self.should_roll(total, last_offset, max_timestamp)
+        {
+            self.roll_to(base, now_ms)?;
         }
         let interval = self.config.index_interval_bytes;
         let sync = self
@@ -669,7 +731,7 @@ impl Log {
             .is_some_and(|n| self.unflushed_messages + record_count >= n);
         let seg = self.active_mut();
         let path = seg.log_path.clone();
-        match seg.append(buf, &batches, interval, sync) {
+        match seg.append(data, batches, interval, sync) {
             Ok(()) => {}
             Err(AppendError::RolledBack(source)) => {
                 warn!(file = %path.display(), error = %source, "append failed and was undone");
@@ -688,15 +750,7 @@ impl Log {
         } else {
             self.unflushed_messages += record_count;
         }
-        Ok(AppendInfo {
-            first_offset,
-            last_offset,
-            log_append_time,
-            max_timestamp,
-            offset_of_max_timestamp,
-            record_count,
-            bytes: total,
-        })
+        Ok(())
     }
 
     /// Kafka's roll rule. The time rule compares the incoming batches' timestamp with the
@@ -737,15 +791,26 @@ impl Log {
     ///
     /// # Errors
     /// [`LogError::Io`] if syncing the old or creating the new segment fails.
-    pub fn roll(&mut self, _now_ms: i64) -> Result<(), LogError> {
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         if self.active().is_empty() {
             return Ok(());
         }
-        let new_base = self.log_end_offset();
+        self.roll_to(self.log_end_offset(), now_ms)
+    }
+
+    /// Starts a new active segment at `new_base` (>= the log end offset). An empty active
+    /// segment is replaced rather than kept (only follower appends across an offset gap
+    /// ask for a base other than the log end offset of an empty segment).
+    fn roll_to(&mut self, new_base: i64, _now_ms: i64) -> Result<(), LogError> {
+        debug_assert!(new_base >= self.log_end_offset());
         let old = self.active_mut();
-        let old_path = old.log_path.clone();
-        old.on_become_inactive()
-            .map_err(io_err("syncing segment before roll", &old_path))?;
+        let (old_base, old_path) = (old.base_offset, old.log_path.clone());
+        if old.is_empty() {
+            self.delete_segment(old_base, "replaced by a segment at a later base offset")?;
+        } else {
+            old.on_become_inactive()
+                .map_err(io_err("syncing segment before roll", &old_path))?;
+        }
         let new_path = segment_file(&self.dir, new_base, "log");
         let seg = LogSegment::create(&self.dir, new_base)
             .map_err(io_err("creating segment", &new_path))?;
@@ -952,6 +1017,7 @@ impl Log {
         }
         self.log_start_offset = offset;
         self.persist_log_start_offset()?;
+        self.epochs_follow_log_start()?;
         self.delete_segments_below_start()?;
         Ok(self.log_start_offset)
     }
@@ -1036,6 +1102,7 @@ impl Log {
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
             self.persist_log_start_offset()?;
+            self.epochs_follow_log_start()?;
         }
         for b in &doomed {
             self.delete_segment(*b, "retention")?;
@@ -1077,12 +1144,42 @@ impl Log {
         Ok(true)
     }
 
+    /// Deletes every segment and starts the log over, empty, at `offset` (Kafka's
+    /// truncateFullyAndStartAt): for a follower whose log ends below the leader's log
+    /// start, and for truncation below the first batch. The epoch cache is cleared: no
+    /// record is left for an epoch to own.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] on file errors.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let start = offset.max(0);
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for b in bases {
+            self.delete_segment(b, "truncation")?;
+        }
+        let path = segment_file(&self.dir, start, "log");
+        let seg =
+            LogSegment::create(&self.dir, start).map_err(io_err("creating segment", &path))?;
+        sync_dir(&self.dir).map_err(io_err("syncing log directory", &self.dir))?;
+        self.segments.insert(start, seg);
+        if start != self.log_start_offset {
+            self.log_start_offset = start;
+            self.persist_log_start_offset()?;
+        }
+        self.recovery_point = start;
+        if self.epochs.clear() {
+            self.persist_leader_epochs()?;
+        }
+        Ok(())
+    }
+
     /// Drops every batch containing an offset >= `offset` (for replication's
     /// log truncation). Truncation is batch-granular: a batch straddling
     /// `offset` is removed whole, so the new log end offset may be below
     /// `offset` (it is the straddling batch's base offset). If `offset` is
     /// below the log start offset the log is emptied and restarts at `offset`.
-    /// Returns the new log end offset.
+    /// Leader epochs starting at or after the new log end offset are forgotten (all of
+    /// them when the log is emptied). Returns the new log end offset.
     ///
     /// # Errors
     /// [`LogError::Io`] on file errors.
@@ -1093,19 +1190,7 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         if offset < self.log_start_offset || offset <= self.first_base() {
             // Nothing below `offset` survives: restart the log at `offset`.
-            let start = offset.max(0);
-            let bases: Vec<i64> = self.segments.keys().copied().collect();
-            for b in bases {
-                self.delete_segment(b, "truncation")?;
-            }
-            let path = segment_file(&self.dir, start, "log");
-            let seg =
-                LogSegment::create(&self.dir, start).map_err(io_err("creating segment", &path))?;
-            self.segments.insert(start, seg);
-            if start != self.log_start_offset {
-                self.log_start_offset = start;
-                self.persist_log_start_offset()?;
-            }
+            self.truncate_fully_and_start_at(offset)?;
         } else {
             let later: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
             for b in later {
@@ -1124,9 +1209,13 @@ impl Log {
                 .map_err(io_err("truncating segment", &path))?;
         }
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        if self.epochs.truncate_from_end(self.log_end_offset()) {
+            self.persist_leader_epochs()?;
+        }
         if self.log_start_offset > self.log_end_offset() {
             self.log_start_offset = self.log_end_offset();
             self.persist_log_start_offset()?;
+            self.epochs_follow_log_start()?;
         }
         Ok(self.log_end_offset())
     }

@@ -192,9 +192,7 @@ impl LogManager {
         }
         if clean {
             fs::remove_file(&marker).map_err(io_err("removing clean shutdown marker", &marker))?;
-            File::open(data_dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err("syncing data directory", data_dir))?;
+            sync_dir(data_dir)?;
         }
         info!(dir = %data_dir.display(), logs = logs.len(), clean_shutdown = clean, "log manager opened");
         let manager = LogManager {
@@ -221,7 +219,8 @@ impl LogManager {
         self.had_clean_shutdown
     }
 
-    /// Creates the directory and an empty log for a new partition.
+    /// Creates the directory and an empty log for a new partition. The new directory is
+    /// durable when this returns (the data directory is fsynced after it is created).
     ///
     /// # Errors
     /// Invalid names, an existing log, or I/O errors.
@@ -248,6 +247,7 @@ impl LogManager {
             tp: tp.clone(),
             source,
         })?;
+        sync_dir(&self.data_dir)?;
         let handle = Arc::new(RwLock::new(log));
         logs.insert(tp, handle.clone());
         Ok(handle)
@@ -277,6 +277,7 @@ impl LogManager {
         }
         let dir = self.data_dir.join(tp.to_string());
         fs::remove_dir_all(&dir).map_err(io_err("deleting partition directory", &dir))?;
+        sync_dir(&self.data_dir)?;
         self.checkpoint_recovery_points()
     }
 
@@ -298,15 +299,13 @@ impl LogManager {
             .map_or(0, |d| d.as_nanos());
         let stray = self.data_dir.join(format!("{tp}.{id:x}-stray"));
         fs::rename(&dir, &stray).map_err(io_err("renaming stray partition directory", &dir))?;
-        File::open(&self.data_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("syncing data directory", &self.data_dir))?;
+        sync_dir(&self.data_dir)?;
         self.checkpoint_recovery_points()?;
         Ok(stray)
     }
 
     /// Writes every log's recovery point to `recovery-point-offset-checkpoint`
-    /// (temp file, fsync, rename).
+    /// (temp file, fsync, rename, directory fsync).
     ///
     /// # Errors
     /// I/O errors writing the file.
@@ -378,6 +377,14 @@ impl LogManager {
         info!(dir = %self.data_dir.display(), "log manager shut down cleanly");
         Ok(())
     }
+}
+
+/// Fsyncs the data directory, so that entries created, renamed or removed in it survive a
+/// crash.
+fn sync_dir(data_dir: &Path) -> Result<(), LogManagerError> {
+    File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing data directory", data_dir))
 }
 
 /// Parses Kafka's offset checkpoint format: version `0`, entry count, then

@@ -447,6 +447,95 @@ pub mod list_offsets_response {
     };
 }
 
+pub mod offset_for_leader_epoch_request {
+    use super::*;
+
+    pub const OFFSET_FOR_LEADER_TOPIC: Struct = Struct {
+        name: "OffsetForLeaderTopic",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "topic", versions: (2, 3), kind: String },
+            Field { name: "topic", versions: (4, 4), kind: CompactString },
+            Field { name: "partitions", versions: (2, 3), kind: Array(&Struct(&OFFSET_FOR_LEADER_PARTITION)) },
+            Field { name: "partitions", versions: (4, 4), kind: CompactArray(&Struct(&OFFSET_FOR_LEADER_PARTITION)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const OFFSET_FOR_LEADER_PARTITION: Struct = Struct {
+        name: "OffsetForLeaderPartition",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "partition", versions: (2, 4), kind: Int32 },
+            Field { name: "current_leader_epoch", versions: (2, 4), kind: Int32 },
+            Field { name: "leader_epoch", versions: (2, 4), kind: Int32 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const OFFSET_FOR_LEADER_EPOCH_REQUEST: Struct = Struct {
+        name: "OffsetForLeaderEpochRequest",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "replica_id", versions: (3, 4), kind: Int32 },
+            Field { name: "topics", versions: (2, 3), kind: Array(&Struct(&OFFSET_FOR_LEADER_TOPIC)) },
+            Field { name: "topics", versions: (4, 4), kind: CompactArray(&Struct(&OFFSET_FOR_LEADER_TOPIC)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod offset_for_leader_epoch_response {
+    use super::*;
+
+    pub const OFFSET_FOR_LEADER_TOPIC_RESULT: Struct = Struct {
+        name: "OffsetForLeaderTopicResult",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "topic", versions: (2, 3), kind: String },
+            Field { name: "topic", versions: (4, 4), kind: CompactString },
+            Field { name: "partitions", versions: (2, 3), kind: Array(&Struct(&EPOCH_END_OFFSET)) },
+            Field { name: "partitions", versions: (4, 4), kind: CompactArray(&Struct(&EPOCH_END_OFFSET)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const OFFSET_FOR_LEADER_EPOCH_RESPONSE: Struct = Struct {
+        name: "OffsetForLeaderEpochResponse",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (2, 4), kind: Int32 },
+            Field { name: "topics", versions: (2, 3), kind: Array(&Struct(&OFFSET_FOR_LEADER_TOPIC_RESULT)) },
+            Field { name: "topics", versions: (4, 4), kind: CompactArray(&Struct(&OFFSET_FOR_LEADER_TOPIC_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const EPOCH_END_OFFSET: Struct = Struct {
+        name: "EpochEndOffset",
+        versions: (2, 4),
+        flexible: 4,
+        fields: &[
+            Field { name: "error_code", versions: (2, 4), kind: Int16 },
+            Field { name: "partition", versions: (2, 4), kind: Int32 },
+            Field { name: "leader_epoch", versions: (2, 4), kind: Int32 },
+            Field { name: "end_offset", versions: (2, 4), kind: Int64 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
 pub mod metadata_request {
     use super::*;
 
@@ -2596,6 +2685,7 @@ pub const APIS: &[(kafka_protocol::messages::ApiKey, &Struct, &Struct)] = &[
     (kafka_protocol::messages::ApiKey::Produce, &produce_request::PRODUCE_REQUEST, &produce_response::PRODUCE_RESPONSE),
     (kafka_protocol::messages::ApiKey::Fetch, &fetch_request::FETCH_REQUEST, &fetch_response::FETCH_RESPONSE),
     (kafka_protocol::messages::ApiKey::ListOffsets, &list_offsets_request::LIST_OFFSETS_REQUEST, &list_offsets_response::LIST_OFFSETS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::OffsetForLeaderEpoch, &offset_for_leader_epoch_request::OFFSET_FOR_LEADER_EPOCH_REQUEST, &offset_for_leader_epoch_response::OFFSET_FOR_LEADER_EPOCH_RESPONSE),
     (kafka_protocol::messages::ApiKey::Metadata, &metadata_request::METADATA_REQUEST, &metadata_response::METADATA_RESPONSE),
     (kafka_protocol::messages::ApiKey::OffsetCommit, &offset_commit_request::OFFSET_COMMIT_REQUEST, &offset_commit_response::OFFSET_COMMIT_RESPONSE),
     (kafka_protocol::messages::ApiKey::OffsetFetch, &offset_fetch_request::OFFSET_FETCH_REQUEST, &offset_fetch_response::OFFSET_FETCH_RESPONSE),

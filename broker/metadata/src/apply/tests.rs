@@ -5,6 +5,9 @@ use uuid::Uuid;
 use crate::command::{CommandError, CommandResult, LegacyImport, MetadataCommand, NewTopic};
 use crate::image::{BrokerRegistration, MetadataImage, TopicMeta, NO_LEADER};
 
+mod alter_partition;
+mod election;
+
 fn registration(id: i32) -> BrokerRegistration {
     BrokerRegistration {
         id,
@@ -57,6 +60,50 @@ fn fence(id: i32) -> MetadataCommand {
     }
 }
 
+/// `id` registers again after a restart (a new incarnation).
+fn register_again(id: i32) -> MetadataCommand {
+    let mut back = registration(id);
+    back.incarnation = Uuid::from_u128(1000 + id as u128);
+    MetadataCommand::RegisterBroker(back)
+}
+
+fn alter(
+    topic: &str,
+    partition: i32,
+    leader: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: &[i32],
+) -> MetadataCommand {
+    MetadataCommand::AlterPartition {
+        topic: topic.into(),
+        partition,
+        leader,
+        leader_epoch,
+        isr: isr.to_vec(),
+        partition_epoch: Some(partition_epoch),
+    }
+}
+
+fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Like [`explicit`], with topic configs.
+fn explicit_with(name: &str, lists: Vec<Vec<i32>>, pairs: &[(&str, &str)]) -> MetadataCommand {
+    MetadataCommand::CreateTopic(NewTopic {
+        name: name.into(),
+        id: Uuid::from_u128(8),
+        partitions: -1,
+        replication_factor: -1,
+        configs: configs(pairs),
+        assignments: Some(lists),
+    })
+}
+
 #[test]
 fn the_second_create_of_a_name_is_answered_topic_exists() {
     let mut image = cluster(&[1, 2, 3]);
@@ -74,7 +121,7 @@ fn the_second_create_of_a_name_is_answered_topic_exists() {
 }
 
 #[test]
-fn leaders_spread_over_brokers_and_isr_is_the_leader() {
+fn leaders_spread_over_brokers_and_every_replica_starts_in_sync() {
     let mut image = cluster(&[1, 2, 3]);
     image.apply(&new_topic("t", 6, 2));
     let t = image.topic("t").unwrap();
@@ -84,7 +131,9 @@ fn leaders_spread_over_brokers_and_isr_is_the_leader() {
     for p in &t.assignments {
         assert_eq!(p.replicas.len(), 2);
         assert_eq!(p.leader, p.replicas[0]);
-        assert_eq!(p.isr, vec![p.leader]);
+        assert_eq!(p.isr, p.replicas, "empty logs: every replica is in sync");
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+        assert!(!p.recovering);
     }
 }
 
@@ -139,15 +188,20 @@ fn explicit_assignments_are_honoured_and_checked() {
 fn fencing_moves_leadership_to_a_live_in_sync_replica_or_takes_the_partition_offline() {
     let mut image = cluster(&[1, 2, 3]);
     image.apply(&explicit("t", vec![vec![1, 2], vec![1, 3]]));
-    // Partition 0 has 2 in sync too; partition 1 only its leader.
-    let state = image.topics.get_mut("t").unwrap();
-    state.assignments[0].isr = vec![1, 2];
+    // Partition 0 has 2 in sync too; partition 1 only its leader (3 fell behind).
+    assert_eq!(
+        image.apply(&alter("t", 1, 1, 0, 0, &[1])),
+        CommandResult::Done
+    );
     image.apply(&fence(1));
     let t = image.topic("t").unwrap();
     assert_eq!(t.assignments[0].leader, 2);
     assert_eq!(t.assignments[0].isr, vec![2]);
     assert_eq!(t.assignments[0].leader_epoch, 1);
-    assert_eq!(t.assignments[1].leader, NO_LEADER);
+    assert_eq!(
+        t.assignments[1].leader, NO_LEADER,
+        "3 is live but out of sync, and unclean election is off"
+    );
     assert_eq!(
         t.assignments[1].isr,
         vec![1],
@@ -264,25 +318,27 @@ fn an_idle_reassignment_completes_when_the_new_replica_is_in_sync() {
     assert_eq!(p.original_replicas(), vec![1]);
 
     // A stale leader epoch is refused.
-    let stale = image.apply(&MetadataCommand::AlterPartition {
-        topic: "t".into(),
-        partition: 0,
-        leader: 1,
-        leader_epoch: p.leader_epoch + 1,
-        isr: vec![1, 2],
-    });
+    let stale = image.apply(&alter(
+        "t",
+        0,
+        1,
+        p.leader_epoch + 1,
+        p.partition_epoch,
+        &[1, 2],
+    ));
     assert!(matches!(
         stale,
         CommandResult::Rejected(CommandError::NotLeader { .. })
     ));
 
-    let r = image.apply(&MetadataCommand::AlterPartition {
-        topic: "t".into(),
-        partition: 0,
-        leader: 1,
-        leader_epoch: p.leader_epoch,
-        isr: vec![1, 2],
-    });
+    let r = image.apply(&alter(
+        "t",
+        0,
+        1,
+        p.leader_epoch,
+        p.partition_epoch,
+        &[1, 2],
+    ));
     assert_eq!(r, CommandResult::Done);
     let p = image.partition("t", 0).unwrap();
     assert_eq!(p.replicas, vec![2]);
@@ -327,7 +383,8 @@ fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
 fn preferred_election_needs_the_preferred_replica_live_and_in_sync() {
     let mut image = cluster(&[1, 2]);
     image.apply(&explicit("t", vec![vec![1, 2]]));
-    image.topics.get_mut("t").unwrap().assignments[0].isr = vec![1, 2];
+    assert_eq!(image.partition("t", 0).unwrap().isr, vec![1, 2]);
+    assert!(image.preferred_leader_imbalance().is_empty());
     let elect = MetadataCommand::ElectPreferred {
         topic: "t".into(),
         partition: 0,
@@ -345,6 +402,7 @@ fn preferred_election_needs_the_preferred_replica_live_and_in_sync() {
         image.apply(&elect),
         CommandResult::Rejected(CommandError::PreferredLeaderNotAvailable { .. })
     ));
+    assert!(image.preferred_leader_imbalance().is_empty(), "1 is fenced");
     let mut back = registration(1);
     back.incarnation = Uuid::from_u128(11);
     image.apply(&MetadataCommand::RegisterBroker(back));
@@ -353,16 +411,27 @@ fn preferred_election_needs_the_preferred_replica_live_and_in_sync() {
         image.apply(&elect),
         CommandResult::Rejected(CommandError::PreferredLeaderNotAvailable { .. })
     ));
+    assert!(
+        image.preferred_leader_imbalance().is_empty(),
+        "1 is not in sync"
+    );
     let p = image.partition("t", 0).unwrap().clone();
-    image.apply(&MetadataCommand::AlterPartition {
-        topic: "t".into(),
-        partition: 0,
-        leader: 2,
-        leader_epoch: p.leader_epoch,
-        isr: vec![2, 1],
-    });
+    let r = image.apply(&alter(
+        "t",
+        0,
+        2,
+        p.leader_epoch,
+        p.partition_epoch,
+        &[2, 1],
+    ));
+    assert_eq!(r, CommandResult::Done);
+    assert_eq!(
+        image.preferred_leader_imbalance(),
+        vec![("t".to_string(), 0)]
+    );
     assert_eq!(image.apply(&elect), CommandResult::Done);
     assert_eq!(image.partition("t", 0).unwrap().leader, 1);
+    assert!(image.preferred_leader_imbalance().is_empty());
 }
 
 #[test]

@@ -61,6 +61,14 @@ pub type DeleteResult = ((String, i32), Result<(), GroupError>);
 /// Per-partition outcome of an offset commit.
 pub type PartitionResult = ((String, i32), Result<(), CommitError>);
 
+/// Where a coordinator's write landed in `__consumer_offsets`: an OffsetCommit is answered
+/// once the partition's ISR has it ([`Partition::wait_for_replication`]).
+pub struct Appended {
+    pub partition: std::sync::Arc<crate::partition::Partition>,
+    pub last_offset: i64,
+    pub leader_epoch: i32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitError {
     Group(GroupError),
@@ -527,7 +535,7 @@ impl GroupCoordinator {
         partition: Option<i32>,
         records: Vec<(Bytes, Option<Bytes>)>,
         now: i64,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<Appended, CoordinatorError> {
         let partition = partition.ok_or_else(|| {
             CoordinatorError::Replica(ReplicaError::UnknownTopic(OFFSETS_TOPIC.into()))
         })?;
@@ -563,8 +571,14 @@ impl GroupCoordinator {
             partition,
             reason: e.to_string(),
         })?;
-        replicas.append(OFFSETS_TOPIC, partition, &mut buf)?;
-        Ok(())
+        // Appended as with acks=1; OffsetCommit then waits for the ISR (see `Appended`).
+        let (info, leader_epoch, partition) =
+            replicas.append(OFFSETS_TOPIC, partition, &mut buf, 1)?;
+        Ok(Appended {
+            partition,
+            last_offset: info.last_offset,
+            leader_epoch,
+        })
     }
 
     // ---- Offsets --------------------------------------------------------------------
@@ -578,7 +592,7 @@ impl GroupCoordinator {
         req: &CommitRequest<'_>,
         offsets_in: Vec<((String, i32), CommittedOffset)>,
         now: i64,
-    ) -> Result<Vec<PartitionResult>, GroupError> {
+    ) -> Result<(Vec<PartitionResult>, Option<Appended>), GroupError> {
         let mut inner = self.lock();
         inner.owns(group_id)?;
         let group = inner
@@ -609,7 +623,7 @@ impl GroupCoordinator {
             }
         }
         if accepted.is_empty() {
-            return Ok(results);
+            return Ok((results, None));
         }
         let records = accepted
             .iter()
@@ -621,22 +635,23 @@ impl GroupCoordinator {
             })
             .collect();
         match self.append(replicas, inner.partition_for(group_id), records, now) {
-            Ok(()) => {
+            Ok(appended) => {
                 for (tp, _) in &accepted {
                     results.push((tp.clone(), Ok(())));
                 }
                 if let Some(g) = inner.groups.get_mut(group_id) {
                     g.apply_commit(accepted);
                 }
+                Ok((results, Some(appended)))
             }
             Err(e) => {
                 tracing::error!(group = group_id, error = %e, "offset commit not stored");
                 for (tp, _) in accepted {
                     results.push((tp, Err(CommitError::Storage)));
                 }
+                Ok((results, None))
             }
         }
-        Ok(results)
     }
 
     /// OffsetFetch: committed offsets of `partitions` (all of the group's when `None`).
@@ -815,10 +830,10 @@ impl GroupCoordinator {
                 .with_label_values(&[group.as_str()])
                 .set(members as i64);
             for ((topic, partition), committed) in offsets {
-                let Ok(log) = replicas.log(&topic, partition) else {
+                let Ok(hosted) = replicas.partition(&topic, partition) else {
                     continue;
                 };
-                let end = read(&log).log_end_offset();
+                let end = hosted.high_watermark();
                 let p = partition.to_string();
                 self.metrics
                     .lag

@@ -30,17 +30,29 @@ pub fn handle(
                     let mut result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    match broker.replicas.leader_log(&name, p.partition_index) {
+                    match broker.replicas.leader_partition(&name, p.partition_index) {
                         Err(e) => result.error_code = error_code(broker, API, Some(e.error_code())),
-                        Ok(log) => {
-                            let mut log = write(&log);
-                            // -1 means "up to the high watermark".
+                        Ok(partition) => {
+                            let high_watermark = partition.high_watermark();
+                            let mut log = write(partition.log());
+                            // -1 means "up to the high watermark"; beyond it is out of
+                            // range, as in Kafka (followers may not have those records).
                             let offset = if p.offset == -1 {
-                                log.log_end_offset()
+                                high_watermark
                             } else {
                                 p.offset
                             };
-                            match log.delete_records_before(offset) {
+                            let deleted = if offset > high_watermark {
+                                Err(ironlog_storage::LogError::OffsetOutOfRange {
+                                    dir: log.dir().to_path_buf(),
+                                    offset,
+                                    log_start_offset: log.log_start_offset(),
+                                    log_end_offset: high_watermark,
+                                })
+                            } else {
+                                log.delete_records_before(offset)
+                            };
+                            match deleted {
                                 Ok(low_watermark) => result.low_watermark = low_watermark,
                                 Err(e) => {
                                     result.error_code =

@@ -5,6 +5,12 @@
 //! the response and `partition_max_bytes` per partition, except that the first batch found
 //! is returned whole even if larger, so a consumer always makes progress.
 //!
+//! Consumers (replica id -1) read up to the high watermark. A follower broker's Fetch
+//! (replica id ≥ 0) reads up to the log end, and its fetch offset tells the leader how far
+//! the follower's log goes (see `crate::partition`): that may move the high watermark and
+//! add the follower to the ISR. `current_leader_epoch` (v9+) is checked: an older epoch is
+//! FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
+//!
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
 //! clients to send full fetch requests.
 
@@ -20,7 +26,7 @@ use tokio::time::Instant;
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
-use crate::replica_manager::{log_error_code, read, ReplicaError};
+use crate::replica_manager::{now_ms, ReplicaError};
 
 const API: &str = "Fetch";
 /// Upper bound on a long poll, whatever the client asks, so shutdown and buggy clients
@@ -57,6 +63,11 @@ fn read_once(
     version: i16,
 ) -> (FetchResponse, usize, bool) {
     let image = broker.replicas.metadata();
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let mut remaining = if version >= 3 {
         request.max_bytes.max(0) as usize
     } else {
@@ -87,7 +98,38 @@ fn read_once(
                 partitions.push(data);
                 continue;
             };
-            match broker.replicas.leader_log(name, p.partition) {
+            let limit = (p.partition_max_bytes.max(0) as usize).min(remaining) as u64;
+            let current_leader_epoch = if version >= 9 {
+                p.current_leader_epoch
+            } else {
+                -1
+            };
+            let read = broker
+                .replicas
+                .partition(name, p.partition)
+                .and_then(|partition| {
+                    if replica_id >= 0 {
+                        let (read, expand) = partition.read_for_follower(
+                            replica_id,
+                            p.fetch_offset,
+                            limit,
+                            current_leader_epoch,
+                            now_ms(),
+                        )?;
+                        if let Some(change) = expand {
+                            crate::broker::spawn_isr_change(broker, partition.clone(), change);
+                        }
+                        Ok(read)
+                    } else {
+                        partition.read_for_consumer(
+                            p.fetch_offset,
+                            limit,
+                            total == 0,
+                            current_leader_epoch,
+                        )
+                    }
+                });
+            match read {
                 Err(e) => {
                     let code = match e {
                         ReplicaError::UnknownTopic(_) if version >= 13 => {
@@ -95,35 +137,32 @@ fn read_once(
                         }
                         e => e.error_code(),
                     };
-                    data.error_code = error_code(broker, API, Some(code));
                     data.high_watermark = -1;
-                    any_error = true;
-                }
-                Ok(log) => {
-                    let log = read(&log);
-                    let high_watermark = log.log_end_offset();
-                    data.high_watermark = high_watermark;
-                    data.last_stable_offset = high_watermark;
-                    data.log_start_offset = log.log_start_offset();
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    match log.read_up_to(
-                        p.fetch_offset,
-                        limit as u64,
-                        total == 0,
-                        Some(high_watermark),
-                    ) {
-                        Ok(result) => {
-                            let n = result.data.len();
-                            total += n;
-                            remaining = remaining.saturating_sub(n);
-                            data.records = Some(result.data);
-                        }
-                        Err(e) => {
-                            tracing::debug!(topic = name, partition = p.partition, error = %e, "fetch refused");
-                            data.error_code = error_code(broker, API, Some(log_error_code(&e)));
-                            any_error = true;
+                    if code == ResponseError::OffsetOutOfRange {
+                        // Where the log is now, so a follower can start over.
+                        if let Ok(partition) = broker.replicas.partition(name, p.partition) {
+                            data.high_watermark = partition.high_watermark();
+                            data.log_start_offset =
+                                crate::replica_manager::read(partition.log()).log_start_offset();
                         }
                     }
+                    tracing::debug!(
+                        topic = name,
+                        partition = p.partition,
+                        ?code,
+                        "fetch refused"
+                    );
+                    data.error_code = error_code(broker, API, Some(code));
+                    any_error = true;
+                }
+                Ok(read) => {
+                    data.high_watermark = read.high_watermark;
+                    data.last_stable_offset = read.high_watermark;
+                    data.log_start_offset = read.log_start_offset;
+                    let n = read.result.data.len();
+                    total += n;
+                    remaining = remaining.saturating_sub(n);
+                    data.records = Some(read.result.data);
                 }
             }
             partitions.push(data);

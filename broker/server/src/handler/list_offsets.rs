@@ -13,6 +13,7 @@ use ironlog_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use ironlog_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use ironlog_protocol::ResponseError;
 
 use bytes::Bytes;
 use ironlog_storage::batch::{BatchHeader, TimestampType};
@@ -48,19 +49,32 @@ pub fn handle(
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    if version >= 4 {
-                        out.leader_epoch = 0;
-                    }
-                    let log = match broker.replicas.leader_log(&name, p.partition_index) {
-                        Ok(log) => log,
+                    let partition = match broker.replicas.leader_partition(&name, p.partition_index)
+                    {
+                        Ok(partition) => partition,
                         Err(e) => {
                             out.error_code = error_code(broker, API, Some(e.error_code()));
                             return out;
                         }
                     };
-                    let log = read(&log);
+                    let leader_epoch = partition.leader_epoch();
+                    if version >= 4 {
+                        out.leader_epoch = leader_epoch;
+                        if p.current_leader_epoch >= 0 && p.current_leader_epoch != leader_epoch {
+                            let code = if p.current_leader_epoch < leader_epoch {
+                                ResponseError::FencedLeaderEpoch
+                            } else {
+                                ResponseError::UnknownLeaderEpoch
+                            };
+                            out.error_code = error_code(broker, API, Some(code));
+                            return out;
+                        }
+                    }
+                    // Consumers see the log up to the high watermark (read_uncommitted).
+                    let high_watermark = partition.high_watermark();
+                    let log = read(partition.log());
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((log.log_end_offset(), -1))),
+                        LATEST => Ok(Some((high_watermark, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         MAX_TIMESTAMP => max_timestamp_record(&log),
                         LATEST_TIERED => Ok(None),

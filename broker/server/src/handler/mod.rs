@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -69,11 +70,16 @@ pub async fn dispatch(
             v,
             &metadata::handle(broker, r, v).await,
         )?),
-        RequestKind::Produce(r) => match produce::handle(broker, r, v) {
+        RequestKind::Produce(r) => match produce::handle(broker, r, v).await {
             Some(resp) => Some(encode_response(cid, v, &resp)?),
             None => None,
         },
         RequestKind::Fetch(r) => Some(encode_response(cid, v, &fetch::handle(broker, r, v).await)?),
+        RequestKind::OffsetForLeaderEpoch(r) => Some(encode_response(
+            cid,
+            v,
+            &offset_for_leader_epoch::handle(broker, r, v),
+        )?),
         RequestKind::ListOffsets(r) => Some(encode_response(
             cid,
             v,
@@ -158,7 +164,7 @@ pub async fn dispatch(
         RequestKind::OffsetCommit(r) => Some(encode_response(
             cid,
             v,
-            &offset_commit::handle(broker, r, v),
+            &offset_commit::handle(broker, r, v).await,
         )?),
         RequestKind::OffsetFetch(r) => Some(encode_response(
             cid,
@@ -226,6 +232,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::Produce => "Produce",
         ApiKey::Fetch => "Fetch",
         ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::Metadata => "Metadata",
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::CreateTopics => "CreateTopics",

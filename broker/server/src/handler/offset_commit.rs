@@ -1,5 +1,8 @@
 //! OffsetCommit (key 8): store consumers' positions in `__consumer_offsets`. The response
-//! is sent after the records are in the log. Generation -1 with an empty member id is a
+//! is sent once the records are on every in-sync replica of the group's partition (Kafka's
+//! acks=all for commits), for at most `OFFSET_COMMIT_TIMEOUT`; otherwise the commit is
+//! answered COORDINATOR_NOT_AVAILABLE (ISR too small, timed out) or NOT_COORDINATOR
+//! (leadership moved), which clients retry. Generation -1 with an empty member id is a
 //! standalone (or admin) commit, allowed while the group has no members.
 
 use std::sync::Arc;
@@ -17,8 +20,10 @@ use crate::group::metadata::{CommitRequest, CommittedOffset};
 use crate::replica_manager::now_ms;
 
 const API: &str = "OffsetCommit";
+/// Kafka's offsets.commit.timeout.ms.
+const OFFSET_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: OffsetCommitRequest,
     _version: i16,
@@ -60,7 +65,7 @@ pub fn handle(
     let result = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else if to_commit.is_empty() {
-        Ok(Vec::new())
+        Ok((Vec::new(), None))
     } else {
         broker
             .groups
@@ -69,6 +74,30 @@ pub fn handle(
                 tracing::debug!(group = %group_id, error = %e, "offset commit refused");
                 e.response_error()
             })
+    };
+    let result = match result {
+        Ok((per_partition, Some(appended))) => {
+            let replicated = appended
+                .partition
+                .wait_for_replication(
+                    appended.last_offset,
+                    appended.leader_epoch,
+                    OFFSET_COMMIT_TIMEOUT,
+                )
+                .await;
+            match replicated {
+                Ok(()) => Ok(per_partition),
+                Err(e) => {
+                    tracing::debug!(group = %group_id, error = %e, "offset commit not replicated");
+                    Err(match e.error_code() {
+                        ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
+                        _ => ResponseError::CoordinatorNotAvailable,
+                    })
+                }
+            }
+        }
+        Ok((per_partition, None)) => Ok(per_partition),
+        Err(e) => Err(e),
     };
     match result {
         Err(e) => {

@@ -9,12 +9,21 @@
 //! A refused partition gets its error code (CORRUPT_MESSAGE, INVALID_RECORD,
 //! INVALID_TIMESTAMP, MESSAGE_TOO_LARGE…, chosen in `replica_manager`), from v8 on an
 //! error message and the index of each offending record (`record_errors`), and nothing of
-//! it is appended; the connection stays up. With one broker the ISR is the leader alone,
-//! so acks=1 and acks=all both answer once the leader's log has the data.
+//! it is appended; the connection stays up.
+//!
+//! acks=1 answers once the leader's log has the data. acks=all (-1) first needs
+//! `min.insync.replicas` in the ISR (else NOT_ENOUGH_REPLICAS, nothing appended), then
+//! waits, without holding a thread, until the high watermark passes the append (every ISR
+//! member has it) or the request's `timeout_ms` passes (REQUEST_TIMED_OUT; the records
+//! may still be replicated, as in Kafka). If the ISR shrank below the minimum meanwhile
+//! the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved,
+//! NOT_LEADER_OR_FOLLOWER. Partitions whose log fsyncs on append (`flush.messages`) are
+//! appended on the blocking pool, off the async workers.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use tokio::time::Instant;
 
 use ironlog_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -25,17 +34,21 @@ use ironlog_protocol::ResponseError;
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::group::offsets::OFFSETS_TOPIC;
-use crate::replica_manager::ReplicaError;
+use crate::partition::Partition;
+use crate::replica_manager::{replication_timeout, ReplicaError};
 
 const API: &str = "Produce";
 
+type Refusal = (ResponseError, String, Vec<BatchIndexAndErrorMessage>);
+
 /// Returns `None` for acks=0: the client expects no response.
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     version: i16,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let deadline = Instant::now() + replication_timeout(request.timeout_ms);
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -80,11 +93,16 @@ pub fn handle(
                         // The log rewrites batch headers in place, so the bytes are copied
                         // out of the request frame, which the decoded request (topic names
                         // included) still shares. Profiled: one memcpy of the payload.
-                        let mut records = BytesMut::from(&records[..]);
-                        broker
-                            .replicas
-                            .append(&name, data.index, &mut records)
-                            .map_err(|e| (e.error_code(), e.to_string(), record_errors(&e)))
+                        let records = BytesMut::from(&records[..]);
+                        match append(broker, &name, data.index, records, acks).await {
+                            Ok((info, epoch, partition)) if acks == -1 => {
+                                wait(&partition, info.last_offset, epoch, deadline)
+                                    .await
+                                    .map(|()| info)
+                            }
+                            Ok((info, _, _)) => Ok(info),
+                            Err(e) => Err(e),
+                        }
                     }
                 }
             };
@@ -118,6 +136,54 @@ pub fn handle(
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Appends as the leader; on the blocking pool when the log fsyncs on append.
+async fn append(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    mut records: BytesMut,
+    acks: i16,
+) -> Result<(ironlog_storage::AppendInfo, i32, Arc<Partition>), Refusal> {
+    let refusal = |e: ReplicaError| (e.error_code(), e.to_string(), record_errors(&e));
+    let fsyncs = broker
+        .replicas
+        .leader_partition(topic, partition)
+        .map_err(refusal)?
+        .fsyncs_on_append();
+    if !fsyncs {
+        return broker
+            .replicas
+            .append(topic, partition, &mut records, acks)
+            .map_err(refusal);
+    }
+    let (b, topic) = (broker.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || b.replicas.append(&topic, partition, &mut records, acks))
+        .await
+        .map_err(|e| {
+            (
+                ResponseError::UnknownServerError,
+                format!("append failed: {e}"),
+                Vec::new(),
+            )
+        })?
+        .map_err(refusal)
+}
+
+/// acks=all: waits for the ISR until `deadline`. A retried batch found to be a duplicate
+/// waits too: its first append may not be replicated yet.
+async fn wait(
+    partition: &Partition,
+    last_offset: i64,
+    epoch: i32,
+    deadline: Instant,
+) -> Result<(), Refusal> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    partition
+        .wait_for_replication(last_offset, epoch, timeout)
+        .await
+        .map_err(|e| (e.error_code(), e.to_string(), Vec::new()))
 }
 
 /// True if `records` holds at least two whole batch headers (only their lengths are read;
