@@ -14,7 +14,7 @@ use crate::group::coordinator::CoordinatorError;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::partition::{IsrChange, Partition};
-use crate::replica_manager::{ReplicaError, ReplicaManager, SyncOutcome};
+use crate::replica_manager::{ReplicaError, ReplicaManager};
 use ironlog_metadata::{CommandResult, MetadataCommand};
 use ironlog_storage::cleaner::{Cleaner, CleanerError};
 
@@ -37,9 +37,6 @@ pub struct Broker {
     shutdown: watch::Receiver<bool>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     started_ms: AtomicI64,
-    /// Changes when partitions start or stop following a leader (the replica fetchers
-    /// look again).
-    fetchers: watch::Sender<u64>,
 }
 
 /// Why the broker could not open its data directory.
@@ -88,7 +85,6 @@ impl Broker {
             shutdown,
             producer_ids: std::sync::Mutex::new(ProducerIdBlock::default()),
             started_ms: AtomicI64::new(crate::replica_manager::now_ms()),
-            fetchers: watch::channel(0).0,
         }))
     }
 
@@ -138,18 +134,13 @@ impl Broker {
 
     /// Brings the logs, partitions and the group coordinator in line with the applied
     /// metadata.
-    fn follow_metadata(&self, image: &ironlog_metadata::MetadataImage) -> SyncOutcome {
-        let outcome = match self.replicas.sync_logs(image) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot make the local logs match the metadata; will retry at the next change");
-                SyncOutcome::default()
-            }
-        };
+    fn follow_metadata(&self, image: &ironlog_metadata::MetadataImage) {
+        if let Err(e) = self.replicas.sync_logs(image) {
+            tracing::error!(error = %e, "cannot make the local logs match the metadata; will retry at the next change");
+        }
         self.groups
             .follow_metadata(&self.replicas, image, crate::replica_manager::now_ms());
         self.metrics.cluster.observe_image(image);
-        outcome
     }
 }
 
@@ -204,7 +195,10 @@ pub async fn run_on(
     let heartbeats = cluster.spawn_heartbeats(broker.shutdown_signal());
     let sessions = cluster.spawn_session_checks(broker.shutdown_signal());
     let follower = spawn_metadata_follower(&broker);
-    let fetchers = crate::replica_fetcher::spawn_manager(&broker, broker.fetchers.subscribe());
+    let fetchers = crate::replica_fetcher::spawn_manager(
+        &broker,
+        broker.replicas.subscribe_follower_changes(),
+    );
     let isr_checks = spawn_isr_checks(&broker);
     let rebalance = broker
         .config
@@ -288,18 +282,11 @@ fn spawn_metadata_follower(broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> 
             }
             let image = images.borrow_and_update().clone();
             let b = broker.clone();
-            match tokio::task::spawn_blocking(move || b.follow_metadata(&image)).await {
-                Ok(outcome) => {
-                    if outcome.followers_changed {
-                        broker.fetchers.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    for (partition, change) in outcome.isr_changes {
-                        if let Some(change) = change {
-                            spawn_isr_change(&broker, partition, change);
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "applying a metadata change failed"),
+            if let Err(e) = tokio::task::spawn_blocking(move || b.follow_metadata(&image)).await {
+                tracing::error!(error = %e, "applying a metadata change failed");
+            }
+            for (partition, change) in broker.replicas.take_isr_changes() {
+                spawn_isr_change(&broker, partition, change);
             }
         }
     })

@@ -13,15 +13,17 @@
 //!    high watermark is taken (capped by our log end), on the blocking pool.
 //!
 //! The manager starts a fetcher when a partition starts following a broker nobody fetches
-//! from yet; a fetcher ends when nothing follows its broker any more. Errors that mean
-//! "the metadata moved" (NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH) back off
-//! until this broker's image catches up; a broken connection is re-opened.
+//! from yet; a fetcher ends when nothing follows its broker any more. A partition whose
+//! fetch is refused with an error that means "the metadata is moving"
+//! (NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH: the leader or this broker has not
+//! applied the latest change yet) is left out of the next rounds for
+//! [`PARTITION_BACKOFF`] (Kafka's delayed partition state) while the others go on; a
+//! broken connection is re-opened after [`CONNECTION_BACKOFF`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use ironlog_client::{ClientError, Connection};
 use ironlog_metadata::BrokerId;
 use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -35,6 +37,7 @@ use ironlog_protocol::kafka_protocol::protocol::StrBytes;
 use ironlog_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::broker::{stopped, Broker};
 use crate::partition::{FollowerPosition, Partition};
@@ -42,8 +45,12 @@ use crate::replica_manager::now_ms;
 
 /// Fetch v12: the last version with `replica_id` in the request body (v15 moved it).
 const FETCH_VERSION: i16 = 12;
-/// After an error, before the next round.
-const BACKOFF: Duration = Duration::from_millis(200);
+/// After a connection error, before reconnecting.
+const CONNECTION_BACKOFF: Duration = Duration::from_millis(200);
+/// A partition refused by the leader sits out the fetch rounds this long. Short: the usual
+/// cause is a leader that applies a new partition's metadata a few ms after its follower,
+/// and acks=all writes wait for the follower meanwhile.
+const PARTITION_BACKOFF: Duration = Duration::from_millis(20);
 /// A whole Fetch response, all partitions.
 const FETCH_MAX_BYTES: i32 = 16 << 20;
 
@@ -59,6 +66,8 @@ pub enum FetcherError {
         leader: BrokerId,
         error: Option<ResponseError>,
     },
+    #[error("the partitions followed changed during the fetch")]
+    Interrupted,
     #[error("appending fetched records failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -79,9 +88,9 @@ pub fn spawn_manager(broker: &Arc<Broker>, mut wakeup: watch::Receiver<u64>) -> 
                 .filter_map(|p| p.follower_position().map(|pos| pos.leader))
                 .collect();
             for leader in leaders {
-                running
-                    .entry(leader)
-                    .or_insert_with(|| tokio::spawn(fetch_from(broker.clone(), leader)));
+                running.entry(leader).or_insert_with(|| {
+                    tokio::spawn(fetch_from(broker.clone(), leader, wakeup.clone()))
+                });
             }
             tokio::select! {
                 changed = wakeup.changed() => if changed.is_err() { break },
@@ -98,14 +107,18 @@ pub fn spawn_manager(broker: &Arc<Broker>, mut wakeup: watch::Receiver<u64>) -> 
 }
 
 /// One leader's fetcher: rounds until nothing here follows `leader`.
-async fn fetch_from(broker: Arc<Broker>, leader: BrokerId) {
+async fn fetch_from(broker: Arc<Broker>, leader: BrokerId, mut wakeup: watch::Receiver<u64>) {
     let mut connection: Option<Connection> = None;
     let mut failures = 0u32;
+    // Partitions sitting out until the instant given.
+    let mut delayed: HashMap<(String, i32), Instant> = HashMap::new();
     tracing::debug!(leader, "replica fetcher started");
     loop {
         if broker.is_shutting_down() {
             return;
         }
+        // Seen before the partitions are listed: a change after this interrupts the round.
+        wakeup.borrow_and_update();
         let followed = followed_from(&broker, leader);
         if followed.is_empty() {
             tracing::debug!(
@@ -113,6 +126,21 @@ async fn fetch_from(broker: Arc<Broker>, leader: BrokerId) {
                 "replica fetcher stopped: nothing follows this leader"
             );
             return;
+        }
+        let now = Instant::now();
+        delayed.retain(|_, until| *until > now);
+        let followed: Vec<_> = followed
+            .into_iter()
+            .filter(|(p, _)| !delayed.contains_key(&(p.topic().to_string(), p.index())))
+            .collect();
+        if followed.is_empty() {
+            let next = delayed
+                .values()
+                .min()
+                .copied()
+                .unwrap_or(now + PARTITION_BACKOFF);
+            tokio::time::sleep_until(next).await;
+            continue;
         }
         if connection.as_ref().is_none_or(Connection::is_broken) {
             connection = match connect(&broker, leader).await {
@@ -122,32 +150,45 @@ async fn fetch_from(broker: Arc<Broker>, leader: BrokerId) {
                     if failures == 1 || failures.is_multiple_of(50) {
                         tracing::warn!(leader, error = %e, failures, "replica fetcher cannot reach the leader");
                     }
-                    tokio::time::sleep(BACKOFF).await;
+                    tokio::time::sleep(CONNECTION_BACKOFF).await;
                     continue;
                 }
             };
         }
         let conn = connection.as_mut().expect("connected above");
-        match round(&broker, conn, leader, followed).await {
-            Ok(backoff) => {
+        // While partitions sit out, the long poll for the others ends when they are due:
+        // their records may be what acks=all writes wait for.
+        let max_wait = delayed
+            .values()
+            .min()
+            .map(|until| until.saturating_duration_since(now))
+            .map_or(broker.config.cluster.replica_fetch_wait_max, |due| {
+                due.min(broker.config.cluster.replica_fetch_wait_max)
+            });
+        match round(&broker, conn, leader, followed, max_wait, &mut wakeup).await {
+            Ok(refused) => {
                 failures = 0;
-                if backoff {
-                    tokio::time::sleep(BACKOFF).await;
+                let until = Instant::now() + PARTITION_BACKOFF;
+                for (p, _) in refused {
+                    delayed.insert((p.topic().to_string(), p.index()), until);
                 }
             }
+            // The partitions followed changed while a long poll was waiting at the leader:
+            // drop that request (and its connection) and fetch for the new set at once.
+            Err(FetcherError::Interrupted) => connection = None,
             Err(e) => {
                 failures += 1;
                 if failures == 1 || failures.is_multiple_of(50) {
                     tracing::warn!(leader, error = %e, failures, "replica fetch failed; retrying");
                 }
                 connection = None;
-                tokio::time::sleep(BACKOFF).await;
+                tokio::time::sleep(CONNECTION_BACKOFF).await;
             }
         }
     }
 }
 
-fn followed_from(broker: &Broker, leader: BrokerId) -> Vec<(Arc<Partition>, FollowerPosition)> {
+fn followed_from(broker: &Broker, leader: BrokerId) -> Vec<Followed> {
     broker
         .replicas
         .partitions()
@@ -171,20 +212,25 @@ async fn connect(broker: &Broker, leader: BrokerId) -> Result<Connection, Fetche
     Ok(Connection::connect(&address, &client_id, timeout).await?)
 }
 
-/// One round; `Ok(true)` asks for a pause before the next (the metadata is moving).
+/// A followed partition and where it stands.
+type Followed = (Arc<Partition>, FollowerPosition);
+
+/// One round; returns the partitions the leader refused (they sit out a while).
 async fn round(
     broker: &Arc<Broker>,
     conn: &mut Connection,
     leader: BrokerId,
-    followed: Vec<(Arc<Partition>, FollowerPosition)>,
-) -> Result<bool, FetcherError> {
+    followed: Vec<Followed>,
+    max_wait: Duration,
+    wakeup: &mut watch::Receiver<u64>,
+) -> Result<Vec<Followed>, FetcherError> {
     let (truncating, fetching): (Vec<_>, Vec<_>) = followed
         .into_iter()
         .partition(|(_, pos)| pos.needs_truncation);
     if !truncating.is_empty() {
         return reconcile(broker, conn, truncating).await;
     }
-    fetch(broker, conn, leader, fetching).await
+    fetch(broker, conn, leader, fetching, max_wait, wakeup).await
 }
 
 /// A followed partition, the leader epoch it follows at, and the leader's answer to
@@ -195,8 +241,8 @@ type EpochAnswer = (Arc<Partition>, i32, Option<(i32, i64)>);
 async fn reconcile(
     broker: &Arc<Broker>,
     conn: &mut Connection,
-    partitions: Vec<(Arc<Partition>, FollowerPosition)>,
-) -> Result<bool, FetcherError> {
+    partitions: Vec<Followed>,
+) -> Result<Vec<Followed>, FetcherError> {
     let (ask, without_epochs): (Vec<_>, Vec<_>) = partitions
         .into_iter()
         .partition(|(_, pos)| pos.latest_epoch.is_some());
@@ -204,7 +250,7 @@ async fn reconcile(
         .into_iter()
         .map(|(p, pos)| (p, pos.leader_epoch, None))
         .collect();
-    let mut backoff = false;
+    let mut refused = Vec::new();
     if !ask.is_empty() {
         let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
         for (p, pos) in &ask {
@@ -236,7 +282,7 @@ async fn reconcile(
                     tracing::debug!(topic = p.topic(), partition = p.index(),
                         error = ?ResponseError::try_from_code(result.error_code),
                         "OffsetForLeaderEpoch refused; retrying");
-                    backoff = true;
+                    refused.push((p.clone(), *pos));
                     continue;
                 }
                 answers.push((
@@ -256,15 +302,17 @@ async fn reconcile(
         }
     })
     .await?;
-    Ok(backoff)
+    Ok(refused)
 }
 
 async fn fetch(
     broker: &Arc<Broker>,
     conn: &mut Connection,
     leader: BrokerId,
-    partitions: Vec<(Arc<Partition>, FollowerPosition)>,
-) -> Result<bool, FetcherError> {
+    partitions: Vec<Followed>,
+    max_wait: Duration,
+    wakeup: &mut watch::Receiver<u64>,
+) -> Result<Vec<Followed>, FetcherError> {
     let settings = &broker.config.cluster;
     let mut topics: Vec<FetchTopic> = Vec::new();
     for (p, pos) in &partitions {
@@ -284,7 +332,7 @@ async fn fetch(
             ),
         }
     }
-    let wait = settings.replica_fetch_wait_max;
+    let wait = max_wait;
     let request = FetchRequest::default()
         .with_replica_id(WireBrokerId(broker.config.node_id))
         .with_max_wait_ms(wait.as_millis() as i32)
@@ -294,16 +342,17 @@ async fn fetch(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    let response = conn
-        .send_with(&request, FETCH_VERSION, wait + Duration::from_secs(10))
-        .await?;
+    let response = tokio::select! {
+        response = conn.send_with(&request, FETCH_VERSION, wait + Duration::from_secs(10)) => response?,
+        _ = wakeup.changed() => return Err(FetcherError::Interrupted),
+    };
     if response.error_code != 0 {
         return Err(FetcherError::Fetch {
             leader,
             error: ResponseError::try_from_code(response.error_code),
         });
     }
-    let mut backoff = false;
+    let mut refused = Vec::new();
     let mut work = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
@@ -318,7 +367,7 @@ async fn fetch(
                     work.push(Work::Append {
                         partition: p.clone(),
                         leader_epoch: pos.leader_epoch,
-                        records: BytesMut::from(&records[..]),
+                        records,
                         high_watermark: data.high_watermark,
                         log_start: data.log_start_offset,
                     });
@@ -340,7 +389,7 @@ async fn fetch(
                         ?error,
                         "follower fetch refused; waiting for the metadata to settle"
                     );
-                    backoff = true;
+                    refused.push((p.clone(), *pos));
                 }
             }
         }
@@ -352,7 +401,7 @@ async fn fetch(
         }
     })
     .await?;
-    Ok(backoff)
+    Ok(refused)
 }
 
 /// What a Fetch response asks of one partition, done on the blocking pool.
@@ -360,7 +409,7 @@ enum Work {
     Append {
         partition: Arc<Partition>,
         leader_epoch: i32,
-        records: BytesMut,
+        records: bytes::Bytes,
         high_watermark: i64,
         log_start: i64,
     },
@@ -377,13 +426,13 @@ impl Work {
             Work::Append {
                 partition,
                 leader_epoch,
-                mut records,
+                records,
                 high_watermark,
                 log_start,
             } => {
                 if let Err(e) = partition.append_as_follower(
                     leader_epoch,
-                    &mut records,
+                    &records,
                     high_watermark,
                     log_start,
                     now_ms(),

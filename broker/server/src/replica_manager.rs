@@ -10,8 +10,11 @@
 //!
 //! Each hosted partition is a [`Partition`] (its log, producers, role, ISR and high
 //! watermark); the manager creates them as logs are created, and hands every metadata
-//! change to them ([`Partition::apply_metadata`]). What the changes mean for replication
-//! (fetchers to start, ISR changes to commit) is returned as [`SyncOutcome`].
+//! change to them ([`Partition::apply_metadata`]), whoever applies it (the metadata follower,
+//! or an admin handler that has just proposed the change). What the changes mean for
+//! replication is published here for the tasks that act on it: the replica fetchers watch
+//! [`ReplicaManager::subscribe_follower_changes`], and ISR changes to commit are queued for
+//! [`ReplicaManager::take_isr_changes`].
 //!
 //! Why `std::sync::RwLock` around each log rather than a tokio lock: the critical sections
 //! are short, never held across an `.await`, and appends to one partition must be serialised
@@ -294,6 +297,13 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// High watermarks read from `replication-offset-checkpoint` at start-up.
     checkpointed: HashMap<(String, i32), i64>,
+    /// See [`ReplicaManager::subscribe_follower_changes`].
+    follower_changes: watch::Sender<u64>,
+    /// See [`ReplicaManager::take_isr_changes`].
+    queued_isr_changes: Mutex<Vec<(Arc<Partition>, IsrChange)>>,
+    /// The high-watermark checkpoint as last written, and when.
+    hw_checkpoint: Mutex<Vec<(String, i32, i64)>>,
+    hw_checkpointed_ms: Mutex<i64>,
     /// What [`ReplicaManager::sync_logs`] last made the local logs match: topic name →
     /// (topic id, config overrides). Held for the whole sync, so syncs don't interleave.
     synced: Mutex<HashMap<String, SyncedTopic>>,
@@ -328,6 +338,10 @@ impl ReplicaManager {
             appended: Arc::new(appended),
             partitions: RwLock::new(HashMap::new()),
             checkpointed,
+            follower_changes: watch::channel(0).0,
+            queued_isr_changes: Mutex::new(Vec::new()),
+            hw_checkpoint: Mutex::new(Vec::new()),
+            hw_checkpointed_ms: Mutex::new(0),
             // Empty: logs on disk belong to the topics of the same name in the image.
             synced: Mutex::new(HashMap::new()),
         };
@@ -340,17 +354,17 @@ impl ReplicaManager {
     /// of a deleted topic, or of an older topic of the same name is deleted (see `sync` for
     /// logs found at start-up that no topic owns); topic configs
     /// are applied to the logs. Runs at start-up and after every metadata change.
-    pub fn sync_logs(&self, image: &MetadataImage) -> Result<SyncOutcome, ReplicaError> {
+    pub fn sync_logs(&self, image: &MetadataImage) -> Result<(), ReplicaError> {
         self.sync(image, false)
     }
 
     /// [`ReplicaManager::sync_logs`]; `at_open`: a log on disk of a topic the metadata has
     /// never heard of is not deleted but set aside as a `-stray` directory (the metadata
     /// log was lost or belongs to another cluster; the records may be all there is).
-    fn sync(&self, image: &MetadataImage, at_open: bool) -> Result<SyncOutcome, ReplicaError> {
+    fn sync(&self, image: &MetadataImage, at_open: bool) -> Result<(), ReplicaError> {
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
-        let mut outcome = SyncOutcome::default();
+        let mut followers_changed = false;
         for (tp, _) in self.logs.logs() {
             let keep = image.topic(&tp.topic).is_some_and(|t| {
                 synced.get(&t.name).is_none_or(|(id, _)| *id == t.id)
@@ -408,20 +422,23 @@ impl ReplicaManager {
                                 leader_epoch = state.leader_epoch,
                                 "unclean leader election: this replica leads although it was not \
                                  in sync; records only the previous in-sync replicas had are lost");
-                            outcome
-                                .isr_changes
-                                .push((partition.clone(), partition.current_isr_change()));
+                            if let Some(change) = partition.current_isr_change() {
+                                self.queued_isr_changes
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push((partition.clone(), change));
+                            }
                         }
                         changed = true;
                     }
                     Transition::BecameFollower(leader) => {
                         tracing::info!(topic = %topic.name, partition = partition.index(), leader,
                             leader_epoch = state.leader_epoch, "following");
-                        outcome.followers_changed = true;
+                        followers_changed = true;
                         changed = true;
                     }
                     Transition::WentOffline => {
-                        outcome.followers_changed = true;
+                        followers_changed = true;
                         changed = true;
                     }
                     Transition::Membership => changed = true,
@@ -429,11 +446,30 @@ impl ReplicaManager {
             }
             synced.insert(topic.name.clone(), (topic.id, topic.configs.clone()));
         }
-        outcome.isr_changes.retain(|(_, change)| change.is_some());
         if changed {
             self.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
-        Ok(outcome)
+        if followers_changed {
+            self.follower_changes
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    /// Changes whenever a partition here starts or stops following a leader.
+    pub fn subscribe_follower_changes(&self) -> watch::Receiver<u64> {
+        self.follower_changes.subscribe()
+    }
+
+    /// ISR changes this broker's leaderships must propose (after an unclean election,
+    /// committing the ISR ends the recovery state), taken once.
+    pub fn take_isr_changes(&self) -> Vec<(Arc<Partition>, IsrChange)> {
+        std::mem::take(
+            &mut *self
+                .queued_isr_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The partition of a local log, created on first use.
@@ -763,8 +799,22 @@ impl ReplicaManager {
         if let Err(e) = self.logs.tick(now_ms()) {
             tracing::error!(error = %e, "log maintenance (retention, flush.ms) failed; will retry");
         }
-        if let Err(e) = self.checkpoint_high_watermarks() {
-            tracing::error!(error = %e, "cannot write the high-watermark checkpoint; will retry");
+        let now = now_ms();
+        let due = {
+            let mut last = self
+                .hw_checkpointed_ms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = now - *last >= HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS;
+            if due {
+                *last = now;
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.checkpoint_high_watermarks() {
+                tracing::error!(error = %e, "cannot write the high-watermark checkpoint; will retry");
+            }
         }
     }
 
@@ -777,7 +827,13 @@ impl ReplicaManager {
             .map(|p| (p.topic().to_string(), p.index(), p.high_watermark()))
             .collect();
         entries.sort();
-        write_high_watermarks(self.logs.data_dir(), &entries)
+        let mut last = self.hw_checkpoint.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == entries {
+            return Ok(());
+        }
+        write_high_watermarks(self.logs.data_dir(), &entries)?;
+        *last = entries;
+        Ok(())
     }
 
     /// Snapshots every partition's idempotent producers that changed since the last one.
@@ -816,17 +872,9 @@ impl ReplicaManager {
     }
 }
 
-/// What a metadata change means for replication, beyond the partitions themselves.
-#[derive(Debug, Default)]
-pub struct SyncOutcome {
-    /// Some partition started or stopped following a leader: the fetchers must look.
-    pub followers_changed: bool,
-    /// ISR changes to commit (a leader elected uncleanly commits its ISR to end the
-    /// recovery state).
-    pub isr_changes: Vec<(Arc<Partition>, Option<IsrChange>)>,
-}
-
 const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
+/// Kafka's replica.high.watermark.checkpoint.interval.ms.
+const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: i64 = 5_000;
 
 /// Reads `replication-offset-checkpoint`: `0`, the entry count, then `topic partition
 /// offset` per line. A missing or unreadable file is no checkpoint (high watermarks start

@@ -116,6 +116,9 @@ pub struct LogManager {
     /// Holds the flock for as long as the manager lives.
     _lock: File,
     had_clean_shutdown: bool,
+    /// The recovery-point checkpoint as last written: an unchanged one is not rewritten
+    /// (each write is an fsync, and the periodic tick runs every second).
+    last_checkpoint: std::sync::Mutex<Option<String>>,
 }
 
 fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
@@ -201,6 +204,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             _lock: lock,
             had_clean_shutdown: clean,
+            last_checkpoint: std::sync::Mutex::new(None),
         };
         manager.checkpoint_recovery_points()?;
         Ok(manager)
@@ -322,8 +326,14 @@ impl LogManager {
         for (tp, rp) in &entries {
             text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, rp));
         }
+        let mut last = self.last_checkpoint.lock().unwrap_or_else(poisoned);
+        if last.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
         let path = self.data_dir.join(RECOVERY_POINT_CHECKPOINT);
-        write_atomically(&path, text.as_bytes()).map_err(io_err("writing checkpoint", &path))
+        write_atomically(&path, text.as_bytes()).map_err(io_err("writing checkpoint", &path))?;
+        *last = Some(text);
+        Ok(())
     }
 
     /// Periodic work: retention and `flush.ms` for every log, then a

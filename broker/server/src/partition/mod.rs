@@ -285,9 +285,6 @@ impl Partition {
         min_insync_replicas: usize,
         now_ms: i64,
     ) -> Result<Transition, ReplicaError> {
-        let mut log = write(&self.log);
-        let mut state = self.state();
-        state.min_insync_replicas = min_insync_replicas.max(1);
         let role = if meta.leader == self.node_id {
             Role::Leader
         } else if meta.leader == NO_LEADER {
@@ -295,6 +292,22 @@ impl Partition {
         } else {
             Role::Follower(meta.leader)
         };
+        let min_insync_replicas = min_insync_replicas.max(1);
+        {
+            // Most metadata changes are about other partitions: answer those without
+            // taking the log's lock.
+            let state = self.state();
+            if state.role == role
+                && state.leader_epoch == meta.leader_epoch
+                && state.partition_epoch == meta.partition_epoch
+                && state.min_insync_replicas == min_insync_replicas
+            {
+                return Ok(Transition::Unchanged);
+            }
+        }
+        let mut log = write(&self.log);
+        let mut state = self.state();
+        state.min_insync_replicas = min_insync_replicas;
         let same_leadership = state.role == role && state.leader_epoch == meta.leader_epoch;
         if same_leadership && state.partition_epoch == meta.partition_epoch {
             return Ok(Transition::Unchanged);
@@ -749,7 +762,7 @@ impl Partition {
     pub fn append_as_follower(
         &self,
         leader_epoch: i32,
-        records: &mut [u8],
+        records: &[u8],
         leader_high_watermark: i64,
         leader_log_start: i64,
         now_ms: i64,
