@@ -585,4 +585,4 @@ fn complete_reassignment(state: &mut PartitionState) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

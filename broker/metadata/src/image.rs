@@ -252,12 +252,8 @@ mod tests {
 
     fn broker(id: BrokerId, fenced: bool) -> BrokerRegistration {
         BrokerRegistration {
-            id,
-            incarnation: Uuid::from_u128(id as u128),
-            host: format!("b{id}"),
-            port: 9092,
-            rack: None,
             fenced,
+            ..crate::apply::tests::registration(id)
         }
     }
 

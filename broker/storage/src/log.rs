@@ -628,12 +628,7 @@ impl Log {
         leader_epoch: Option<i32>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        if let Some(reason) = &self.offline {
-            return Err(LogError::Offline {
-                dir: self.dir.clone(),
-                reason: reason.clone(),
-            });
-        }
+        self.check_online()?;
         let ValidatedRecords {
             buf,
             batches,
@@ -751,6 +746,17 @@ impl Log {
             self.unflushed_messages += record_count;
         }
         Ok(())
+    }
+
+    /// [`LogError::Offline`] once a failed write could not be undone.
+    pub(crate) fn check_online(&self) -> Result<(), LogError> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Kafka's roll rule. The time rule compares the incoming batches' timestamp with the

@@ -8,7 +8,8 @@ use crate::image::{BrokerRegistration, MetadataImage, TopicMeta, NO_LEADER};
 mod alter_partition;
 mod election;
 
-fn registration(id: i32) -> BrokerRegistration {
+/// Broker `id`'s registration (unfenced), as the tests of this crate register brokers.
+pub(crate) fn registration(id: i32) -> BrokerRegistration {
     BrokerRegistration {
         id,
         incarnation: Uuid::from_u128(id as u128),

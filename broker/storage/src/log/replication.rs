@@ -198,12 +198,7 @@ impl Log {
         batches: &[u8],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        if let Some(reason) = &self.offline {
-            return Err(LogError::Offline {
-                dir: self.dir.clone(),
-                reason: reason.clone(),
-            });
-        }
+        self.check_online()?;
         let log_end = self.log_end_offset();
         let (start, fetched) = self.check_fetched(batches, log_end)?;
         let mut info = AppendInfo {
