@@ -50,7 +50,9 @@ def test_preferred_leader_is_restored_after_it_returns(cluster_factory, name):
     parts = wait_until(restored, f"node {preferred} leading {name}-0 again on every node",
                        timeout=10 * CHECK_INTERVAL_MS / 1000 + 20)
     assert sorted(parts[0].isr) == sorted(parts[0].replicas), parts[0]
-    assert "leadership moved back to the preferred replica" in c.logs()
+    # Logged by the controller once its proposal returns, just after the change applied.
+    wait_until(lambda: "leadership moved back to the preferred replica" in c.logs(),
+               "the controller's log line for the preferred election")
 
     # Nothing written before or during the failover is lost, and order is kept.
     read = consume_all(c.bootstrap(), name, 1)
