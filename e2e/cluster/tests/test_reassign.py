@@ -36,9 +36,12 @@ def test_reassign_idle_rf1_partition_from_broker_1_to_broker_2(cluster_factory, 
             assert (state["adding_replicas"], state["removing_replicas"]) == ([2], [1]), listed
             assert sorted(state["replicas"]) == [1, 2], listed
 
-        wait_until(lambda: c.topic_everywhere(name, 2) is not None
-                   and c.topic_everywhere(name, 2).assignment() == {0: (2, (2,)), 1: (3, (3,))},
-                   f"every node to show {name}-0 on replicas [2] led by 2")
+        def moved_everywhere():
+            # One view per poll: the nodes may disagree between two Metadata rounds.
+            t = c.topic_everywhere(name, 2)
+            return t is not None and t.assignment() == {0: (2, (2,)), 1: (3, (3,))}
+
+        wait_until(moved_everywhere, f"every node to show {name}-0 on replicas [2] led by 2")
         wait_until(lambda: a.list_partition_reassignments({name: [0, 1]}) == {},
                    "the reassignment to leave ListPartitionReassignments")
     finally:
