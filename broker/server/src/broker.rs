@@ -22,6 +22,9 @@ use ironlog_storage::cleaner::{Cleaner, CleanerError};
 const LOG_TICK: Duration = Duration::from_secs(1);
 /// How often group timers (sessions, rebalance deadlines) are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// High watermarks are checkpointed every this many log ticks, 5 s (Kafka's
+/// replica.high.watermark.checkpoint.interval.ms), and at shutdown.
+const HIGH_WATERMARK_CHECKPOINT_TICKS: u64 = 5;
 /// Producer snapshots are written every this many log ticks (and at shutdown).
 const PRODUCER_SNAPSHOT_TICKS: u64 = 30;
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
@@ -208,10 +211,13 @@ pub async fn run_on(
     let log_ticks = std::sync::atomic::AtomicU64::new(0);
     let ticker = spawn_periodic(&broker, LOG_TICK, "log maintenance", move |b| {
         b.replicas.tick();
-        if log_ticks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .is_multiple_of(PRODUCER_SNAPSHOT_TICKS)
-        {
+        let tick = log_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if tick.is_multiple_of(HIGH_WATERMARK_CHECKPOINT_TICKS) {
+            if let Err(e) = b.replicas.checkpoint_high_watermarks() {
+                tracing::error!(error = %e, "cannot write the high-watermark checkpoint; will retry");
+            }
+        }
+        if tick.is_multiple_of(PRODUCER_SNAPSHOT_TICKS) {
             b.replicas.snapshot_producers();
         }
         b.metrics.cluster.observe_quorum(&b.cluster.status());

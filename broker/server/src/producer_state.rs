@@ -121,10 +121,6 @@ impl PartitionProducers {
         });
     }
 
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }

@@ -28,8 +28,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ironlog_protocol::ResponseError;
 use ironlog_storage::records::RecordError;
 use ironlog_storage::{
-    AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, RecordViolation,
-    ValidationError,
+    AppendInfo, Log, LogConfig, LogError, LogManager, LogManagerError, OffsetCheckpoint,
+    RecordViolation, TopicPartition, ValidationError,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -296,14 +296,13 @@ pub struct ReplicaManager {
     /// The partitions hosted here, one per local log.
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// High watermarks read from `replication-offset-checkpoint` at start-up.
-    checkpointed: HashMap<(String, i32), i64>,
+    checkpointed: BTreeMap<TopicPartition, i64>,
     /// See [`ReplicaManager::subscribe_follower_changes`].
     follower_changes: watch::Sender<u64>,
     /// See [`ReplicaManager::take_isr_changes`].
     queued_isr_changes: Mutex<Vec<(Arc<Partition>, IsrChange)>>,
-    /// The high-watermark checkpoint as last written, and when.
-    hw_checkpoint: Mutex<Vec<(String, i32, i64)>>,
-    hw_checkpointed_ms: Mutex<i64>,
+    /// `replication-offset-checkpoint`.
+    hw_checkpoint: OffsetCheckpoint,
     /// What [`ReplicaManager::sync_logs`] last made the local logs match: topic name →
     /// (topic id, config overrides). Held for the whole sync, so syncs don't interleave.
     synced: Mutex<HashMap<String, SyncedTopic>>,
@@ -327,7 +326,13 @@ impl ReplicaManager {
         let default_log_config = topic_config::log_config(&LogConfig::default(), &default_configs)?;
         let logs = LogManager::open(data_dir, default_log_config.clone(), now_ms())?;
         let (appended, _) = watch::channel(0);
-        let checkpointed = read_high_watermarks(data_dir);
+        let hw_checkpoint = OffsetCheckpoint::new(data_dir.join(HIGH_WATERMARK_FILE));
+        // Without a usable checkpoint, high watermarks start at the log start and are
+        // learnt again from the leaders.
+        let checkpointed = hw_checkpoint.read().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the high-watermark checkpoint");
+            BTreeMap::new()
+        });
         let image = cluster.image();
         let manager = ReplicaManager {
             node_id: cluster.node_id(),
@@ -340,8 +345,7 @@ impl ReplicaManager {
             checkpointed,
             follower_changes: watch::channel(0).0,
             queued_isr_changes: Mutex::new(Vec::new()),
-            hw_checkpoint: Mutex::new(Vec::new()),
-            hw_checkpointed_ms: Mutex::new(0),
+            hw_checkpoint,
             // Empty: logs on disk belong to the topics of the same name in the image.
             synced: Mutex::new(HashMap::new()),
         };
@@ -491,7 +495,10 @@ impl ReplicaManager {
             })?;
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let key = (topic.to_string(), index);
-        let checkpointed = self.checkpointed.get(&key).copied();
+        let checkpointed = self
+            .checkpointed
+            .get(&TopicPartition::new(topic, index))
+            .copied();
         let partition = partitions.entry(key).or_insert_with(|| {
             Arc::new(Partition::open(
                 topic,
@@ -799,41 +806,22 @@ impl ReplicaManager {
         if let Err(e) = self.logs.tick(now_ms()) {
             tracing::error!(error = %e, "log maintenance (retention, flush.ms) failed; will retry");
         }
-        let now = now_ms();
-        let due = {
-            let mut last = self
-                .hw_checkpointed_ms
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let due = now - *last >= HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS;
-            if due {
-                *last = now;
-            }
-            due
-        };
-        if due {
-            if let Err(e) = self.checkpoint_high_watermarks() {
-                tracing::error!(error = %e, "cannot write the high-watermark checkpoint; will retry");
-            }
-        }
     }
 
     /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`
     /// (Kafka's file and format), so a restarted broker starts from where they were.
-    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
-        let mut entries: Vec<(String, i32, i64)> = self
+    pub fn checkpoint_high_watermarks(&self) -> Result<(), LogManagerError> {
+        let entries: BTreeMap<TopicPartition, i64> = self
             .partitions()
             .iter()
-            .map(|p| (p.topic().to_string(), p.index(), p.high_watermark()))
+            .map(|p| {
+                (
+                    TopicPartition::new(p.topic(), p.index()),
+                    p.high_watermark(),
+                )
+            })
             .collect();
-        entries.sort();
-        let mut last = self.hw_checkpoint.lock().unwrap_or_else(|e| e.into_inner());
-        if *last == entries {
-            return Ok(());
-        }
-        write_high_watermarks(self.logs.data_dir(), &entries)?;
-        *last = entries;
-        Ok(())
+        self.hw_checkpoint.write(entries)
     }
 
     /// Snapshots every partition's idempotent producers that changed since the last one.
@@ -873,51 +861,6 @@ impl ReplicaManager {
 }
 
 const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
-/// Kafka's replica.high.watermark.checkpoint.interval.ms.
-const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: i64 = 5_000;
-
-/// Reads `replication-offset-checkpoint`: `0`, the entry count, then `topic partition
-/// offset` per line. A missing or unreadable file is no checkpoint (high watermarks start
-/// at the log start and are learnt again from the leader).
-fn read_high_watermarks(data_dir: &std::path::Path) -> HashMap<(String, i32), i64> {
-    let path = data_dir.join(HIGH_WATERMARK_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return HashMap::new();
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        tracing::warn!(file = %path.display(), "unknown checkpoint version; ignored");
-        return HashMap::new();
-    }
-    lines
-        .skip(1)
-        .filter_map(|line| {
-            let mut parts = line.split(' ');
-            let topic = parts.next()?.to_string();
-            let partition = parts.next()?.parse().ok()?;
-            let offset = parts.next()?.parse().ok()?;
-            Some(((topic, partition), offset))
-        })
-        .collect()
-}
-
-fn write_high_watermarks(
-    data_dir: &std::path::Path,
-    entries: &[(String, i32, i64)],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = data_dir.join(HIGH_WATERMARK_FILE);
-    let tmp = data_dir.join(format!("{HIGH_WATERMARK_FILE}.tmp"));
-    let mut text = format!("0\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
-    }
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()
-}
 
 /// How long a Produce with acks=all may wait for the ISR.
 pub fn replication_timeout(timeout_ms: i32) -> Duration {

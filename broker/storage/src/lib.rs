@@ -152,6 +152,7 @@
 //! leader for the end of its latest epoch and calls [`Log::truncate_to`] with the answer
 //! before fetching; offsets alone cannot tell a diverged batch from a replicated one.
 
+pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
 pub mod epoch;
@@ -166,9 +167,12 @@ pub mod validator;
 pub use ironlog_wire::{batch, records};
 
 pub use crate::batch::{parse_batches, BatchError, BatchInfo};
+pub use crate::checkpoint::OffsetCheckpoint;
 pub use crate::config::{CleanupPolicy, ConfigError, LogConfig, MessageTimestampType};
 pub use crate::epoch::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
-pub use crate::log::{AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair};
+pub use crate::log::{
+    write_atomically, AppendInfo, Log, LogError, ReadResult, RecoveryReport, Repair,
+};
 pub use crate::manager::{
     LogHandle, LogManager, LogManagerError, TopicPartition, METADATA_LOG_DIR,
 };

@@ -198,7 +198,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `contents` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let f = File::create(&tmp)?;

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::checkpoint::OffsetCheckpoint;
 use crate::config::LogConfig;
 use crate::log::{write_atomically, Log, LogError};
 
@@ -95,7 +96,7 @@ pub enum LogManagerError {
     },
 }
 
-fn io_err(op: &str, path: &Path) -> impl FnOnce(io::Error) -> LogManagerError {
+pub(crate) fn io_err(op: &str, path: &Path) -> impl FnOnce(io::Error) -> LogManagerError {
     let op = op.to_string();
     let path = path.to_path_buf();
     move |source| LogManagerError::Io { op, path, source }
@@ -118,7 +119,7 @@ pub struct LogManager {
     had_clean_shutdown: bool,
     /// The recovery-point checkpoint as last written: an unchanged one is not rewritten
     /// (each write is an fsync, and the periodic tick runs every second).
-    last_checkpoint: std::sync::Mutex<Option<String>>,
+    recovery_points: OffsetCheckpoint,
 }
 
 fn poisoned<T>(e: std::sync::PoisonError<T>) -> T {
@@ -157,7 +158,8 @@ impl LogManager {
         }
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let clean = marker.exists();
-        let checkpoints = match read_checkpoint(&data_dir.join(RECOVERY_POINT_CHECKPOINT)) {
+        let recovery_points = OffsetCheckpoint::new(data_dir.join(RECOVERY_POINT_CHECKPOINT));
+        let checkpoints = match recovery_points.read() {
             Ok(c) => c,
             Err(e @ LogManagerError::BadCheckpoint { .. }) => {
                 // Losing recovery points only costs time: every log is validated from offset 0.
@@ -204,7 +206,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             _lock: lock,
             had_clean_shutdown: clean,
-            last_checkpoint: std::sync::Mutex::new(None),
+            recovery_points,
         };
         manager.checkpoint_recovery_points()?;
         Ok(manager)
@@ -314,26 +316,11 @@ impl LogManager {
     /// # Errors
     /// I/O errors writing the file.
     pub fn checkpoint_recovery_points(&self) -> Result<(), LogManagerError> {
-        let entries: Vec<(TopicPartition, i64)> = self
-            .logs()
-            .into_iter()
-            .map(|(tp, h)| {
-                let rp = h.read().unwrap_or_else(poisoned).recovery_point();
-                (tp, rp)
-            })
-            .collect();
-        let mut text = format!("0\n{}\n", entries.len());
-        for (tp, rp) in &entries {
-            text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, rp));
-        }
-        let mut last = self.last_checkpoint.lock().unwrap_or_else(poisoned);
-        if last.as_deref() == Some(text.as_str()) {
-            return Ok(());
-        }
-        let path = self.data_dir.join(RECOVERY_POINT_CHECKPOINT);
-        write_atomically(&path, text.as_bytes()).map_err(io_err("writing checkpoint", &path))?;
-        *last = Some(text);
-        Ok(())
+        let entries = self.logs().into_iter().map(|(tp, h)| {
+            let rp = h.read().unwrap_or_else(poisoned).recovery_point();
+            (tp, rp)
+        });
+        self.recovery_points.write(entries)
     }
 
     /// Periodic work: retention and `flush.ms` for every log, then a
@@ -395,41 +382,4 @@ fn sync_dir(data_dir: &Path) -> Result<(), LogManagerError> {
     File::open(data_dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing data directory", data_dir))
-}
-
-/// Parses Kafka's offset checkpoint format: version `0`, entry count, then
-/// `topic partition offset` lines. A missing file is empty.
-fn read_checkpoint(path: &Path) -> Result<BTreeMap<TopicPartition, i64>, LogManagerError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(io_err("reading checkpoint", path)(e)),
-    };
-    let bad = |line: usize, reason: &str| LogManagerError::BadCheckpoint {
-        path: path.to_path_buf(),
-        line,
-        reason: reason.to_string(),
-    };
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some("0") {
-        return Err(bad(1, "expected version 0"));
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| bad(2, "expected entry count"))?;
-    let mut out = BTreeMap::new();
-    for (i, line) in lines.enumerate() {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        let [topic, partition, offset] = parts[..] else {
-            return Err(bad(i + 3, "expected `topic partition offset`"));
-        };
-        let partition = partition.parse().map_err(|_| bad(i + 3, "bad partition"))?;
-        let offset = offset.parse().map_err(|_| bad(i + 3, "bad offset"))?;
-        out.insert(TopicPartition::new(topic, partition), offset);
-    }
-    if out.len() != count {
-        return Err(bad(2, "entry count does not match the number of lines"));
-    }
-    Ok(out)
 }

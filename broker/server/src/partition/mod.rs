@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ironlog_metadata::{BrokerId, PartitionState, NO_LEADER};
+use ironlog_storage::batch::BatchHeader;
 use ironlog_storage::{AppendInfo, Log, LogError, LogHandle, LogValidator, ReadResult};
 use tokio::sync::watch;
 
@@ -224,10 +225,6 @@ impl Partition {
 
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.borrow().offset
-    }
-
-    pub fn subscribe_high_watermark(&self) -> watch::Receiver<HighWatermark> {
-        self.high_watermark.subscribe()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -855,10 +852,10 @@ pub fn recover_producer_state(log: &Log) -> PartitionProducers {
         let mut next = offset;
         for_each_batch_header(&data, |header| {
             next = header.last_offset() + 1;
-        });
-        for_each_producer_batch(&data, |batch, first, last| {
-            if last >= offset {
-                state.record(&batch, first, last);
+            if let Some(batch) = stored_producer_batch(header) {
+                if header.last_offset() >= offset {
+                    state.record(&batch, header.base_offset(), header.last_offset());
+                }
             }
         });
         if next <= offset {
@@ -874,19 +871,11 @@ fn write_producer_snapshot(
     dir: &std::path::Path,
     snapshot: &ProducerSnapshot,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
-    let tmp = dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
     let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()
+    ironlog_storage::write_atomically(&dir.join(PRODUCER_SNAPSHOT_FILE), &bytes)
 }
 
-fn for_each_batch_header(data: &[u8], mut f: impl FnMut(&ironlog_storage::batch::BatchHeader)) {
-    use ironlog_storage::batch::BatchHeader;
+fn for_each_batch_header(data: &[u8], mut f: impl FnMut(&BatchHeader<'_>)) {
     let Ok(batches) = ironlog_storage::parse_batches(data) else {
         return;
     };
@@ -902,38 +891,37 @@ fn for_each_batch_header(data: &[u8], mut f: impl FnMut(&ironlog_storage::batch:
 /// in `data` (control batches skipped).
 fn for_each_producer_batch(data: &[u8], mut f: impl FnMut(ProducerBatch, i64, i64)) {
     for_each_batch_header(data, |header| {
-        if header.producer_id() >= 0 && !header.is_control() {
-            let batch = ProducerBatch {
-                producer_id: header.producer_id(),
-                epoch: header.producer_epoch(),
-                first_sequence: header.base_sequence(),
-                last_sequence: header
-                    .base_sequence()
-                    .wrapping_add(header.last_offset_delta()),
-            };
+        if let Some(batch) = stored_producer_batch(header) {
             f(batch, header.base_offset(), header.last_offset());
         }
     });
+}
+
+/// The idempotence fields of one stored batch; `None` for non-idempotent producers and
+/// control batches.
+fn stored_producer_batch(header: &BatchHeader<'_>) -> Option<ProducerBatch> {
+    (header.producer_id() >= 0 && !header.is_control()).then(|| sequence_range(header, header))
+}
+
+/// Producer id and epoch from `first`, the sequences from `first` to the end of `last`.
+fn sequence_range(first: &BatchHeader<'_>, last: &BatchHeader<'_>) -> ProducerBatch {
+    ProducerBatch {
+        producer_id: first.producer_id(),
+        epoch: first.producer_epoch(),
+        first_sequence: first.base_sequence(),
+        last_sequence: last.base_sequence().wrapping_add(last.last_offset_delta()),
+    }
 }
 
 /// The idempotence fields of an append: producer id and epoch from the first batch, the
 /// sequence range from the first to the last batch. `None` for non-idempotent producers
 /// (producer id -1).
 fn producer_batch(records: &ironlog_storage::ValidatedRecords<'_>) -> Option<ProducerBatch> {
-    use ironlog_storage::batch::BatchHeader;
     let header = |b: &ironlog_storage::ValidBatch| BatchHeader::new(&records.bytes()[b.range()]);
     let first = header(records.batches().first()?)?;
     if first.producer_id() < 0 {
         return None;
     }
     let last = header(records.batches().last()?)?;
-    Some(ProducerBatch {
-        producer_id: first.producer_id(),
-        epoch: first.producer_epoch(),
-        first_sequence: first.base_sequence(),
-        last_sequence: last.base_sequence().wrapping_add(last.last_offset_delta()),
-    })
+    Some(sequence_range(&first, &last))
 }
-
-/// Shared handle.
-pub type PartitionHandle = Arc<Partition>;

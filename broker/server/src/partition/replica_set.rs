@@ -101,10 +101,6 @@ impl ReplicaSet {
         self.pending.as_deref()
     }
 
-    pub fn follower(&self, replica: BrokerId) -> Option<&FollowerProgress> {
-        self.followers.get(&replica)
-    }
-
     pub fn followers(&self) -> impl Iterator<Item = (BrokerId, &FollowerProgress)> {
         self.followers.iter().map(|(r, p)| (*r, p))
     }
