@@ -1,7 +1,7 @@
 //! `ironlog`: the broker and the user's toolbox in one binary.
 
-use clap::{Parser, Subcommand};
-use ironlog_server::config::{BrokerArgs, BrokerConfig};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ironlog_server::config::{file, BrokerArgs, BrokerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,7 +37,28 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // Parsed in two steps (not `Cli::parse()`) to keep the matches: `broker --config` asks
+    // them which flags were given and which are defaults.
+    let matches = Cli::command().get_matches();
+    let mut cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    // The config file is applied before logging starts: it may set the log level. Any
+    // problem in it stops the broker here, before it binds a port.
+    let config_file = match &mut cli.command {
+        Command::Broker(args) => {
+            let broker_matches = matches
+                .subcommand_matches("broker")
+                .expect("Command::Broker was parsed from the broker subcommand");
+            match file::load(args, broker_matches) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
     let log_level = match &cli.command {
         Command::Broker(args) => args.log_level.clone(),
         _ => std::env::var("IRONLOG_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
@@ -52,6 +73,13 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(loaded) = &config_file {
+        tracing::info!(
+            file = %loaded.path.display(),
+            keys = loaded.keys,
+            "read broker config file"
+        );
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -31,10 +31,13 @@ DEFAULT_WAIT_S = 30.0
 TOPIC_ALREADY_EXISTS = 36
 
 
-def wait_until(predicate, what, timeout=DEFAULT_WAIT_S, interval=0.05):
+RETRY_ON = (kafka_wire.WireError, OSError, AssertionError)
+
+
+def wait_until(predicate, what, timeout=DEFAULT_WAIT_S, interval=0.05, retry_on=RETRY_ON):
     """Polls `predicate` until it returns a truthy value, which is returned. A predicate that
-    raises (a node not answering yet) counts as not yet; on timeout the last value or error
-    is in the assertion message."""
+    raises one of `retry_on` (a node not answering yet) counts as not yet; on timeout the last
+    value or error is in the assertion message."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -43,7 +46,7 @@ def wait_until(predicate, what, timeout=DEFAULT_WAIT_S, interval=0.05):
             if value:
                 return value
             last = value
-        except (kafka_wire.WireError, OSError, AssertionError) as e:
+        except retry_on as e:
             last = e
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

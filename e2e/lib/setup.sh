@@ -1,5 +1,5 @@
 # Shared setup of the e2e suites (e2e/clients, e2e/groups, e2e/cluster, e2e/compose,
-# e2e/replication, e2e/sarama),
+# e2e/replication, e2e/sarama, e2e/k8s),
 # sourced by their run.sh:
 #
 #   source "$(dirname "$0")/../lib/setup.sh"

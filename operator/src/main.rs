@@ -8,12 +8,13 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::Client;
+use kube::{Client, ResourceExt};
 
 use ironlog_operator::admin::kafka::KafkaConnector;
 use ironlog_operator::controller::{self, apply::discover_capabilities, Context, Error};
@@ -141,6 +142,17 @@ async fn main() -> anyhow::Result<()> {
         .owns(Api::<Service>::all(client.clone()), wc.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), wc.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), wc.clone())
+        // Broker pods (not owned: the StatefulSet owns them) wake their cluster up when they
+        // change, e.g. when a Node's loss marks them not ready.
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default()
+                .labels("app.kubernetes.io/name=ironlog,app.kubernetes.io/component=broker"),
+            |pod: Pod| {
+                let cluster = pod.labels().get("app.kubernetes.io/instance")?.clone();
+                Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&pod.namespace()?))
+            },
+        )
         .shutdown_on_signal()
         .run(
             controller::cluster::reconcile,

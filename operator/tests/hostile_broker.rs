@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use fake_broker::{encode, frame, header, raw_with_size, FakeBroker, Healthy, Reply, Request};
 use ironlog_operator::admin::kafka::KafkaConnector;
 use ironlog_operator::admin::{Admin, AdminConnector, AdminError};
-use ironlog_operator::controller::rollout::{roll_step, scale_down_step, spread_step, Step};
+use ironlog_operator::controller::rollout::{
+    roll_step, scale_down_step, spread_step, RollGate, Step,
+};
 use ironlog_operator::controller::topic::{plan_topic, TopicPlan};
 use ironlog_operator::crd::KafkaTopicSpec;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -233,10 +235,13 @@ async fn reconcile_phases_return_errors_from_a_hostile_broker() {
         // Scale-down drain: ListPartitionReassignments first.
         let fake = hostile_cluster(&[ApiKey::ListPartitionReassignments], reply).await;
         let admin = connect(&fake).await;
-        let err = tokio::time::timeout(FAST, scale_down_step(admin.as_ref(), 1))
-            .await
-            .expect("bounded")
-            .expect_err("hostile ListPartitionReassignments must fail the drain step");
+        let err = tokio::time::timeout(
+            FAST,
+            scale_down_step(admin.as_ref(), 1, &Default::default()),
+        )
+        .await
+        .expect("bounded")
+        .expect_err("hostile ListPartitionReassignments must fail the drain step");
         assert_readable(&format!("scale-down, {name}"), &err, expect);
 
         // Scale-up spread and the roll: Metadata first.
@@ -247,10 +252,13 @@ async fn reconcile_phases_return_errors_from_a_hostile_broker() {
             .expect("bounded")
             .expect_err("hostile Metadata must fail the spread step");
         assert_readable(&format!("spread, {name}"), &err, expect);
-        let err = tokio::time::timeout(FAST, roll_step(Some(admin.as_ref()), &[(0, true)], 1))
-            .await
-            .expect("bounded")
-            .expect_err("hostile Metadata must fail the roll step");
+        let err = tokio::time::timeout(
+            FAST,
+            roll_step(Some(admin.as_ref()), &[(0, true)], 1, RollGate::Open),
+        )
+        .await
+        .expect("bounded")
+        .expect_err("hostile Metadata must fail the roll step");
         assert_readable(&format!("roll, {name}"), &err, expect);
     }
 }
@@ -335,10 +343,13 @@ async fn healthy_cluster_reconciles_while_another_is_hostile() {
         .expect("grow partitions on the healthy cluster");
     assert_eq!(healthy.count(ApiKey::CreatePartitions), 1);
     assert_eq!(
-        tokio::time::timeout(FAST, scale_down_step(admin.as_ref(), 1))
-            .await
-            .expect("bounded")
-            .expect("drain step"),
+        tokio::time::timeout(
+            FAST,
+            scale_down_step(admin.as_ref(), 1, &Default::default())
+        )
+        .await
+        .expect("bounded")
+        .expect("drain step"),
         Step::Done
     );
     assert_eq!(

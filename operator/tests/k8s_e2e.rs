@@ -172,7 +172,7 @@ kind: KafkaCluster
 metadata: {name: events}
 spec:
   replicas: 3
-  config: {num.partitions: "6", retention.ms: "3600000"}
+  config: {num.partitions: "6", log.retention.ms: "3600000"}
 "#;
     let (ok, out) = kubectl(&["apply", "-n", &ns, "-f", "-"], Some(manifest));
     assert!(ok, "{out}");
@@ -205,7 +205,20 @@ spec:
         .await
         .unwrap();
     owned_by_cluster(&cm.metadata);
-    assert!(cm.data.unwrap()["server.properties"].contains("retention.ms=3600000"));
+    let properties = cm.data.unwrap()["server.properties"].clone();
+    assert!(
+        properties.contains("\nlog.retention.ms=3600000\n"),
+        "{properties}"
+    );
+    assert!(properties.contains("\nnum.partitions=6\n"), "{properties}");
+    assert_eq!(
+        properties
+            .lines()
+            .find_map(|l| l.strip_prefix("controller.quorum.voters="))
+            .map(|v| v.split(',').count()),
+        Some(3),
+        "{properties}"
+    );
 
     let svcs = Api::<Service>::namespaced(client.clone(), &ns);
     let headless = svcs.get("events-brokers").await.unwrap();
@@ -236,8 +249,7 @@ spec:
         .into_iter()
         .map(|e| (e.name, e.value.unwrap_or_default()))
         .collect();
-    assert_eq!(env["IRONLOG_DEFAULT_PARTITIONS"], "6");
-    assert_eq!(env["IRONLOG_VOTERS"].split(',').count(), 3);
+    assert_eq!(env["IRONLOG_CONFIG"], "/etc/ironlog/server.properties");
 
     // The PDB in whichever policy version the server offers (v1beta1 on the 1.20 test bed).
     let caps = discover_capabilities(&client).await.unwrap();

@@ -393,6 +393,68 @@ async fn a_learner_joins_gets_the_image_and_proposes() {
     }
 }
 
+/// A node that comes back under its id with an empty disk (its Kubernetes volume was lost with
+/// its Node) is caught up again; the leader must not stop at its log going backwards (openraft's
+/// `loosen-follower-log-revert`).
+#[tokio::test]
+async fn a_learner_back_with_an_empty_disk_catches_up_and_the_leader_carries_on() {
+    init_tracing();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let all = free_addrs(3);
+    let addrs: BTreeMap<i32, SocketAddr> = [(1, all[0]), (2, all[1])].into();
+    let mut voters = Vec::new();
+    for id in 1..=2 {
+        voters.push(
+            Quorum::start(voter_config(id, dirs[id as usize - 1].path(), &addrs))
+                .await
+                .unwrap(),
+        );
+    }
+    agreed_leader(&voters.iter().collect::<Vec<_>>()).await;
+    propose_ok(&voters[0], register(1)).await;
+    let learner_config = |dir: &Path| {
+        let mut config = QuorumConfig::new(9, dir);
+        config.listen = Some(all[2]);
+        config.advertised = all[2].to_string();
+        config.voters = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
+        config
+    };
+    let first_disk = tempfile::tempdir().unwrap();
+    let learner = Quorum::start(learner_config(first_disk.path()))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        propose_ok(&voters[0], create_topic(&format!("before{n}"), 1)).await;
+    }
+    wait_image(&learner, "the learner caught up", |i| {
+        i.topic("before4").is_some()
+    })
+    .await;
+    learner.shutdown().await.unwrap();
+    drop(learner);
+    drop(first_disk);
+
+    let empty_disk = tempfile::tempdir().unwrap();
+    let learner = Quorum::start(learner_config(empty_disk.path()))
+        .await
+        .unwrap();
+    wait_image(&learner, "the learner with an empty disk caught up", |i| {
+        i.topic("before4").is_some()
+    })
+    .await;
+    // The leader still leads and commits.
+    propose_ok(&voters[1], create_topic("after", 1)).await;
+    wait_image(&learner, "the learner follows on", |i| {
+        i.topic("after").is_some()
+    })
+    .await;
+    assert_eq!(*learner.image(), *voters[0].image());
+    learner.shutdown().await.unwrap();
+    for q in &voters {
+        q.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn proposing_without_a_majority_times_out() {
     init_tracing();

@@ -1,5 +1,11 @@
 //! Broker configuration: command-line flags, each also settable as an `IRONLOG_<FLAG>`
-//! environment variable (for containers), resolved into a [`BrokerConfig`].
+//! environment variable (for containers) and as a key of a Kafka-style `server.properties`
+//! given with `--config` ([`file`](mod@file)), resolved into a [`BrokerConfig`].
+//!
+//! Precedence, per flag: command line > environment variable > config file > built-in
+//! default.
+
+pub mod file;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,8 +13,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 /// `ironlog broker` flags.
+///
+/// Every flag but `--config` has a key in `ironlog_broker_config::TABLE` (checked by a
+/// test in [`file`](mod@file)); a new flag needs one there too.
 #[derive(Args, Debug, Clone)]
 pub struct BrokerArgs {
+    /// A Kafka-style server.properties, read at start-up. Flags and their IRONLOG_*
+    /// variables override it (accepted keys: the ironlog-broker-config crate docs).
+    #[arg(long, env = "IRONLOG_CONFIG")]
+    pub config: Option<PathBuf>,
     /// This broker's id, as listed in Metadata responses.
     #[arg(long, env = "IRONLOG_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
@@ -30,6 +43,11 @@ pub struct BrokerArgs {
     /// Partition count of auto-created topics and of CreateTopics with num_partitions = -1.
     #[arg(long, env = "IRONLOG_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: i32,
+    /// Kafka's default.replication.factor: replication factor of auto-created topics and of
+    /// CreateTopics with replication_factor = -1. Not capped by the live brokers: more
+    /// than there are fails topic creation with INVALID_REPLICATION_FACTOR, as in Kafka.
+    #[arg(long, env = "IRONLOG_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
+    pub default_replication_factor: i16,
     /// Largest request accepted (Kafka's socket.request.max.bytes).
     #[arg(long, env = "IRONLOG_SOCKET_REQUEST_MAX_BYTES", default_value_t = ironlog_protocol::frame::DEFAULT_MAX_REQUEST_BYTES)]
     pub socket_request_max_bytes: usize,
@@ -245,6 +263,7 @@ pub struct BrokerConfig {
     pub metrics_listen: SocketAddr,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
+    pub default_replication_factor: i16,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub default_topic_config: Vec<(String, String)>,
@@ -373,6 +392,18 @@ pub enum ConfigError {
     AdvertisedListener(String),
     #[error("--default-partitions must be at least 1, got {0}")]
     DefaultPartitions(i32),
+    #[error("--default-replication-factor must be at least 1, got {0}")]
+    DefaultReplicationFactor(i16),
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadConfigFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {error}", path.display())]
+    ConfigFile {
+        path: PathBuf,
+        error: ironlog_broker_config::ConfigError,
+    },
     #[error("--default-topic-config: {0}")]
     TopicConfig(String),
     #[error("group settings: {0}")]
@@ -412,6 +443,11 @@ impl BrokerConfig {
         };
         if args.default_partitions < 1 {
             return Err(ConfigError::DefaultPartitions(args.default_partitions));
+        }
+        if args.default_replication_factor < 1 {
+            return Err(ConfigError::DefaultReplicationFactor(
+                args.default_replication_factor,
+            ));
         }
         crate::metadata::topic_config::validate(&args.default_topic_config)
             .map_err(|e| ConfigError::TopicConfig(e.to_string()))?;
@@ -471,6 +507,7 @@ impl BrokerConfig {
             metrics_listen: args.metrics_listen,
             auto_create_topics: args.auto_create_topics,
             default_partitions: args.default_partitions,
+            default_replication_factor: args.default_replication_factor,
             socket_request_max_bytes: args.socket_request_max_bytes,
             max_connections: args.max_connections,
             default_topic_config: args.default_topic_config.clone(),

@@ -4,7 +4,8 @@
 //! tokio. Handlers never touch sockets; the storage crate never sees the network.
 //!
 //! # Layout
-//! - [`config`]: flags / environment → [`config::BrokerConfig`].
+//! - [`config`]: flags / environment / `--config` file → [`config::BrokerConfig`]; which
+//!   Kafka keys a file may hold is the `ironlog_broker_config` crate's.
 //! - [`broker`]: shared state, start-up, clean shutdown.
 //! - [`cluster`]: the metadata quorum, broker registration and heartbeats, the controller.
 //! - [`net`]: listener and per-connection request loop (ordered responses).

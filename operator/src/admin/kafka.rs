@@ -111,6 +111,7 @@ impl Admin for KafkaAdmin {
             Ok(ClusterMetadata {
                 brokers: meta.brokers.iter().map(|b| b.id).collect(),
                 topics,
+                controller: meta.controller_id,
             })
         })
     }

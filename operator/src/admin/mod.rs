@@ -45,8 +45,29 @@ impl TopicInfo {
 /// What Metadata tells about the whole cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterMetadata {
+    /// Registered brokers that are not fenced (Metadata lists only those).
     pub brokers: BTreeSet<BrokerId>,
     pub topics: BTreeMap<String, TopicInfo>,
+    /// The active controller (in Ironlog, the metadata quorum's Raft leader), when known.
+    pub controller: Option<BrokerId>,
+}
+
+impl ClusterMetadata {
+    /// Every partition, as `(topic, index, info)`.
+    pub fn partitions(&self) -> impl Iterator<Item = (&str, i32, &PartitionInfo)> {
+        self.topics.iter().flat_map(|(t, info)| {
+            info.partitions
+                .iter()
+                .map(move |(i, p)| (t.as_str(), *i, p))
+        })
+    }
+
+    /// Partitions whose ISR is smaller than their replica list.
+    pub fn under_replicated(&self) -> usize {
+        self.partitions()
+            .filter(|(_, _, p)| p.under_replicated())
+            .count()
+    }
 }
 
 /// A topic config entry as DescribeConfigs reports it.

@@ -3,25 +3,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use super::apply::{apply, apply_pdb, patch_status};
 use super::build::{self, BrokerConfig, Names};
-use super::rollout::{self, Step};
+use super::health::{assess, healthy_brokers, BrokerHealth, BrokerPod, NodeHealth, Observed};
+use super::rollout::{self, Racks, RollGate, Step};
 use super::status::{cluster_conditions, to_conditions, ClusterObservation};
 use super::validate::validate_cluster;
 use super::{kube_err, Context, Error};
-use crate::admin::Admin;
-use crate::crd::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
+use crate::admin::{Admin, AdminError, ClusterMetadata};
+use crate::crd::{BrokerState, BrokerStatus, KafkaCluster, KafkaClusterStatus};
 
 /// Requeue while something is moving; otherwise a slow periodic resync.
-const ACTIVE_REQUEUE: Duration = Duration::from_secs(10);
+const ACTIVE_REQUEUE: Duration = Duration::from_secs(5);
 const IDLE_REQUEUE: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -61,14 +67,26 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         ready_replicas: obs.ready_replicas,
         selector: Some(build::selector_string(&kc)),
         bootstrap: Some(names.bootstrap_address()),
-        brokers: (0..obs.sts_replicas)
-            .map(|id| BrokerStatus {
-                node_id: id,
-                pod: names.pod(id),
-                address: format!("{}:{}", names.broker_host(id), build::KAFKA_PORT),
-                voter: id < kc.spec.effective_controllers(),
-            })
-            .collect(),
+        // Without a fresh look at the brokers (the reconcile failed early), keep the last one:
+        // it carries the node-loss clocks.
+        brokers: if obs.brokers.is_empty() {
+            previous.brokers.clone()
+        } else {
+            obs.brokers
+                .iter()
+                .map(|h| BrokerStatus {
+                    node_id: h.id,
+                    pod: names.pod(h.id),
+                    address: format!("{}:{}", names.broker_host(h.id), build::KAFKA_PORT),
+                    voter: h.id < kc.spec.effective_controllers(),
+                    state: h.state,
+                    node: h.node.clone(),
+                    unhealthy_since: h.unhealthy_since.map(Time),
+                })
+                .collect()
+        },
+        under_replicated_partitions: obs.under_replicated,
+        reassigning_partitions: obs.reassigning,
     };
     announce_transitions(&kc, &ctx, &previous, &status).await;
     patch_status(
@@ -79,7 +97,9 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     )
     .await?;
 
-    let moving = conds.iter().any(|c| c.type_ == "Progressing" && c.status);
+    // Something moving, or a broker whose node-loss clock runs: look again soon.
+    let moving = conds.iter().any(|c| c.type_ == "Progressing" && c.status)
+        || obs.brokers.iter().any(|b| b.unhealthy_since.is_some());
     Ok(Action::requeue(if moving {
         ACTIVE_REQUEUE
     } else {
@@ -110,6 +130,48 @@ async fn announce_transitions(
             ctx.event(kc, EventType::Normal, &reason, message).await;
         }
     }
+    for b in &after.brokers {
+        let was = before
+            .brokers
+            .iter()
+            .find(|p| p.node_id == b.node_id)
+            .map(|p| p.state);
+        if was == Some(b.state) {
+            continue;
+        }
+        let node = b.node.as_deref().unwrap_or("no Node");
+        let timeout = kc.spec.node_loss_timeout_seconds;
+        let (type_, reason, note) = match (was, b.state) {
+            (_, BrokerState::Lost) => (
+                EventType::Warning,
+                "BrokerLost",
+                format!(
+                    "broker {} ({node}) fenced or unreachable for longer than \
+                     nodeLossTimeoutSeconds={timeout}: moving its replicas to healthy brokers",
+                    b.node_id
+                ),
+            ),
+            (_, BrokerState::Unreachable) => (
+                EventType::Warning,
+                "BrokerUnreachable",
+                format!(
+                    "broker {}: Node {node} is not ready; its replicas move if it stays so for {timeout} s",
+                    b.node_id
+                ),
+            ),
+            (
+                Some(BrokerState::Lost | BrokerState::Unreachable | BrokerState::Fenced),
+                BrokerState::Ready,
+            ) => (
+                EventType::Normal,
+                "BrokerRecovered",
+                format!("broker {} is registered and ready again on {node}", b.node_id),
+            ),
+            _ => continue,
+        };
+        let pod = pod_ref(kc, &b.pod);
+        ctx.event_about(kc, type_, reason, note, Some(pod)).await;
+    }
     let ready = |s: &KafkaClusterStatus| {
         s.conditions
             .iter()
@@ -126,10 +188,30 @@ async fn announce_transitions(
     }
 }
 
+/// A broker pod by name, for Events about it.
+fn pod_ref(kc: &KafkaCluster, pod: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(pod.to_string()),
+        namespace: kc.namespace(),
+        ..ObjectReference::default()
+    }
+}
+
 /// Bootstrap address the operator uses to reach the brokers.
 fn admin_bootstrap(kc: &KafkaCluster, ctx: &Context) -> String {
     ctx.bootstrap_override(kc)
         .unwrap_or_else(|| Names::of(kc).bootstrap_address())
+}
+
+/// A step's outcome; a failed admin call (the cluster unreachable, a request timed out) is
+/// reported in the status and retried at the next reconcile, like a step in progress.
+fn note_step(obs: &mut ClusterObservation, step: Result<Step, AdminError>) {
+    match step {
+        Ok(step) => note(obs, step),
+        Err(e) => obs.in_progress = Some(("WaitingForCluster".into(), e.to_string())),
+    }
 }
 
 fn note(obs: &mut ClusterObservation, step: Step) {
@@ -138,6 +220,148 @@ fn note(obs: &mut ClusterObservation, step: Step) {
         Step::InProgress { reason, message } => obs.in_progress = Some((reason.into(), message)),
         Step::Blocked { reason, message } => obs.blocked = Some((reason.into(), message)),
     }
+}
+
+/// What the reconcile read about the brokers before deciding anything.
+struct Observation {
+    pods: Vec<BrokerPod>,
+    /// The pod objects, by ordinal (for deletions and claims).
+    pod_objects: BTreeMap<i32, Pod>,
+    nodes: BTreeMap<String, NodeHealth>,
+    node_labels: BTreeMap<String, BTreeMap<String, String>>,
+    meta: Option<ClusterMetadata>,
+    reassigning: Option<usize>,
+}
+
+async fn observe(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    ns: &str,
+    update_revision: Option<&str>,
+    bootstrap: &str,
+    admin: &mut Option<Box<dyn Admin>>,
+) -> Result<Observation, Error> {
+    let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&build::selector_string(kc));
+    let listed = pods_api
+        .list(&lp)
+        .await
+        .map_err(kube_err("listing broker pods"))?;
+    let prefix = format!("{}-", kc.name_any());
+    let mut pods = Vec::new();
+    let mut pod_objects = BTreeMap::new();
+    for p in listed.items {
+        let Some(ordinal) = p
+            .name_any()
+            .strip_prefix(&prefix)
+            .and_then(|o| o.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        pods.push(BrokerPod {
+            ordinal,
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            ready,
+            terminating: p.metadata.deletion_timestamp.is_some(),
+            outdated: update_revision.is_some_and(|rev| {
+                p.labels()
+                    .get("controller-revision-hash")
+                    .map(String::as_str)
+                    != Some(rev)
+            }),
+        });
+        pod_objects.insert(ordinal, p);
+    }
+    let nodes_listed = Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("listing Nodes"))?;
+    let mut nodes = BTreeMap::new();
+    let mut node_labels = BTreeMap::new();
+    for n in nodes_listed.items {
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let health = match ready {
+            Some(c) if c.status == "True" => NodeHealth::Ready,
+            Some(c) => NodeHealth::NotReady {
+                since: c
+                    .last_transition_time
+                    .as_ref()
+                    .map_or_else(Timestamp::now, |t| t.0),
+            },
+            None => NodeHealth::NotReady {
+                since: Timestamp::now(),
+            },
+        };
+        node_labels.insert(n.name_any(), n.labels().clone());
+        nodes.insert(n.name_any(), health);
+    }
+    // Ask the cluster only once a broker serves: before that there is nothing to reach.
+    let (mut meta, mut reassigning) = (None, None);
+    if pods.iter().any(|p| p.ready) {
+        if let Some(a) = admin_for(ctx, bootstrap, admin).await {
+            match a.metadata().await {
+                Ok(m) => meta = Some(m),
+                Err(e) => tracing::info!(error = %e, "reading cluster metadata"),
+            }
+            match a.list_reassignments().await {
+                Ok(r) => reassigning = Some(r.len()),
+                Err(e) => tracing::info!(error = %e, "listing partition reassignments"),
+            }
+        }
+    }
+    Ok(Observation {
+        pods,
+        pod_objects,
+        nodes,
+        node_labels,
+        meta,
+        reassigning,
+    })
+}
+
+/// Each broker's rack: its Node's `rack.topologyKey` label.
+fn racks(kc: &KafkaCluster, health: &[BrokerHealth], seen: &Observation) -> Racks {
+    let Some(key) = kc.spec.rack.as_ref().map(|r| &r.topology_key) else {
+        return Racks::new();
+    };
+    health
+        .iter()
+        .filter_map(|h| {
+            let labels = seen.node_labels.get(h.node.as_ref()?)?;
+            Some((h.id, labels.get(key)?.clone()))
+        })
+        .collect()
+}
+
+/// Whether a roll may restart a ready broker now (see [`RollGate`]).
+fn roll_gate(health: &[BrokerHealth], seen: &Observation) -> RollGate {
+    for h in health {
+        let pod = seen.pods.iter().find(|p| p.ordinal == h.id);
+        match pod {
+            None => return RollGate::Wait(format!("broker {} has no pod yet", h.id)),
+            Some(p) if p.terminating => {
+                return RollGate::Wait(format!("broker {} is shutting down", h.id))
+            }
+            Some(p) if !p.ready => return RollGate::Wait(format!("broker {} is not ready", h.id)),
+            Some(_) => {}
+        }
+        if h.state != BrokerState::Ready && h.state != BrokerState::Draining {
+            return RollGate::Wait(format!(
+                "broker {} is {:?}, not registered and unfenced",
+                h.id, h.state
+            ));
+        }
+    }
+    RollGate::Open
 }
 
 async fn converge(
@@ -154,36 +378,64 @@ async fn converge(
         .await
         .map_err(kube_err("reading StatefulSet"))?;
     let current_replicas = current.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let update_revision = current
+        .as_ref()
+        .and_then(|s| s.status.as_ref()?.update_revision.clone());
     let desired = kc.spec.replicas;
     let bootstrap = admin_bootstrap(kc, ctx);
     let mut admin: Option<Box<dyn Admin>> = None;
 
-    // Scale-down only after every replica has left the brokers being removed.
+    let seen = observe(
+        kc,
+        ctx,
+        ns,
+        update_revision.as_deref(),
+        &bootstrap,
+        &mut admin,
+    )
+    .await?;
+    let previous = kc.status.clone().unwrap_or_default();
+    let health = assess(&Observed {
+        sts_replicas: current_replicas.unwrap_or(desired).max(0),
+        desired,
+        pods: &seen.pods,
+        nodes: &seen.nodes,
+        live: seen.meta.as_ref().map(|m| &m.brokers),
+        previous: &previous.brokers,
+        now: Timestamp::now(),
+        node_loss_timeout: Duration::from_secs(kc.spec.node_loss_timeout_seconds.max(0) as u64),
+    });
+    let racks = racks(kc, &health, &seen);
+    let gate = roll_gate(&health, &seen);
+    let lost: BTreeSet<i32> = health.iter().filter(|h| h.lost()).map(|h| h.id).collect();
+
+    // Scale-down only after every replica has left the brokers being removed, and never
+    // while a broker is restarting or lost.
     let mut sts_replicas = desired;
     if let Some(cur) = current_replicas.filter(|cur| desired < *cur) {
         sts_replicas = cur;
-        match ctx.connect_admin(&bootstrap).await {
-            Err(e) => {
+        match (admin_for(ctx, &bootstrap, &mut admin).await, &gate) {
+            (None, _) => {
                 obs.blocked = Some((
                     "ScaleDownBlocked".into(),
                     format!(
-                    "cannot reach the cluster at {bootstrap} to drain brokers {desired}..{}: {e}",
-                    cur - 1
-                ),
+                        "cannot reach the cluster at {bootstrap} to drain brokers {desired}..{}",
+                        cur - 1
+                    ),
                 ))
             }
-            Ok(a) => {
-                match rollout::scale_down_step(a.as_ref(), desired).await? {
-                    Step::Done => sts_replicas = desired,
-                    step => note(obs, step),
-                }
-                admin = Some(a);
+            (Some(_), RollGate::Wait(why)) => {
+                obs.in_progress = Some(("Draining".into(), format!("drain waits: {why}")))
             }
+            (Some(a), RollGate::Open) => match rollout::scale_down_step(a, desired, &racks).await {
+                Ok(Step::Done) => sts_replicas = desired,
+                step => note_step(obs, step),
+            },
         }
     }
 
     // Build (pure), then apply: identity and config first, the StatefulSet last.
-    let config = BrokerConfig::from_spec(&kc.spec.config);
+    let config = BrokerConfig::of(kc);
     apply(client, &build::build_service_account(kc)).await?;
     apply(client, &build::build_config_map(kc, &config)).await?;
     apply(client, &build::build_headless_service(kc)).await?;
@@ -213,19 +465,209 @@ async fn converge(
     obs.ready_replicas = st.ready_replicas.unwrap_or(0);
     obs.updated_replicas = st.updated_replicas.unwrap_or(0);
     obs.sts_current = st.observed_generation >= sts.metadata.generation;
+    obs.under_replicated = seen.meta.as_ref().map(|m| m.under_replicated() as i32);
+    obs.reassigning = seen.reassigning.map(|n| n as i32);
 
-    if obs.blocked.is_none() && obs.in_progress.is_none() {
-        roll(kc, ctx, ns, &sts, &bootstrap, &mut admin, obs).await?;
+    unstick_pods(ctx, ns, &seen).await?;
+    if !lost.is_empty() {
+        heal(
+            kc, ctx, ns, &health, &lost, &seen, &racks, &bootstrap, &mut admin, obs,
+        )
+        .await?;
+    } else if obs.blocked.is_none() && obs.in_progress.is_none() {
+        roll(
+            kc,
+            ctx,
+            ns,
+            &seen,
+            gate,
+            update_revision.as_deref(),
+            &bootstrap,
+            &mut admin,
+            obs,
+        )
+        .await?;
     }
-    // After a scale-up, once every broker is ready, spread partitions onto the new ones.
+    // Once every broker is ready and up to date, spread partitions onto brokers holding none
+    // (after a scale-up, or a lost broker back with an empty disk).
+    let outdated = seen.pods.iter().any(|p| p.outdated);
     if obs.blocked.is_none()
         && obs.in_progress.is_none()
+        && lost.is_empty()
+        && !outdated
         && sts_replicas == desired
         && obs.ready_replicas >= desired
     {
         if let Some(a) = admin_for(ctx, &bootstrap, &mut admin).await {
-            let step = rollout::spread_step(a, desired).await?;
-            note(obs, step);
+            note_step(obs, rollout::spread_step(a, desired).await);
+        }
+    }
+    obs.brokers = health;
+    Ok(())
+}
+
+/// Node loss: move the lost brokers' replicas to healthy brokers, and free the StatefulSet
+/// slot of each broker whose Node is down, so that its pod comes back on a healthy Node.
+#[allow(clippy::too_many_arguments)]
+async fn heal(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    ns: &str,
+    health: &[BrokerHealth],
+    lost: &BTreeSet<i32>,
+    seen: &Observation,
+    racks: &Racks,
+    bootstrap: &str,
+    admin: &mut Option<Box<dyn Admin>>,
+    obs: &mut ClusterObservation,
+) -> Result<(), Error> {
+    for h in health.iter().filter(|h| h.lost() && h.node_down) {
+        if let Some(pod) = seen.pod_objects.get(&h.id) {
+            free_slot(kc, ctx, ns, pod, h).await?;
+        }
+    }
+    let healthy: Vec<i32> = match &seen.meta {
+        Some(meta) => healthy_brokers(health, &meta.brokers)
+            .into_iter()
+            .filter(|b| *b < kc.spec.replicas)
+            .collect(),
+        None => Vec::new(),
+    };
+    match admin_for(ctx, bootstrap, admin).await {
+        Some(a) if !healthy.is_empty() => {
+            note_step(obs, rollout::replace_step(a, lost, &healthy, racks).await);
+        }
+        _ => {
+            obs.in_progress = Some((
+                "ReplacingLostBrokers".into(),
+                format!(
+                    "brokers {lost:?} lost; no healthy broker reachable to take their replicas"
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Frees a lost broker's StatefulSet slot: deletes its pod at once (the kubelet on a lost
+/// Node can't confirm a graceful deletion), and its claim when the volume is bound to that
+/// Node (node-local storage is gone with it). The StatefulSet controller then creates the
+/// pod again, on a healthy Node, with a new claim where the old one was deleted.
+async fn free_slot(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    ns: &str,
+    pod: &Pod,
+    h: &BrokerHealth,
+) -> Result<(), Error> {
+    let pod_name = pod.name_any();
+    let claims: Vec<String> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
+        .collect();
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
+    let pvs = Api::<PersistentVolume>::all(ctx.client.clone());
+    let mut deleted_claims = Vec::new();
+    for claim in claims {
+        let Some(pvc) = pvcs
+            .get_opt(&claim)
+            .await
+            .map_err(kube_err(format!("reading claim {claim}")))?
+        else {
+            continue;
+        };
+        if pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let volume = pvc.spec.as_ref().and_then(|s| s.volume_name.clone());
+        let node_local = match volume {
+            Some(v) => pvs
+                .get_opt(&v)
+                .await
+                .map_err(kube_err(format!("reading volume {v}")))?
+                .and_then(|pv| pv.spec)
+                .is_some_and(|s| s.node_affinity.is_some() || s.local.is_some()),
+            None => false,
+        };
+        if node_local {
+            match pvcs.delete(&claim, &DeleteParams::default()).await {
+                Ok(_) => deleted_claims.push(claim),
+                Err(kube::Error::Api(resp)) if resp.code == 404 => {}
+                Err(e) => return Err(kube_err(format!("deleting claim {claim}"))(e)),
+            }
+        }
+    }
+    match Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .delete(&pod_name, &DeleteParams::default().grace_period(0))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(resp)) if resp.code == 404 => return Ok(()),
+        Err(e) => return Err(kube_err(format!("deleting pod {pod_name}"))(e)),
+    }
+    let node = h.node.as_deref().unwrap_or("?");
+    let disk = if deleted_claims.is_empty() {
+        "its volume is kept".to_string()
+    } else {
+        format!(
+            "its node-local claim {} is deleted too: it rejoins with an empty disk",
+            deleted_claims.join(", ")
+        )
+    };
+    ctx.event_about(
+        kc,
+        EventType::Warning,
+        "BrokerSlotFreed",
+        format!("broker {} lost with Node {node}: pod {pod_name} deleted so it starts on a healthy Node; {disk}", h.id),
+        Some(pod.object_ref(&())),
+    )
+    .await;
+    Ok(())
+}
+
+/// A pod re-created while its old claim was still being deleted waits forever for that claim:
+/// delete it again so the StatefulSet controller makes a new claim with the next pod.
+async fn unstick_pods(ctx: &Context, ns: &str, seen: &Observation) -> Result<(), Error> {
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
+    for pod in seen.pod_objects.values() {
+        let unscheduled = pod.spec.as_ref().is_some_and(|s| s.node_name.is_none());
+        if !unscheduled || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let claims = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()));
+        for claim in claims {
+            let terminating = pvcs
+                .get_opt(&claim)
+                .await
+                .map_err(kube_err(format!("reading claim {claim}")))?
+                .is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+            if terminating {
+                let name = pod.name_any();
+                tracing::info!(
+                    pod = name,
+                    claim,
+                    "pod waits for a claim being deleted; re-creating it"
+                );
+                match Api::<Pod>::namespaced(ctx.client.clone(), ns)
+                    .delete(&name, &DeleteParams::default().grace_period(0))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(resp)) if resp.code == 404 => {}
+                    Err(e) => return Err(kube_err(format!("deleting pod {name}"))(e)),
+                }
+                break;
+            }
         }
     }
     Ok(())
@@ -248,41 +690,23 @@ async fn admin_for<'a>(
 }
 
 /// Restarts at most one broker running an outdated pod revision (OnDelete StatefulSet).
+#[allow(clippy::too_many_arguments)]
 async fn roll(
     kc: &KafkaCluster,
     ctx: &Context,
     ns: &str,
-    sts: &StatefulSet,
+    seen: &Observation,
+    gate: RollGate,
+    update_revision: Option<&str>,
     bootstrap: &str,
     admin: &mut Option<Box<dyn Admin>>,
     obs: &mut ClusterObservation,
 ) -> Result<(), Error> {
-    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else {
-        return Ok(());
-    };
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-    let lp = ListParams::default().labels(&build::selector_string(kc));
-    let listed = pods
-        .list(&lp)
-        .await
-        .map_err(kube_err("listing broker pods"))?;
-    let prefix = format!("{}-", kc.name_any());
-    let outdated: Vec<(i32, bool)> = listed
-        .items
+    let outdated: Vec<(i32, bool)> = seen
+        .pods
         .iter()
-        .filter(|p| p.labels().get("controller-revision-hash") != Some(&update_revision))
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| {
-            let ordinal = p.name_any().strip_prefix(&prefix)?.parse().ok()?;
-            let ready = p
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Some((ordinal, ready))
-        })
+        .filter(|p| p.outdated && !p.terminating)
+        .map(|p| (p.ordinal, p.ready))
         .collect();
     if outdated.is_empty() {
         return Ok(());
@@ -299,18 +723,34 @@ async fn roll(
     } else {
         None
     };
-    let (restart, step) = rollout::roll_step(admin, &outdated, min_isr).await?;
+    let (restart, step) = match rollout::roll_step(admin, &outdated, min_isr, gate).await {
+        Ok(r) => r,
+        Err(e) => {
+            note_step(obs, Err(e));
+            return Ok(());
+        }
+    };
     if let Some(ordinal) = restart {
         let pod = Names::of(kc).pod(ordinal);
-        pods.delete(&pod, &DeleteParams::default())
+        Api::<Pod>::namespaced(ctx.client.clone(), ns)
+            .delete(&pod, &DeleteParams::default())
             .await
             .map_err(kube_err(format!("restarting broker pod {pod}")))?;
         ctx.metrics.broker_restarts.inc();
-        ctx.event(
+        let related = seen
+            .pod_objects
+            .get(&ordinal)
+            .map(|p| p.object_ref(&()))
+            .unwrap_or_else(|| pod_ref(kc, &pod));
+        ctx.event_about(
             kc,
             EventType::Normal,
             "RestartingBroker",
-            format!("restarting {pod} to apply a new configuration"),
+            format!(
+                "restarting {pod} to apply the pod template revision {}",
+                update_revision.unwrap_or("?")
+            ),
+            Some(related),
         )
         .await;
     }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod build;
 pub mod cluster;
+pub mod health;
 pub mod rollout;
 pub mod status;
 pub mod topic;
@@ -14,6 +15,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 
@@ -67,12 +69,26 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        self.event_about(obj, type_, reason, note, None).await
+    }
+
+    /// An Event on `obj` about a `related` object (e.g. the broker pod restarted). The recorder
+    /// folds repeated Events with the same type, reason and objects into one series (keeping
+    /// the first note), so per-broker Events name their pod to stay apart.
+    pub async fn event_about<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        related: Option<ObjectReference>,
+    ) {
         let ev = Event {
             type_,
             reason: reason.to_string(),
             note: Some(note),
             action: reason.to_string(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");

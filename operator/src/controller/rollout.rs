@@ -76,54 +76,108 @@ fn load(meta: &ClusterMetadata, brokers: &[BrokerId]) -> BTreeMap<BrokerId, usiz
     load
 }
 
-/// Moves every replica off `removed` onto the least-loaded `remaining` brokers not already
-/// holding that partition. Errors with a human reason when a topic's replication factor exceeds
-/// the remaining broker count.
+/// The most partitions one step sends to AlterPartitionReassignments: moves go in batches,
+/// each waited for, so a drain or a node loss never starts a replication storm and every
+/// admin call stays short.
+pub const MAX_MOVES_PER_STEP: usize = 20;
+
+/// Racks of brokers (from their Nodes' `rack.topologyKey` label); brokers without one share
+/// the empty rack.
+pub type Racks = BTreeMap<BrokerId, String>;
+
+/// A new replica list for `replicas` without any broker of `leaving`: the staying replicas
+/// first, in their order (so an in-sync one stays the preferred leader), then one replacement
+/// per leaving replica. A replacement is a `candidates` broker not already holding the
+/// partition, on a rack the partition doesn't use yet when there is one, else the least
+/// loaded (lowest id on ties). `None` when too few candidates are left.
+fn replace_replicas(
+    replicas: &[BrokerId],
+    leaving: &BTreeSet<BrokerId>,
+    load: &mut BTreeMap<BrokerId, usize>,
+    racks: &Racks,
+) -> Option<Vec<BrokerId>> {
+    let mut out: Vec<BrokerId> = replicas
+        .iter()
+        .copied()
+        .filter(|r| !leaving.contains(r))
+        .collect();
+    let rack = |b: &BrokerId| racks.get(b).map(String::as_str).unwrap_or("");
+    for _ in 0..replicas.len() - out.len() {
+        let used: BTreeSet<&str> = out.iter().map(rack).collect();
+        let target = load
+            .iter()
+            .filter(|(b, _)| !replicas.contains(b) && !out.contains(b) && !leaving.contains(b))
+            .min_by_key(|(b, n)| (used.contains(rack(b)), **n, **b))
+            .map(|(b, _)| *b)?;
+        out.push(target);
+        *load.entry(target).or_default() += 1;
+    }
+    Some(out)
+}
+
+/// Moves every replica off `removed` onto the `remaining` brokers (see [`replace_replicas`]).
+/// Errors with a human reason when a topic's replication factor exceeds the remaining broker
+/// count.
 pub fn plan_drain(
     meta: &ClusterMetadata,
     removed: &BTreeSet<BrokerId>,
     remaining: &[BrokerId],
+    racks: &Racks,
 ) -> Result<Vec<Reassignment>, String> {
     let mut load = load(meta, remaining);
     let mut moves = Vec::new();
-    for (topic, info) in &meta.topics {
-        for (i, p) in &info.partitions {
-            if !p.replicas.iter().any(|r| removed.contains(r)) {
-                continue;
-            }
-            if p.replicas.len() > remaining.len() {
-                return Err(format!(
-                    "topic {topic} has replication factor {} but only {} brokers would remain",
-                    p.replicas.len(),
-                    remaining.len()
-                ));
-            }
-            let mut replicas = p.replicas.clone();
-            for slot in replicas.iter_mut().filter(|r| removed.contains(r)) {
-                let target = load
-                    .iter()
-                    .filter(|(b, _)| !p.replicas.contains(b) && **b != *slot)
-                    .min_by_key(|(b, n)| (**n, **b))
-                    .map(|(b, _)| *b);
-                let Some(target) = target.filter(|t| !removed.contains(t)) else {
-                    return Err(format!("no broker left to take a replica of {topic}-{i}"));
-                };
-                *slot = target;
-                *load.entry(target).or_default() += 1;
-            }
-            // A broker chosen for one slot must not be chosen again for the next.
-            let unique: BTreeSet<_> = replicas.iter().collect();
-            if unique.len() != replicas.len() {
-                return Err(format!("no distinct broker left to take {topic}-{i}"));
-            }
-            moves.push(Reassignment {
-                topic: topic.clone(),
-                partition: *i,
-                replicas,
-            });
+    for (topic, i, p) in meta.partitions() {
+        if !p.replicas.iter().any(|r| removed.contains(r)) {
+            continue;
         }
+        if p.replicas.len() > remaining.len() {
+            return Err(format!(
+                "topic {topic} has replication factor {} but only {} brokers would remain",
+                p.replicas.len(),
+                remaining.len()
+            ));
+        }
+        let replicas = replace_replicas(&p.replicas, removed, &mut load, racks)
+            .ok_or_else(|| format!("no broker left to take a replica of {topic}-{i}"))?;
+        moves.push(Reassignment {
+            topic: topic.to_string(),
+            partition: i,
+            replicas,
+        });
     }
     Ok(moves)
+}
+
+/// Node loss: moves the replicas of `lost` brokers to `healthy` ones, restoring each
+/// partition's replication factor where enough healthy brokers are left. Partitions already
+/// being reassigned are left alone. Returns the moves and the partitions that cannot be
+/// restored (too few healthy brokers): those recover when the lost broker comes back.
+pub fn plan_replace(
+    meta: &ClusterMetadata,
+    lost: &BTreeSet<BrokerId>,
+    healthy: &[BrokerId],
+    reassigning: &BTreeSet<(String, i32)>,
+    racks: &Racks,
+) -> (Vec<Reassignment>, Vec<String>) {
+    let mut load = load(meta, healthy);
+    let mut moves = Vec::new();
+    let mut stuck = Vec::new();
+    for (topic, i, p) in meta.partitions() {
+        if !p.replicas.iter().any(|r| lost.contains(r))
+            || reassigning.contains(&(topic.to_string(), i))
+        {
+            continue;
+        }
+        match replace_replicas(&p.replicas, lost, &mut load, racks) {
+            Some(replicas) => moves.push(Reassignment {
+                topic: topic.to_string(),
+                partition: i,
+                replicas,
+            }),
+            None => stuck.push(format!("{topic}-{i}")),
+        }
+    }
+    (moves, stuck)
 }
 
 /// After a scale-up: when some broker holds no replica at all, moves replicas from the most to
@@ -197,14 +251,22 @@ fn unsupported_or(e: AdminError, what: &str) -> Result<Step, AdminError> {
 
 /// One step of scaling down to `desired` brokers. `Done` means no replica is left on the
 /// brokers being removed and the StatefulSet may shrink.
-pub async fn scale_down_step(admin: &dyn Admin, desired: i32) -> Result<Step, AdminError> {
-    match scale_down_inner(admin, desired).await {
+pub async fn scale_down_step(
+    admin: &dyn Admin,
+    desired: i32,
+    racks: &Racks,
+) -> Result<Step, AdminError> {
+    match scale_down_inner(admin, desired, racks).await {
         Ok(step) => Ok(step),
         Err(e) => unsupported_or(e, "drain brokers for scale-down"),
     }
 }
 
-async fn scale_down_inner(admin: &dyn Admin, desired: i32) -> Result<Step, AdminError> {
+async fn scale_down_inner(
+    admin: &dyn Admin,
+    desired: i32,
+    racks: &Racks,
+) -> Result<Step, AdminError> {
     let running = admin.list_reassignments().await?;
     if !running.is_empty() {
         return Ok(Step::InProgress {
@@ -228,18 +290,20 @@ async fn scale_down_inner(admin: &dyn Admin, desired: i32) -> Result<Step, Admin
         .copied()
         .filter(|b| *b < desired)
         .collect();
-    match plan_drain(&meta, &removed, &remaining) {
+    match plan_drain(&meta, &removed, &remaining, racks) {
         Err(message) => Ok(Step::Blocked {
             reason: "ScaleDownBlocked",
             message,
         }),
         Ok(moves) if moves.is_empty() => Ok(Step::Done),
         Ok(moves) => {
-            admin.alter_reassignments(&moves).await?;
+            let batch = &moves[..moves.len().min(MAX_MOVES_PER_STEP)];
+            admin.alter_reassignments(batch).await?;
             Ok(Step::InProgress {
                 reason: "Draining",
                 message: format!(
-                    "moving {} partitions off brokers {:?} before scaling down",
+                    "moving {} of {} partitions off brokers {:?} before scaling down",
+                    batch.len(),
                     moves.len(),
                     removed
                 ),
@@ -248,7 +312,8 @@ async fn scale_down_inner(admin: &dyn Admin, desired: i32) -> Result<Step, Admin
     }
 }
 
-/// One step of spreading partitions onto brokers added by a scale-up.
+/// One step of spreading partitions onto brokers that hold none: after a scale-up, or when a
+/// lost broker came back with an empty disk.
 pub async fn spread_step(admin: &dyn Admin, replicas: i32) -> Result<Step, AdminError> {
     let inner = async {
         let meta = admin.metadata().await?;
@@ -256,7 +321,7 @@ pub async fn spread_step(admin: &dyn Admin, replicas: i32) -> Result<Step, Admin
         if brokers.iter().any(|b| !meta.brokers.contains(b)) {
             return Ok(Step::InProgress {
                 reason: "ScalingUp",
-                message: "waiting for new brokers to register".to_string(),
+                message: "waiting for brokers to register".to_string(),
             });
         }
         if !admin.list_reassignments().await?.is_empty() {
@@ -269,10 +334,15 @@ pub async fn spread_step(admin: &dyn Admin, replicas: i32) -> Result<Step, Admin
         if moves.is_empty() {
             return Ok(Step::Done);
         }
-        admin.alter_reassignments(&moves).await?;
+        let batch = &moves[..moves.len().min(MAX_MOVES_PER_STEP)];
+        admin.alter_reassignments(batch).await?;
         Ok(Step::InProgress {
             reason: "Rebalancing",
-            message: format!("moving {} partitions onto new brokers", moves.len()),
+            message: format!(
+                "moving {} of {} partitions onto empty brokers",
+                batch.len(),
+                moves.len()
+            ),
         })
     };
     match inner.await {
@@ -281,13 +351,66 @@ pub async fn spread_step(admin: &dyn Admin, replicas: i32) -> Result<Step, Admin
     }
 }
 
-/// Which broker of `outdated` (ordinals running an old pod revision) to restart now, if any.
-/// Unready brokers go first (they serve nothing); a ready one only when [`restart_blocker`]
-/// finds nothing. Highest ordinal first, so Raft voters (the low ordinals) go last.
+/// Node loss: one step of moving the lost brokers' replicas to healthy brokers.
+pub async fn replace_step(
+    admin: &dyn Admin,
+    lost: &BTreeSet<BrokerId>,
+    healthy: &[BrokerId],
+    racks: &Racks,
+) -> Result<Step, AdminError> {
+    let inner = async {
+        let reassigning: BTreeSet<(String, i32)> =
+            admin.list_reassignments().await?.into_iter().collect();
+        let meta = admin.metadata().await?;
+        let (moves, stuck) = plan_replace(&meta, lost, healthy, &reassigning, racks);
+        let room = MAX_MOVES_PER_STEP.saturating_sub(reassigning.len());
+        let batch = &moves[..moves.len().min(room)];
+        if !batch.is_empty() {
+            admin.alter_reassignments(batch).await?;
+        }
+        let mut message = format!(
+            "brokers {lost:?} lost: {} partitions moving to healthy brokers, {} to go",
+            batch.len() + reassigning.len(),
+            moves.len() - batch.len()
+        );
+        if !stuck.is_empty() {
+            message.push_str(&format!(
+                "; {} partitions (first: {}) wait for the lost brokers to come back: too few healthy brokers",
+                stuck.len(),
+                stuck[0]
+            ));
+        }
+        Ok(Step::InProgress {
+            reason: "ReplacingLostBrokers",
+            message,
+        })
+    };
+    match inner.await {
+        Ok(step) => Ok(step),
+        Err(e) => unsupported_or(e, "move replicas off lost brokers"),
+    }
+}
+
+/// What a roll step may do: every broker pod the StatefulSet runs is ready and up, none is
+/// terminating, and every broker is registered unfenced. A restart in flight shows up here
+/// (its pod terminating or not ready yet), so the next one waits for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollGate {
+    Open,
+    Wait(String),
+}
+
+/// Which broker of `outdated` (ordinals running an old pod revision, with readiness) to
+/// restart now, if any. Unready brokers go first (they serve nothing). A ready one only when
+/// the `gate` is open, no reassignment is running (never roll while moving) and
+/// [`restart_blocker`] finds nothing: each restart must keep every partition at or above
+/// `min_isr`, and the last restarted broker must be back in every ISR. Highest ordinal first,
+/// and the active controller (the Raft leader) last, so its leadership moves only once.
 pub async fn roll_step(
     admin: Option<&dyn Admin>,
     outdated: &[(BrokerId, bool)],
     min_isr: usize,
+    gate: RollGate,
 ) -> Result<(Option<BrokerId>, Step), AdminError> {
     if outdated.is_empty() {
         return Ok((None, Step::Done));
@@ -299,29 +422,44 @@ pub async fn roll_step(
     {
         return Ok((Some(*b), in_progress_roll(outdated.len())));
     }
-    let Some(admin) = admin else {
-        return Ok((
-            None,
-            Step::InProgress {
-                reason: "RollWaiting",
-                message: "cannot reach the cluster to check partition health before a restart"
-                    .into(),
-            },
-        ));
-    };
-    let meta = match admin.metadata().await {
-        Ok(m) => m,
-        Err(e) => return unsupported_or(e, "roll brokers").map(|s| (None, s)),
-    };
-    let broker = outdated.iter().map(|(b, _)| *b).max().expect("non-empty");
-    match restart_blocker(&meta, broker, min_isr) {
-        Some(message) => Ok((
+    let waiting = |message: String| {
+        Ok((
             None,
             Step::InProgress {
                 reason: "RollWaiting",
                 message,
             },
-        )),
+        ))
+    };
+    if let RollGate::Wait(why) = gate {
+        return waiting(why);
+    }
+    let Some(admin) = admin else {
+        return waiting(
+            "cannot reach the cluster to check partition health before a restart".into(),
+        );
+    };
+    let checked = async {
+        let meta = admin.metadata().await?;
+        Ok::<_, AdminError>((admin.list_reassignments().await?, meta))
+    };
+    let (running, meta) = match checked.await {
+        Ok(r) => r,
+        Err(e) => return unsupported_or(e, "roll brokers").map(|s| (None, s)),
+    };
+    if !running.is_empty() {
+        return waiting(format!(
+            "{} partition reassignments running; restarts wait for them",
+            running.len()
+        ));
+    }
+    let broker = outdated
+        .iter()
+        .map(|(b, _)| *b)
+        .max_by_key(|b| (Some(*b) != meta.controller, *b))
+        .expect("non-empty");
+    match restart_blocker(&meta, broker, min_isr) {
+        Some(message) => waiting(message),
         None => Ok((Some(broker), in_progress_roll(outdated.len()))),
     }
 }
@@ -373,16 +511,17 @@ mod tests {
         let fake = FakeAdmin::with_brokers([0, 1, 2, 3]);
         fake.add_topic("a", &[&[3, 0], &[2, 3], &[0, 1]]);
         let meta = fake.state.lock().unwrap().metadata.clone();
-        let moves = plan_drain(&meta, &BTreeSet::from([3]), &[0, 1, 2]).unwrap();
+        let moves = plan_drain(&meta, &BTreeSet::from([3]), &[0, 1, 2], &Racks::new()).unwrap();
         assert_eq!(
             moves,
             vec![
-                // Broker 0 holds 2 replicas, 1 and 2 one each: a-0 goes to 1 (lowest id of the
-                // least loaded), then 0 and 1 tie at 2 for a-1 and 0 wins.
+                // Broker 0 holds 2 replicas, 1 and 2 one each: a-0 gets 1 (lowest id of the
+                // least loaded), then 0 and 1 tie at 2 for a-1 and 0 wins. Staying replicas
+                // keep the lead.
                 Reassignment {
                     topic: "a".into(),
                     partition: 0,
-                    replicas: vec![1, 0]
+                    replicas: vec![0, 1]
                 },
                 Reassignment {
                     topic: "a".into(),
@@ -398,7 +537,7 @@ mod tests {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("wide", &[&[0, 1, 2]]);
         let meta = fake.state.lock().unwrap().metadata.clone();
-        let err = plan_drain(&meta, &BTreeSet::from([2]), &[0, 1]).unwrap_err();
+        let err = plan_drain(&meta, &BTreeSet::from([2]), &[0, 1], &Racks::new()).unwrap_err();
         assert_eq!(
             err,
             "topic wide has replication factor 3 but only 2 brokers would remain"
@@ -433,7 +572,7 @@ mod tests {
     async fn scale_down_drains_then_reports_done() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("a", &[&[2, 0], &[0, 1]]);
-        let step = scale_down_step(&fake, 2).await.unwrap();
+        let step = scale_down_step(&fake, 2, &Racks::new()).await.unwrap();
         assert!(
             matches!(
                 step,
@@ -444,20 +583,23 @@ mod tests {
             ),
             "{step:?}"
         );
-        assert_eq!(fake.calls(), ["reassign a-0 [1, 0]"]);
+        assert_eq!(fake.calls(), ["reassign a-0 [0, 1]"]);
         // Still running: wait, don't submit again.
-        let step = scale_down_step(&fake, 2).await.unwrap();
+        let step = scale_down_step(&fake, 2, &Racks::new()).await.unwrap();
         assert!(matches!(step, Step::InProgress { .. }));
         assert_eq!(fake.calls().len(), 1);
         fake.complete_reassignments();
-        assert_eq!(scale_down_step(&fake, 2).await.unwrap(), Step::Done);
+        assert_eq!(
+            scale_down_step(&fake, 2, &Racks::new()).await.unwrap(),
+            Step::Done
+        );
     }
 
     #[tokio::test]
     async fn scale_down_blocked_when_rf_too_high() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("wide", &[&[0, 1, 2]]);
-        let step = scale_down_step(&fake, 2).await.unwrap();
+        let step = scale_down_step(&fake, 2, &Racks::new()).await.unwrap();
         match step {
             Step::Blocked { reason, message } => {
                 assert_eq!(reason, "ScaleDownBlocked");
@@ -477,7 +619,7 @@ mod tests {
             .unwrap()
             .unsupported
             .push("ListPartitionReassignments");
-        let step = scale_down_step(&fake, 2).await.unwrap();
+        let step = scale_down_step(&fake, 2, &Racks::new()).await.unwrap();
         assert!(
             matches!(&step, Step::Blocked { reason: "NotSupported", message } if message.contains("ListPartitionReassignments")),
             "{step:?}"
@@ -514,15 +656,143 @@ mod tests {
         assert_eq!(spread_step(&fake, 3).await.unwrap(), Step::Done);
     }
 
+    #[test]
+    fn replacing_a_lost_broker_restores_the_replication_factor_across_racks() {
+        let fake = FakeAdmin::with_brokers([0, 1, 2, 3, 4]);
+        fake.add_topic("a", &[&[0, 1, 2], &[1, 2, 3], &[3, 4, 0]]);
+        let meta = fake.state.lock().unwrap().metadata.clone();
+        let racks: Racks = [(0, "x"), (1, "y"), (2, "z"), (3, "x"), (4, "y")]
+            .into_iter()
+            .map(|(b, r)| (b, r.to_string()))
+            .collect();
+        let (moves, stuck) = plan_replace(
+            &meta,
+            &BTreeSet::from([2]),
+            &[0, 1, 3, 4],
+            &BTreeSet::new(),
+            &racks,
+        );
+        assert!(stuck.is_empty());
+        // a-0 keeps 0 (x) and 1 (y): the replacement must not be on x or y if possible, and
+        // none of 3 (x) and 4 (y) is on z, so the least loaded wins (4 holds 1, 3 holds 2).
+        // a-1 keeps 1 (y) and 3 (x): same, 4 is on y, 0 on x; 0 holds 2 and 4 holds 2 now.
+        assert_eq!(
+            moves,
+            vec![
+                Reassignment {
+                    topic: "a".into(),
+                    partition: 0,
+                    replicas: vec![0, 1, 4]
+                },
+                Reassignment {
+                    topic: "a".into(),
+                    partition: 1,
+                    replicas: vec![1, 3, 0]
+                },
+            ]
+        );
+        // With a broker on a free rack, the rack wins over load.
+        let mut racks = racks;
+        racks.insert(4, "w".into());
+        let (moves, _) = plan_replace(
+            &meta,
+            &BTreeSet::from([2]),
+            &[0, 1, 3, 4],
+            &BTreeSet::new(),
+            &racks,
+        );
+        assert_eq!(moves[1].replicas, vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn replacing_skips_partitions_already_moving_and_reports_those_without_room() {
+        let fake = FakeAdmin::with_brokers([0, 1, 2]);
+        fake.add_topic("a", &[&[0, 1, 2], &[2, 0]]);
+        let meta = fake.state.lock().unwrap().metadata.clone();
+        let (moves, stuck) = plan_replace(
+            &meta,
+            &BTreeSet::from([2]),
+            &[0, 1],
+            &BTreeSet::from([("a".to_string(), 1)]),
+            &Racks::new(),
+        );
+        assert!(moves.is_empty());
+        assert_eq!(stuck, ["a-0"]);
+    }
+
+    #[tokio::test]
+    async fn replace_step_submits_once_and_reports_progress() {
+        let fake = FakeAdmin::with_brokers([0, 1, 2, 3]);
+        fake.add_topic("a", &[&[0, 1, 2], &[1, 2, 3]]);
+        let lost = BTreeSet::from([2]);
+        let step = replace_step(&fake, &lost, &[0, 1, 3], &Racks::new())
+            .await
+            .unwrap();
+        assert!(
+            matches!(&step, Step::InProgress { reason: "ReplacingLostBrokers", message } if message.contains("2 partitions moving to healthy brokers, 0 to go")),
+            "{step:?}"
+        );
+        assert_eq!(
+            fake.calls(),
+            ["reassign a-0 [0, 1, 3]", "reassign a-1 [1, 3, 0]"]
+        );
+        replace_step(&fake, &lost, &[0, 1, 3], &Racks::new())
+            .await
+            .unwrap();
+        assert_eq!(fake.calls().len(), 2, "resubmitted a running reassignment");
+    }
+
+    #[tokio::test]
+    async fn roll_waits_for_reassignments_and_the_gate_and_restarts_the_controller_last() {
+        let fake = FakeAdmin::with_brokers([0, 1, 2]);
+        fake.add_topic("a", &[&[0, 1, 2]]);
+        fake.state.lock().unwrap().metadata.controller = Some(2);
+        let outdated = [(0, true), (1, true), (2, true)];
+        let (b, _) = roll_step(Some(&fake), &outdated, 2, RollGate::Open)
+            .await
+            .unwrap();
+        assert_eq!(b, Some(1), "the controller (2) goes last");
+        let (b, _) = roll_step(Some(&fake), &[(2, true)], 2, RollGate::Open)
+            .await
+            .unwrap();
+        assert_eq!(b, Some(2));
+        let (b, step) = roll_step(
+            Some(&fake),
+            &outdated,
+            2,
+            RollGate::Wait("broker 1 not ready".into()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b, None);
+        assert!(
+            matches!(&step, Step::InProgress { reason: "RollWaiting", message } if message == "broker 1 not ready")
+        );
+        fake.alter_reassignments(&[Reassignment {
+            topic: "a".into(),
+            partition: 0,
+            replicas: vec![1, 2, 0],
+        }])
+        .await
+        .unwrap();
+        let (b, step) = roll_step(Some(&fake), &outdated, 2, RollGate::Open)
+            .await
+            .unwrap();
+        assert_eq!(b, None);
+        assert!(
+            matches!(&step, Step::InProgress { message, .. } if message.contains("reassignments running"))
+        );
+    }
+
     #[tokio::test]
     async fn roll_restarts_unready_first_then_one_healthy_broker_at_a_time() {
         let fake = FakeAdmin::with_brokers([0, 1, 2]);
         fake.add_topic("a", &[&[0, 1, 2]]);
-        let (b, _) = roll_step(Some(&fake), &[(0, true), (1, false)], 2)
+        let (b, _) = roll_step(Some(&fake), &[(0, true), (1, false)], 2, RollGate::Open)
             .await
             .unwrap();
         assert_eq!(b, Some(1));
-        let (b, _) = roll_step(Some(&fake), &[(0, true), (2, true)], 2)
+        let (b, _) = roll_step(Some(&fake), &[(0, true), (2, true)], 2, RollGate::Open)
             .await
             .unwrap();
         assert_eq!(b, Some(2));
@@ -538,7 +808,9 @@ mod tests {
             .get_mut(&0)
             .unwrap()
             .isr = vec![0, 1];
-        let (b, step) = roll_step(Some(&fake), &[(0, true)], 2).await.unwrap();
+        let (b, step) = roll_step(Some(&fake), &[(0, true)], 2, RollGate::Open)
+            .await
+            .unwrap();
         assert_eq!(b, None);
         assert!(matches!(
             step,
@@ -547,8 +819,13 @@ mod tests {
                 ..
             }
         ));
-        let (b, step) = roll_step(None, &[(0, true)], 2).await.unwrap();
+        let (b, step) = roll_step(None, &[(0, true)], 2, RollGate::Open)
+            .await
+            .unwrap();
         assert_eq!((b, matches!(step, Step::InProgress { .. })), (None, true));
-        assert_eq!(roll_step(None, &[], 2).await.unwrap(), (None, Step::Done));
+        assert_eq!(
+            roll_step(None, &[], 2, RollGate::Open).await.unwrap(),
+            (None, Step::Done)
+        );
     }
 }

@@ -6,6 +6,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::health::BrokerHealth;
+use crate::crd::BrokerState;
+
 /// A condition before timestamps are attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cond {
@@ -78,6 +81,12 @@ pub struct ClusterObservation {
     pub in_progress: Option<(String, String)>,
     /// A scale or roll step refused: (reason, message).
     pub blocked: Option<(String, String)>,
+    /// Per-broker health (empty when the brokers were not looked at).
+    pub brokers: Vec<BrokerHealth>,
+    /// Under-replicated partitions per Metadata, when the cluster answered.
+    pub under_replicated: Option<i32>,
+    /// Partitions being reassigned, when the cluster answered.
+    pub reassigning: Option<i32>,
 }
 
 /// Ready, Progressing and Degraded for a KafkaCluster.
@@ -143,8 +152,29 @@ pub fn cluster_conditions(o: &ClusterObservation) -> Vec<Cond> {
         ),
         _ => Cond::new("Progressing", false, "Stable", "no change in progress"),
     };
+    let unavailable: Vec<String> = o
+        .brokers
+        .iter()
+        .filter(|b| {
+            matches!(
+                b.state,
+                BrokerState::Lost | BrokerState::Unreachable | BrokerState::Fenced
+            )
+        })
+        .map(|b| format!("broker {} {:?}", b.id, b.state))
+        .collect();
     let degraded = match &o.blocked {
         Some((reason, message)) => Cond::new("Degraded", true, reason.clone(), message.clone()),
+        None if !unavailable.is_empty() => Cond::new(
+            "Degraded",
+            true,
+            if o.brokers.iter().any(|b| b.state == BrokerState::Lost) {
+                "BrokersLost"
+            } else {
+                "BrokersUnavailable"
+            },
+            unavailable.join(", "),
+        ),
         None => Cond::new("Degraded", false, "AsExpected", "no problem found"),
     };
     vec![ready, progressing, degraded]

@@ -17,7 +17,10 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
     "log.dirs",
     "log.dir",
     "controller.quorum.voters",
+    "controller.listener.names",
     "process.roles",
+    "ironlog.metrics.listen",
+    "ironlog.controller.advertised.listener",
 ];
 
 /// Longest cluster name: pod names `NAME-<ordinal>` must stay DNS labels and the StatefulSet's
@@ -57,6 +60,12 @@ pub fn validate_cluster(kc: &KafkaCluster) -> Vec<String> {
     for (key, value) in &spec.config {
         if key.is_empty() || key.contains(['=', '\n', ' ']) || value.contains('\n') {
             problems.push(format!("config entry {key:?} is not a valid property"));
+        } else if !RESERVED_CONFIG_KEYS.contains(&key.as_str()) {
+            // The broker refuses to start on a key or value it doesn't know: refuse it here,
+            // before it reaches a single broker.
+            if let Err(e) = ironlog_broker_config::check(key, value) {
+                problems.push(format!("config: {e}"));
+            }
         }
     }
     for key in [
@@ -71,7 +80,8 @@ pub fn validate_cluster(kc: &KafkaCluster) -> Vec<String> {
                     "config {key}={n} needs between 1 and replicas ({}) brokers",
                     spec.replicas
                 )),
-                Err(_) => problems.push(format!("config {key}={value:?} is not an integer")),
+                // Reported by the key check above.
+                Err(_) => {}
             }
         }
     }
@@ -101,10 +111,29 @@ mod tests {
     fn reserved_keys_are_rejected() {
         let mut kc = cluster(3);
         kc.spec.config.insert("node.id".into(), "7".into());
-        kc.spec.config.insert("retention.ms".into(), "7".into());
+        kc.spec.config.insert("log.retention.ms".into(), "7".into());
         let p = validate_cluster(&kc);
         assert_eq!(p.len(), 1);
         assert!(p[0].contains("\"node.id\""));
+    }
+
+    #[test]
+    fn keys_and_values_the_broker_would_refuse_are_rejected() {
+        let mut kc = cluster(3);
+        kc.spec.config.insert("retention.ms".into(), "7".into());
+        kc.spec
+            .config
+            .insert("auto.create.topics.enable".into(), "yes".into());
+        let p = validate_cluster(&kc);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("auto.create.topics.enable") && p[0].contains("true or false"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains("\"retention.ms\"") && p[1].contains("log.retention.ms"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -119,7 +148,7 @@ mod tests {
         let p = validate_cluster(&kc);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().any(|m| m.contains("min.insync.replicas=3")));
-        assert!(p.iter().any(|m| m.contains("not an integer")));
+        assert!(p.iter().any(|m| m.contains("not a whole number")));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,21 @@ pub const DEFAULT_IMAGE: &str = "ironlog/ironlog:0.1.0";
     ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Under-Replicated",
+        type_ = "integer",
+        json_path = ".status.underReplicatedPartitions"
+    ),
+    printcolumn(
+        name = "Reassigning",
+        type_ = "integer",
+        json_path = ".status.reassigningPartitions"
+    ),
+    printcolumn(
+        name = "Lost",
+        type_ = "string",
+        json_path = ".status.brokers[?(@.state==\"Lost\")].nodeId"
+    ),
     printcolumn(
         name = "Conditions",
         type_ = "string",
@@ -161,9 +176,35 @@ pub struct KafkaClusterStatus {
     /// `host:port` of the bootstrap Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
-    /// One entry per broker the cluster should have.
+    /// One entry per broker the StatefulSet runs.
     #[serde(default)]
     pub brokers: Vec<BrokerStatus>,
+    /// Partitions whose ISR is smaller than their replica list (unknown when the cluster
+    /// cannot be reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated_partitions: Option<i32>,
+    /// Partitions with a reassignment in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigning_partitions: Option<i32>,
+}
+
+/// What the operator sees of one broker.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BrokerState {
+    /// Pod ready and the broker registered (not fenced).
+    Ready,
+    /// Pod missing or not ready yet on a healthy Node.
+    Starting,
+    /// Pod running, but the cluster has fenced the broker (it stopped heartbeating, or it
+    /// is shutting down).
+    Fenced,
+    /// The broker's Node is NotReady or gone; not yet for `nodeLossTimeoutSeconds`.
+    Unreachable,
+    /// Fenced or unreachable for longer than `nodeLossTimeoutSeconds`: its replicas are
+    /// being moved to healthy brokers.
+    Lost,
+    /// Being emptied before a scale-down removes it.
+    Draining,
 }
 
 /// One broker as the operator sees it.
@@ -175,6 +216,13 @@ pub struct BrokerStatus {
     /// Advertised `host:port`.
     pub address: String,
     pub voter: bool,
+    pub state: BrokerState,
+    /// The Node the pod is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Since when the broker has been fenced or its Node unreachable: the node-loss clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_since: Option<Time>,
 }
 
 impl KafkaClusterSpec {

@@ -94,7 +94,18 @@ mod tests {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(cols, ["Replicas", "Ready", "Conditions", "Age"]);
+        assert_eq!(
+            cols,
+            [
+                "Replicas",
+                "Ready",
+                "Under-Replicated",
+                "Reassigning",
+                "Lost",
+                "Conditions",
+                "Age"
+            ]
+        );
         let schema = serde_json::to_value(&v.schema).unwrap();
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["required"], serde_json::json!(["replicas"]));

@@ -26,26 +26,27 @@ pub async fn handle(
     request: AlterPartitionReassignmentsRequest,
     _version: i16,
 ) -> AlterPartitionReassignmentsResponse {
+    // One proposal per partition, all in flight at once: the quorum commits them together
+    // instead of one round trip after another (a drain can move hundreds of partitions).
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in topic.partitions {
+        let proposals = topic.partitions.into_iter().map(|p| {
             let target = p
                 .replicas
                 .map(|r| r.into_iter().map(|b| b.0).collect::<Vec<i32>>());
-            let outcome = broker
-                .cluster
-                .propose(MetadataCommand::Reassign {
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    target,
-                })
-                .await;
-            let mut result =
-                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            let command = MetadataCommand::Reassign {
+                topic: name.clone(),
+                partition: p.partition_index,
+                target,
+            };
+            async move { (p.partition_index, broker.cluster.propose(command).await) }
+        });
+        let mut partitions = Vec::new();
+        for (index, outcome) in futures::future::join_all(proposals).await {
+            let mut result = ReassignablePartitionResponse::default().with_partition_index(index);
             match outcome {
-                Ok(_) => tracing::info!(topic = %name, partition = p.partition_index,
+                Ok(_) => tracing::info!(topic = %name, partition = index,
                     "partition reassignment started (or cancelled)"),
                 Err(e) => {
                     let message = e.to_string();

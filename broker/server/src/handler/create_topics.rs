@@ -44,7 +44,7 @@ pub async fn handle(
                     topic.num_partitions
                 },
                 replication_factor: if topic.replication_factor == -1 {
-                    1
+                    broker.config.default_replication_factor
                 } else {
                     topic.replication_factor
                 },

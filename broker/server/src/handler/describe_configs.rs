@@ -126,7 +126,10 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             "num.partitions".to_string(),
             c.default_partitions.to_string(),
         ),
-        ("default.replication.factor".to_string(), "1".to_string()),
+        (
+            "default.replication.factor".to_string(),
+            c.default_replication_factor.to_string(),
+        ),
         (
             "socket.request.max.bytes".to_string(),
             c.socket_request_max_bytes.to_string(),

@@ -103,7 +103,7 @@ async fn requested_topic(
             .create_topic(NewTopic {
                 name: name.clone(),
                 partitions: broker.config.default_partitions,
-                replication_factor: 1,
+                replication_factor: broker.config.default_replication_factor,
                 configs: Default::default(),
                 assignments: None,
             })

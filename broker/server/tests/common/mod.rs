@@ -32,6 +32,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         metrics_listen: metrics,
         auto_create_topics: true,
         default_partitions: 1,
+        default_replication_factor: 1,
         socket_request_max_bytes: 1024 * 1024,
         max_connections: 100,
         default_topic_config: vec![],

@@ -12,7 +12,7 @@ mod service_account;
 mod services;
 mod statefulset;
 
-pub use config_map::{build_config_map, config_hash, BrokerConfig};
+pub use config_map::{build_config_map, config_hash, BrokerConfig, PROPERTIES_FILE};
 pub use pdb::build_pdb;
 pub use service_account::build_service_account;
 pub use services::{build_bootstrap_service, build_headless_service};

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     config_hash, labels, owned_meta, selector_labels, BrokerConfig, Capabilities, Names,
-    CONFIG_DIR, CONTROLLER_PORT, DATA_DIR, KAFKA_PORT, METRICS_PORT,
+    CONFIG_DIR, CONTROLLER_PORT, DATA_DIR, KAFKA_PORT, METRICS_PORT, PROPERTIES_FILE,
 };
 use crate::crd::KafkaCluster;
 
@@ -73,7 +73,7 @@ pub fn build_statefulset(
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(kc, &names, config)),
+                spec: Some(pod_spec(kc, &names)),
             },
             volume_claim_templates: Some(vec![data_claim(kc)]),
             persistent_volume_claim_retention_policy: retention,
@@ -83,7 +83,7 @@ pub fn build_statefulset(
     }
 }
 
-fn pod_spec(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> PodSpec {
+fn pod_spec(kc: &KafkaCluster, names: &Names) -> PodSpec {
     let overrides = kc.spec.pod_template.clone().unwrap_or_default();
     PodSpec {
         service_account_name: Some(names.service_account()),
@@ -100,7 +100,7 @@ fn pod_spec(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> PodSpec 
         affinity: affinity(kc, overrides.affinity),
         tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
         node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
-        containers: vec![broker_container(kc, names, config)],
+        containers: vec![broker_container(kc, names)],
         volumes: Some(vec![Volume {
             name: "config".to_string(),
             config_map: Some(ConfigMapVolumeSource {
@@ -169,14 +169,15 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
     }
 }
 
-/// The broker container. Every broker flag is passed as its `IRONLOG_*` env var; the node id is
-/// the pod ordinal, taken from the pod name by the shell (`events-2` → 2) because Kubernetes
-/// before 1.28 has no pod-index label to read through the downward API.
-fn broker_container(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> Container {
-    let mut env_vars = vec![
+/// The broker container. It reads the cluster's `server.properties` (`IRONLOG_CONFIG`, the
+/// ConfigMap mounted at [`CONFIG_DIR`]); the per-broker settings come from the environment,
+/// which the broker ranks above the file: the advertised listener from the pod name, and the
+/// node id, the pod ordinal, taken from the pod name by the shell (`events-2` → 2) because
+/// Kubernetes before 1.28 has no pod-index label to read through the downward API.
+fn broker_container(kc: &KafkaCluster, names: &Names) -> Container {
+    let env_vars = vec![
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
-        env("IRONLOG_LISTEN", format!("0.0.0.0:{KAFKA_PORT}")),
         env(
             "IRONLOG_ADVERTISED_LISTENER",
             format!(
@@ -185,18 +186,8 @@ fn broker_container(kc: &KafkaCluster, names: &Names, config: &BrokerConfig) -> 
                 names.namespace
             ),
         ),
-        env(
-            "IRONLOG_CONTROLLER_LISTEN",
-            format!("0.0.0.0:{CONTROLLER_PORT}"),
-        ),
-        env(
-            "IRONLOG_VOTERS",
-            names.voters(kc.spec.effective_controllers()),
-        ),
-        env("IRONLOG_DATA_DIR", DATA_DIR),
-        env("IRONLOG_METRICS_LISTEN", format!("0.0.0.0:{METRICS_PORT}")),
+        env("IRONLOG_CONFIG", format!("{CONFIG_DIR}/{PROPERTIES_FILE}")),
     ];
-    env_vars.extend(config.env.iter().map(|(k, v)| env(k, v.clone())));
 
     Container {
         name: "broker".to_string(),
@@ -299,7 +290,7 @@ mod tests {
     }
 
     fn no_config() -> BrokerConfig {
-        BrokerConfig::from_spec(&BTreeMap::new())
+        BrokerConfig::of(&cluster(3))
     }
 
     #[test]
@@ -316,19 +307,23 @@ mod tests {
             Some("OnDelete")
         );
         let env = env_of(&sts);
-        assert_eq!(env["IRONLOG_LISTEN"].as_deref(), Some("0.0.0.0:9092"));
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            [
+                "IRONLOG_ADVERTISED_LISTENER",
+                "IRONLOG_CONFIG",
+                "POD_NAME",
+                "POD_NAMESPACE"
+            ]
+        );
         assert_eq!(
             env["IRONLOG_ADVERTISED_LISTENER"].as_deref(),
             Some("$(POD_NAME).events-brokers.prod.svc:9092")
         );
         assert_eq!(
-            env["IRONLOG_METRICS_LISTEN"].as_deref(),
-            Some("0.0.0.0:9644")
+            env["IRONLOG_CONFIG"].as_deref(),
+            Some("/etc/ironlog/server.properties")
         );
-        assert_eq!(env["IRONLOG_DATA_DIR"].as_deref(), Some("/var/lib/ironlog"));
-        let voters = env["IRONLOG_VOTERS"].clone().unwrap();
-        assert_eq!(voters.split(',').count(), 3);
-        assert!(voters.starts_with("0@events-0.events-brokers.prod.svc:9093"));
         let c = &spec.template.spec.as_ref().unwrap().containers[0];
         assert!(c.command.as_ref().unwrap()[2].contains("IRONLOG_NODE_ID=\"${POD_NAME##*-}\""));
         assert_eq!(c.image.as_deref(), Some(crate::crd::DEFAULT_IMAGE));
@@ -358,49 +353,21 @@ mod tests {
     }
 
     #[test]
-    fn voters_default_to_at_most_three_and_follow_controllers() {
-        let sts = build_statefulset(&cluster(5), 5, &no_config(), Capabilities::MODERN);
-        assert_eq!(
-            env_of(&sts)["IRONLOG_VOTERS"]
-                .clone()
-                .unwrap()
-                .split(',')
-                .count(),
-            3
-        );
-        let mut kc = cluster(5);
-        kc.spec.controllers = Some(5);
-        let sts = build_statefulset(&kc, 5, &no_config(), Capabilities::MODERN);
-        assert_eq!(
-            env_of(&sts)["IRONLOG_VOTERS"]
-                .clone()
-                .unwrap()
-                .split(',')
-                .count(),
-            5
-        );
-        let sts = build_statefulset(&cluster(1), 1, &no_config(), Capabilities::MODERN);
-        assert_eq!(
-            env_of(&sts)["IRONLOG_VOTERS"].as_deref(),
-            Some("0@events-0.events-brokers.prod.svc:9093")
-        );
-    }
-
-    #[test]
     fn replicas_come_from_the_caller_not_the_spec() {
         let sts = build_statefulset(&cluster(5), 3, &no_config(), Capabilities::MODERN);
         assert_eq!(sts.spec.unwrap().replicas, Some(3));
     }
 
     #[test]
-    fn config_change_changes_template_hash_and_env() {
+    fn config_change_changes_template_hash() {
         let kc = cluster(3);
         let a = build_statefulset(&kc, 3, &no_config(), Capabilities::MODERN);
-        let cfg = BrokerConfig::from_spec(&BTreeMap::from([(
-            "num.partitions".to_string(),
-            "12".to_string(),
-        )]));
-        let b = build_statefulset(&kc, 3, &cfg, Capabilities::MODERN);
+        let mut changed = cluster(3);
+        changed
+            .spec
+            .config
+            .insert("num.partitions".to_string(), "12".to_string());
+        let b = build_statefulset(&kc, 3, &BrokerConfig::of(&changed), Capabilities::MODERN);
         let hash = |s: &StatefulSet| {
             s.spec
                 .as_ref()
@@ -416,8 +383,9 @@ mod tests {
         };
         assert_ne!(hash(&a), hash(&b));
         assert_eq!(
-            env_of(&b)["IRONLOG_DEFAULT_PARTITIONS"].as_deref(),
-            Some("12")
+            env_of(&a),
+            env_of(&b),
+            "the config reaches brokers as a file"
         );
     }
 
