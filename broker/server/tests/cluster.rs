@@ -321,8 +321,17 @@ async fn acknowledged_writes_survive_the_leader() {
     assert_eq!(replicas.len(), 3);
     let leader_index = nodes.iter().position(|n| n.id == leader).unwrap();
     let mut to_leader = RawClient::connect(nodes[leader_index].addr).await.unwrap();
+    // The leader may not have applied the new topic's metadata yet: like any client, retry
+    // NOT_LEADER_OR_FOLLOWER (nothing is appended then) until it leads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for i in 0..20 {
-        let (error, base) = produce_acks(&mut to_leader, "replicated", -1, i).await;
+        let (error, base) = loop {
+            let (error, base) = produce_acks(&mut to_leader, "replicated", -1, i).await;
+            if error != 6 || i > 0 || std::time::Instant::now() > deadline {
+                break (error, base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!((error, base), (0, i64::from(i)), "record {i}");
     }
     drop(to_leader);
