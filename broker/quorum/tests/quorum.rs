@@ -448,6 +448,11 @@ async fn a_learner_back_with_an_empty_disk_catches_up_and_the_leader_carries_on(
         i.topic("after").is_some()
     })
     .await;
+    // Proposed through voter 2: voter 1 applies it on its own time.
+    wait_image(&voters[0], "voter 1 applied it too", |i| {
+        i.topic("after").is_some()
+    })
+    .await;
     assert_eq!(*learner.image(), *voters[0].image());
     learner.shutdown().await.unwrap();
     for q in &voters {
