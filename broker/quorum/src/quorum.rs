@@ -178,6 +178,9 @@ impl Quorum {
             max_in_snapshot_log_to_keep: config.keep_after_snapshot,
             // Chunks travel as JSON (a byte array costs ~4x): keep frames well under the limit.
             snapshot_max_chunk_size: 1024 * 1024,
+            // openraft's 200 ms default is too short for a 1 MiB chunk on a loaded machine: a
+            // node back from a network cut then never gets its snapshot, and retries forever.
+            install_snapshot_timeout: 10_000,
             ..Default::default()
         }
         .validate()
