@@ -561,18 +561,10 @@ async fn free_slot(
     h: &BrokerHealth,
 ) -> Result<(), Error> {
     let pod_name = pod.name_any();
-    let claims: Vec<String> = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
-        .collect();
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
     let pvs = Api::<PersistentVolume>::all(ctx.client.clone());
     let mut deleted_claims = Vec::new();
-    for claim in claims {
+    for claim in pod_claims(pod) {
         let Some(pvc) = pvcs
             .get_opt(&claim)
             .await
@@ -593,21 +585,12 @@ async fn free_slot(
                 .is_some_and(|s| s.node_affinity.is_some() || s.local.is_some()),
             None => false,
         };
-        if node_local {
-            match pvcs.delete(&claim, &DeleteParams::default()).await {
-                Ok(_) => deleted_claims.push(claim),
-                Err(kube::Error::Api(resp)) if resp.code == 404 => {}
-                Err(e) => return Err(kube_err(format!("deleting claim {claim}"))(e)),
-            }
+        if node_local && delete_claim(&pvcs, &claim).await? {
+            deleted_claims.push(claim);
         }
     }
-    match Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .delete(&pod_name, &DeleteParams::default().grace_period(0))
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(resp)) if resp.code == 404 => return Ok(()),
-        Err(e) => return Err(kube_err(format!("deleting pod {pod_name}"))(e)),
+    if !delete_pod_now(ctx, ns, &pod_name).await? {
+        return Ok(());
     }
     let node = h.node.as_deref().unwrap_or("?");
     let disk = if deleted_claims.is_empty() {
@@ -638,14 +621,7 @@ async fn unstick_pods(ctx: &Context, ns: &str, seen: &Observation) -> Result<(),
         if !unscheduled || pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let claims = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()));
-        for claim in claims {
+        for claim in pod_claims(pod) {
             let terminating = pvcs
                 .get_opt(&claim)
                 .await
@@ -658,14 +634,7 @@ async fn unstick_pods(ctx: &Context, ns: &str, seen: &Observation) -> Result<(),
                     claim,
                     "pod waits for a claim being deleted; re-creating it"
                 );
-                match Api::<Pod>::namespaced(ctx.client.clone(), ns)
-                    .delete(&name, &DeleteParams::default().grace_period(0))
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(resp)) if resp.code == 404 => {}
-                    Err(e) => return Err(kube_err(format!("deleting pod {name}"))(e)),
-                }
+                delete_pod_now(ctx, ns, &name).await?;
                 break;
             }
         }
@@ -767,12 +736,40 @@ async fn delete_claims(
 ) -> Result<(), Error> {
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
     for ordinal in ordinals {
-        let claim = format!("data-{}", names.pod(ordinal));
-        match pvcs.delete(&claim, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(resp)) if resp.code == 404 => {}
-            Err(e) => return Err(kube_err(format!("deleting claim {claim}"))(e)),
-        }
+        delete_claim(&pvcs, &format!("data-{}", names.pod(ordinal))).await?;
     }
     Ok(())
+}
+
+/// The claims a pod mounts.
+fn pod_claims(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
+        .collect()
+}
+
+/// Deletes a claim; `false` when it was gone already.
+async fn delete_claim(pvcs: &Api<PersistentVolumeClaim>, claim: &str) -> Result<bool, Error> {
+    match pvcs.delete(claim, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(false),
+        Err(e) => Err(kube_err(format!("deleting claim {claim}"))(e)),
+    }
+}
+
+/// Deletes a pod without a grace period (its kubelet is gone, or it never started); `false`
+/// when it was gone already.
+async fn delete_pod_now(ctx: &Context, ns: &str, pod: &str) -> Result<bool, Error> {
+    match Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .delete(pod, &DeleteParams::default().grace_period(0))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(false),
+        Err(e) => Err(kube_err(format!("deleting pod {pod}"))(e)),
+    }
 }
