@@ -1,11 +1,17 @@
 //! The client side: one persistent, multiplexed connection per peer address, reconnected on
 //! the next call after it breaks; and openraft's network factory on top of it.
+//!
+//! A connection also counts as broken when a call times out and nothing at all came back on
+//! it while the call waited. That is a connection into a network cut: TCP does not close it,
+//! it retransmits with a backoff that grows to minutes, so without this a peer back from a cut
+//! stayed unreachable long after the network healed (its old connection kept swallowing every
+//! call). A peer that is slow but answering other calls keeps its connection.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
@@ -61,6 +67,9 @@ struct Conn {
     pending: Pending,
     next_id: AtomicU64,
     alive: Arc<AtomicBool>,
+    /// When the last frame arrived, in milliseconds since `opened`, plus one; 0: none yet.
+    heard_ms: Arc<AtomicU64>,
+    opened: Instant,
     reader: JoinHandle<()>,
 }
 
@@ -83,6 +92,8 @@ impl Peers {
             let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
             peers.entry(addr.to_string()).or_default().clone()
         };
+        let started = Instant::now();
+        let mut used: Option<Arc<Conn>> = None;
         let attempt = async {
             let conn = {
                 let mut slot = slot.lock().await;
@@ -95,6 +106,7 @@ impl Peers {
                     }
                 }
             };
+            used = Some(conn.clone());
             let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
             let frame =
                 encode_frame(&Envelope { id, body: request }).map_err(CallError::TooLarge)?;
@@ -127,12 +139,21 @@ impl Peers {
                 reason: "closed before the response".into(),
             })
         };
-        match tokio::time::timeout(timeout, attempt).await {
+        let result = tokio::time::timeout(timeout, attempt).await;
+        match result {
             Ok(result) => result,
-            Err(_) => Err(CallError::Timeout {
-                addr: addr.to_string(),
-                timeout,
-            }),
+            Err(_) => {
+                if let Some(conn) = used {
+                    if !conn.heard_since(started) {
+                        tracing::info!(peer = %addr, ?timeout, "nothing heard on the controller connection: reconnecting on the next call");
+                        conn.alive.store(false, Ordering::Release);
+                    }
+                }
+                Err(CallError::Timeout {
+                    addr: addr.to_string(),
+                    timeout,
+                })
+            }
         }
     }
 }
@@ -155,6 +176,15 @@ impl Drop for Unregister<'_> {
 }
 
 impl Conn {
+    /// Whether any frame arrived on this connection at or after `since`.
+    fn heard_since(&self, since: Instant) -> bool {
+        match self.heard_ms.load(Ordering::Acquire) {
+            0 => false,
+            // Millisecond resolution: a frame in the same millisecond as `since` counts.
+            ms => self.opened + Duration::from_millis(ms) > since,
+        }
+    }
+
     async fn connect(addr: &str) -> Result<Conn, CallError> {
         let stream = TcpStream::connect(addr)
             .await
@@ -167,13 +197,18 @@ impl Conn {
         let (mut read, write) = stream.into_split();
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
+        let opened = Instant::now();
+        let heard_ms = Arc::new(AtomicU64::new(0));
         let reader = {
             let pending = pending.clone();
             let alive = alive.clone();
+            let heard_ms = heard_ms.clone();
             let addr = addr.to_string();
             tokio::spawn(async move {
                 let end = loop {
-                    match read_frame(&mut read).await {
+                    let frame = read_frame(&mut read).await;
+                    heard_ms.store(opened.elapsed().as_millis() as u64 + 1, Ordering::Release);
+                    match frame {
                         Ok(Some(Frame::Data(bytes))) => {
                             match serde_json::from_slice::<Envelope<Response>>(&bytes) {
                                 Ok(env) => {
@@ -202,6 +237,8 @@ impl Conn {
             pending,
             next_id: AtomicU64::new(0),
             alive,
+            heard_ms,
+            opened,
             reader,
         })
     }
