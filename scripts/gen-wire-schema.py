@@ -56,6 +56,10 @@ APIS = [
     ("list_partition_reassignments", "ListPartitionReassignments"),
     ("describe_quorum", "DescribeQuorum"),
     ("elect_leaders", "ElectLeaders"),
+    ("sasl_handshake", "SaslHandshake"),
+    ("sasl_authenticate", "SaslAuthenticate"),
+    ("describe_user_scram_credentials", "DescribeUserScramCredentials"),
+    ("alter_user_scram_credentials", "AlterUserScramCredentials"),
 ]
 OTHER = [
     "request_header",

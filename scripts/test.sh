@@ -9,7 +9,7 @@
 #   scripts/test.sh            # everything
 #   SKIP="k8s bench" scripts/test.sh   # leave out steps by name
 #
-# Steps: fmt clippy cargo-test crd-drift wire-schema build clients groups cluster compose
+# Steps: fmt clippy cargo-test crd-drift wire-schema build clients security groups cluster compose
 #        replication sarama bench bench-compaction k8s
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +67,7 @@ step crd-drift crd_drift
 step wire-schema python3 scripts/gen-wire-schema.py --check
 step build cargo build -p ironlog
 step clients e2e/clients/run.sh
+step security e2e/security/run.sh
 step groups e2e/groups/run.sh
 step cluster e2e/cluster/run.sh
 step compose e2e/compose/run.sh

@@ -44,7 +44,7 @@ pub enum Kind {
     ListenerName,
     /// Comma-separated listener names.
     ListenerNames,
-    /// `NAME:PROTOCOL,...`; only PLAINTEXT is served.
+    /// `NAME:PROTOCOL,...`, each protocol PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     SecurityProtocolMap,
     /// `broker,controller` or `broker`.
     ProcessRoles,
@@ -67,9 +67,11 @@ pub enum Sets {
     /// set one topic config, the one in the finest unit wins, as in Kafka
     /// (`log.retention.ms` > `log.retention.minutes` > `log.retention.hours`).
     ScaledTopicDefault(&'static str, i64),
-    /// `--listen` (the Kafka listener) and `--controller-listen` (the controller listener).
+    /// The Kafka listeners: `--listen` when they are one PLAINTEXT listener, else
+    /// `--listeners`; and `--controller-listen` (the controller listener).
     Listeners,
-    /// `--advertised-listener` and `--controller-advertised-listener`.
+    /// `--advertised-listener` or `--advertised-listeners` (as for [`Sets::Listeners`]), and
+    /// `--controller-advertised-listener`.
     AdvertisedListeners,
     /// No flag: the value is checked against what Ironlog does and against the other keys
     /// (`process.roles`, `controller.listener.names`, ...).
@@ -103,6 +105,38 @@ const fn key(key: &'static str, kind: Kind, sets: Sets) -> KeySpec {
 
 use Sets::{Flag, Nothing, ScaledFlag, ScaledTopicDefault, TopicDefault};
 
+/// The SASL mechanisms the broker serves (`sasl.enabled.mechanisms`).
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+const TLS_FILES: &str = "Ironlog's TLS takes PEM files, not Kafka's JKS/PKCS12 keystores and ssl.* settings: use ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca (PEM)";
+
+/// Kafka keys Ironlog knows but does not implement, each with what to use instead: a key
+/// equal to the pattern, or starting with it when the pattern ends in `.`. [`check`]
+/// refuses them with [`ConfigError::UnsupportedKey`] rather than as unknown keys.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "ssl.client.auth",
+        "mutual TLS is on when ironlog.tls.client.ca is given (client certificates are then required on SSL listeners); use ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca (PEM)",
+    ),
+    ("ssl.", TLS_FILES),
+    (
+        "sasl.jaas.config",
+        "Ironlog has no JAAS: SASL users (PLAIN and SCRAM) are SCRAM credentials kept in the cluster metadata (kafka-configs.sh --entity-type users --alter --add-config 'SCRAM-SHA-512=[password=...]', or ironlog.add.scram at start-up); TLS files are ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca (PEM)",
+    ),
+    (
+        "listener.name.",
+        "per-listener settings are not supported: ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca (PEM) and sasl.enabled.mechanisms apply to every listener",
+    ),
+    (
+        "security.inter.broker.protocol",
+        "name the listener brokers use with inter.broker.listener.name (and its protocol in listener.security.protocol.map)",
+    ),
+    (
+        "sasl.mechanism.inter.broker.protocol",
+        "brokers fetch from each other without SASL for now: name a PLAINTEXT listener in inter.broker.listener.name",
+    ),
+];
+
 /// Every accepted key, grouped as in the crate docs.
 pub const TABLE: &[KeySpec] = &[
     // Identity, listeners and the metadata quorum.
@@ -116,11 +150,15 @@ pub const TABLE: &[KeySpec] = &[
         Sets::AdvertisedListeners,
     ),
     key("controller.listener.names", Kind::ListenerNames, Nothing),
-    key("inter.broker.listener.name", Kind::ListenerName, Nothing),
+    key(
+        "inter.broker.listener.name",
+        Kind::ListenerName,
+        Flag("inter-broker-listener-name"),
+    ),
     key(
         "listener.security.protocol.map",
         Kind::SecurityProtocolMap,
-        Nothing,
+        Flag("listener-security-protocol-map"),
     ),
     key("controller.quorum.voters", Kind::Voters, Flag("voters")),
     key("broker.rack", Kind::String, Flag("rack")),
@@ -160,6 +198,26 @@ pub const TABLE: &[KeySpec] = &[
         long(1),
         Flag("connections-max-idle-ms"),
     ),
+    // TLS and SASL.
+    key("ironlog.tls.cert", Kind::String, Flag("tls-cert")),
+    key("ironlog.tls.key", Kind::String, Flag("tls-key")),
+    key("ironlog.tls.client.ca", Kind::String, Flag("tls-client-ca")),
+    key(
+        "ironlog.tls.reload.interval.ms",
+        long(1),
+        Flag("tls-reload-interval-ms"),
+    ),
+    key(
+        "sasl.enabled.mechanisms",
+        Kind::ListOf(SASL_MECHANISMS),
+        Flag("sasl-enabled-mechanisms"),
+    ),
+    key(
+        "connections.max.reauth.ms",
+        long(0),
+        Flag("connections-max-reauth-ms"),
+    ),
+    key("ironlog.add.scram", Kind::String, Flag("add-scram")),
     // Groups.
     key(
         "group.initial.rebalance.delay.ms",
@@ -389,25 +447,47 @@ pub fn topic_config_name(key: &str) -> Option<&'static str> {
 /// Checks that `key` is accepted and `value` is of its kind. Values are compared after
 /// trimming surrounding whitespace.
 ///
-/// Only the key's own value is checked here; rules between keys (one Kafka listener, the
-/// listener named in `inter.broker.listener.name`, ...) are [`crate::resolve()`]'s.
+/// Only the key's own value is checked here; rules between keys (the controller listener,
+/// the listener named in `inter.broker.listener.name`, ...) are [`crate::resolve()`]'s.
 ///
 /// # Errors
 /// [`ConfigError::UnknownKey`] (with a suggestion when a known key is close),
+/// [`ConfigError::UnsupportedKey`] for a Kafka key Ironlog does not implement
+/// ([`UNSUPPORTED`]: keystores, JAAS, per-listener settings),
 /// [`ConfigError::InvalidValue`], or [`ConfigError::NotSupported`] for Kafka values Ironlog
-/// does not implement (SSL/SASL listeners, controller-only nodes, several log directories).
+/// does not implement (controller-only nodes, several log directories).
 pub fn check(key: &str, value: &str) -> Result<(), ConfigError> {
     checked_spec(key, value).map(|_| ())
 }
 
 /// [`check`], returning the key's spec.
 pub(crate) fn checked_spec(key: &str, value: &str) -> Result<&'static KeySpec, ConfigError> {
-    let spec = lookup(key).ok_or_else(|| ConfigError::UnknownKey {
-        key: key.to_string(),
-        suggestion: suggest(key),
+    let spec = lookup(key).ok_or_else(|| match unsupported_reason(key) {
+        Some(reason) => ConfigError::UnsupportedKey {
+            key: key.to_string(),
+            reason,
+        },
+        None => ConfigError::UnknownKey {
+            key: key.to_string(),
+            suggestion: suggest(key),
+        },
     })?;
     check_value(spec, value.trim())?;
     Ok(spec)
+}
+
+/// Why `key`, a Kafka key Ironlog does not implement, is refused ([`UNSUPPORTED`]).
+pub fn unsupported_reason(key: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .find(|(pattern, _)| {
+            if pattern.ends_with('.') {
+                key.starts_with(pattern)
+            } else {
+                key == *pattern
+            }
+        })
+        .map(|(_, reason)| *reason)
 }
 
 fn check_value(spec: &KeySpec, value: &str) -> Result<(), ConfigError> {
@@ -483,9 +563,11 @@ fn check_value(spec: &KeySpec, value: &str) -> Result<(), ConfigError> {
                 .map_err(|_| invalid("must be ip:port, e.g. 0.0.0.0:9644".into()))?;
         }
         Kind::Listeners => {
-            for listener in listeners::parse(value).map_err(invalid)? {
-                listeners::check_bindable(&listener).map_err(invalid)?;
+            let parsed = listeners::parse(value).map_err(invalid)?;
+            for listener in &parsed {
+                listeners::check_bindable(listener).map_err(invalid)?;
             }
+            listeners::check_distinct_ports(&parsed).map_err(invalid)?;
         }
         Kind::AdvertisedListeners => {
             for listener in listeners::parse(value).map_err(invalid)? {
@@ -516,12 +598,7 @@ fn check_value(spec: &KeySpec, value: &str) -> Result<(), ConfigError> {
             }
         }
         Kind::SecurityProtocolMap => {
-            let map = listeners::parse_protocol_map(value).map_err(invalid)?;
-            if let Some((name, protocol)) = map.iter().find(|(_, p)| p != listeners::PLAINTEXT) {
-                return Err(unsupported(format!(
-                    "listener {name} uses {protocol}; Ironlog serves PLAINTEXT only (TLS and SASL are not supported yet)"
-                )));
-            }
+            listeners::parse_protocol_map(value).map_err(invalid)?;
         }
         Kind::ProcessRoles => {
             let mut broker = false;
@@ -647,8 +724,8 @@ mod tests {
             Kind::ListenerName => ("PLAINTEXT".into(), "PLAIN TEXT".into()),
             Kind::ListenerNames => ("CONTROLLER,RAFT".into(), "CONTROLLER,".into()),
             Kind::SecurityProtocolMap => (
-                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-                "PLAINTEXT:SSL".into(),
+                "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                "CLIENT:TLS".into(),
             ),
             Kind::ProcessRoles => ("broker,controller".into(), "controller".into()),
             Kind::Directory => ("/var/lib/ironlog".into(), "/d1,/d2".into()),
@@ -729,22 +806,138 @@ mod tests {
             })
         ));
         // Nothing close: no suggestion.
-        let err = check("ssl.keystore.location", "/k").unwrap_err();
+        let err = check("zookeeper.connect", "zk:2181").unwrap_err();
         assert_eq!(
             err.to_string(),
-            r#"unknown broker config key "ssl.keystore.location""#
+            r#"unknown broker config key "zookeeper.connect""#
         );
     }
 
     #[test]
+    fn kafka_keystore_jaas_and_per_listener_keys_say_what_to_use_instead() {
+        for key in [
+            "ssl.keystore.location",
+            "ssl.keystore.password",
+            "ssl.key.password",
+            "ssl.truststore.location",
+            "ssl.client.auth",
+            "ssl.enabled.protocols",
+            "sasl.jaas.config",
+            "listener.name.client.ssl.keystore.location",
+            "listener.name.client.scram-sha-512.sasl.jaas.config",
+        ] {
+            let err = check(key, "x").unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::UnsupportedKey { key: k, .. } if k == key),
+                "{key}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("broker config key {key:?} is not supported: ")),
+                "{message}"
+            );
+            assert!(
+                message.contains("ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca"),
+                "{message}"
+            );
+            assert!(!message.contains("unknown"), "{message}");
+        }
+        assert_eq!(
+            check("ssl.keystore.location", "/etc/kafka/broker.jks")
+                .unwrap_err()
+                .to_string(),
+            format!("broker config key \"ssl.keystore.location\" is not supported: {TLS_FILES}")
+        );
+        assert!(check("security.inter.broker.protocol", "SSL")
+            .unwrap_err()
+            .to_string()
+            .contains("inter.broker.listener.name"));
+        // Known keys are looked up first: the SASL key Ironlog has is accepted.
+        assert_eq!(unsupported_reason("sasl.enabled.mechanisms"), None);
+        assert_eq!(
+            check("sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+            Ok(())
+        );
+        // A prefix pattern needs its dot: these are plain unknown keys.
+        assert!(matches!(
+            check("sslx.keystore", "x"),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+        assert_eq!(unsupported_reason("listener.names"), None);
+        // Every accepted key is outside the unsupported patterns.
+        for key in known_keys() {
+            assert_eq!(unsupported_reason(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn every_security_protocol_is_accepted_in_the_map() {
+        for map in [
+            "CLIENT:SASL_SSL",
+            "CLIENT:SSL,INTERNAL:PLAINTEXT",
+            "EXTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "PLAINTEXT:PLAINTEXT",
+        ] {
+            assert_eq!(
+                check("listener.security.protocol.map", map),
+                Ok(()),
+                "{map}"
+            );
+        }
+        assert!(check("listener.security.protocol.map", "CLIENT:TLS").is_err());
+        assert!(check("listener.security.protocol.map", "CLIENT:SSL,client:SSL").is_err());
+    }
+
+    #[test]
+    fn tls_and_sasl_keys() {
+        assert_eq!(
+            check("ironlog.tls.cert", "/etc/ironlog/tls/tls.crt"),
+            Ok(())
+        );
+        assert_eq!(check("ironlog.tls.key", "/etc/ironlog/tls/tls.key"), Ok(()));
+        assert_eq!(
+            check("ironlog.tls.client.ca", "/etc/ironlog/ca.crt"),
+            Ok(())
+        );
+        assert!(check("ironlog.tls.cert", " ").is_err());
+        assert_eq!(check("ironlog.tls.reload.interval.ms", "1000"), Ok(()));
+        assert!(check("ironlog.tls.reload.interval.ms", "0").is_err());
+        assert_eq!(
+            check(
+                "sasl.enabled.mechanisms",
+                "PLAIN, SCRAM-SHA-256,SCRAM-SHA-512"
+            ),
+            Ok(())
+        );
+        let err = check("sasl.enabled.mechanisms", "SCRAM-SHA-512,GSSAPI").unwrap_err();
+        assert!(
+            err.to_string().contains("\"GSSAPI\" is not one of"),
+            "{err}"
+        );
+        assert_eq!(check("connections.max.reauth.ms", "0"), Ok(()));
+        assert_eq!(check("connections.max.reauth.ms", "3600000"), Ok(()));
+        assert!(check("connections.max.reauth.ms", "-1").is_err());
+        assert_eq!(
+            check(
+                "ironlog.add.scram",
+                "SCRAM-SHA-512=[name=admin,password=pw]"
+            ),
+            Ok(())
+        );
+        // Several Kafka listeners, any protocol, are fine for the key alone; distinct ports.
+        assert_eq!(
+            check(
+                "listeners",
+                "CLIENT://0.0.0.0:9093,INTERNAL://10.0.0.5:9094,CONTROLLER://:9095"
+            ),
+            Ok(())
+        );
+        let err = check("listeners", "CLIENT://:9093,INTERNAL://:9093").unwrap_err();
+        assert!(err.to_string().contains("same port"), "{err}");
+    }
+
+    #[test]
     fn unsupported_kafka_values_say_so() {
-        let err = check(
-            "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,SASL:SASL_SSL",
-        )
-        .unwrap_err();
-        assert!(matches!(err, ConfigError::NotSupported { .. }));
-        assert!(err.to_string().contains("not supported yet"), "{err}");
         let err = check("log.dirs", "/data/a,/data/b").unwrap_err();
         assert!(
             err.to_string()

@@ -12,8 +12,10 @@
 //!
 //! - [`properties`]: Java-properties text → [`Entry`]s (`key`, `value`, `line`).
 //! - [`keys`]: the [`TABLE`] of accepted keys, [`lookup`], [`check`], [`known_keys`],
-//!   [`topic_config_name`].
-//! - [`listeners`]: Kafka's `NAME://host:port,...` lists and which entry is which listener.
+//!   [`topic_config_name`], and the Kafka keys Ironlog refuses with what to use instead
+//!   ([`UNSUPPORTED`]).
+//! - [`listeners`]: Kafka's `NAME://host:port,...` lists, which entry is which listener and
+//!   each one's security protocol.
 //! - [`resolve`](mod@resolve): a whole file → [`Settings`]: the `ironlog broker` flags and
 //!   broker-wide topic config defaults it sets, with the rules between keys.
 //!
@@ -39,6 +41,19 @@
 //! log.retention.hours=168
 //! ```
 //!
+//! With TLS and SASL: clients on a SASL_SSL listener, brokers on a PLAINTEXT one on a
+//! private network.
+//!
+//! ```text
+//! listeners=CLIENT://:9093,INTERNAL://10.0.0.5:9094,CONTROLLER://10.0.0.5:9095
+//! advertised.listeners=CLIENT://broker-0.example:9093,INTERNAL://10.0.0.5:9094
+//! listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
+//! inter.broker.listener.name=INTERNAL
+//! ironlog.tls.cert=/etc/ironlog/tls/tls.crt
+//! ironlog.tls.key=/etc/ironlog/tls/tls.key
+//! sasl.enabled.mechanisms=SCRAM-SHA-512
+//! ```
+//!
 //! # Precedence
 //!
 //! For each `ironlog broker` flag: the command line, then its `IRONLOG_*` environment
@@ -57,11 +72,11 @@
 //! | --- | --- | --- |
 //! | `node.id`, `broker.id` | int ≥ 0 | `--node-id` (give one of them) |
 //! | `process.roles` | `broker,controller` or `broker` | nothing: every node is a broker; a node in `controller.quorum.voters` needs `controller`, one outside it must not have it. `controller` alone is not supported yet |
-//! | `listeners` | `NAME://ip:port,...` or `ip:port` | the entry named in `controller.listener.names` → `--controller-listen`; the other → `--listen`. An empty host binds every interface, `localhost` the loopback; host names are refused (bind an address, advertise the name). More than one non-controller listener is not supported yet |
-//! | `advertised.listeners` | `NAME://host:port,...` or `host:port` | the non-controller entry → `--advertised-listener`; a controller entry → `--controller-advertised-listener` |
+//! | `listeners` | `NAME://ip:port,...` or `ip:port` | the entry named in `controller.listener.names` → `--controller-listen` (it must be PLAINTEXT). The other entries are the Kafka listeners: exactly one PLAINTEXT listener → `--listen ip:port`; otherwise (several, or one SSL, SASL_PLAINTEXT or SASL_SSL listener) → `--listeners NAME://host:port,...` with the Kafka entries as written. Names are unique; with several Kafka listeners each needs a name; no two entries share a port. An empty host binds every interface, `localhost` the loopback; host names are refused (bind an address, advertise the name) |
+//! | `advertised.listeners` | `NAME://host:port,...` or `host:port` | the Kafka entries → `--advertised-listener host:port` when `listeners` maps to `--listen` (or, without `listeners`, when they are one PLAINTEXT listener), else `--advertised-listeners NAME://host:port,...`; each name must be one of `listeners`'. A controller entry → `--controller-advertised-listener` |
 //! | `controller.listener.names` | listener names | nothing: names the controller listener (default `CONTROLLER`) |
-//! | `inter.broker.listener.name` | listener name | nothing: must be the Kafka listener (brokers and clients share it) |
-//! | `listener.security.protocol.map` | `NAME:PROTOCOL,...` | nothing: every protocol must be `PLAINTEXT` (SSL and SASL are not supported yet). Without it, a listener named `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` is refused and other names are PLAINTEXT |
+//! | `inter.broker.listener.name` | listener name | `--inter-broker-listener-name`: the Kafka listener brokers fetch from and register; it must be one in `listeners`, not the controller listener. Not passed on when `listeners` maps to `--listen` (then it must name that listener). In a cluster the broker needs it to be PLAINTEXT for now |
+//! | `listener.security.protocol.map` | `NAME:PROTOCOL,...` | `--listener-security-protocol-map`, as written; protocols are `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` and `SASL_SSL`. A name not in it is its own protocol when it is one's name (`SSL://:9093`), else PLAINTEXT |
 //! | `controller.quorum.voters` | `id@host:port,...` | `--voters` |
 //! | `broker.rack` | string | `--rack` |
 //! | `log.dirs`, `log.dir` | one directory | `--data-dir` (Ironlog supports one log directory) |
@@ -73,6 +88,13 @@
 //! | `max.connections` | int ≥ 1 | `--max-connections` |
 //! | `max.connections.per.ip` | int ≥ 1 | `--max-connections-per-ip` |
 //! | `connections.max.idle.ms` | long ≥ 1 | `--connections-max-idle-ms` |
+//! | `ironlog.tls.cert` | path | `--tls-cert`: the certificate chain (PEM) of SSL and SASL_SSL listeners |
+//! | `ironlog.tls.key` | path | `--tls-key`: its private key (PEM) |
+//! | `ironlog.tls.client.ca` | path | `--tls-client-ca`: CA certificates (PEM) client certificates must chain to (mutual TLS on SSL listeners) |
+//! | `ironlog.tls.reload.interval.ms` | long ≥ 1 | `--tls-reload-interval-ms`: how often the TLS files are checked for changes |
+//! | `sasl.enabled.mechanisms` | list of `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `--sasl-enabled-mechanisms` |
+//! | `connections.max.reauth.ms` | long ≥ 0 | `--connections-max-reauth-ms` (0: SASL sessions don't expire) |
+//! | `ironlog.add.scram` | `MECHANISM=[name=...,password=...];...` | `--add-scram`: SCRAM users created at start-up when missing |
 //! | `group.initial.rebalance.delay.ms` | int ≥ 0 | `--group-initial-rebalance-delay-ms` |
 //! | `group.min.session.timeout.ms` | int ≥ 1 | `--group-min-session-timeout-ms` |
 //! | `group.max.session.timeout.ms` | int ≥ 1 | `--group-max-session-timeout-ms` |
@@ -120,16 +142,26 @@
 //! | `ironlog.controller.advertised.listener` | `host:port` | `--controller-advertised-listener` |
 //!
 //! Every `ironlog broker` flag but `--config` has a key (`--default-topic-config` through
-//! the topic-default keys); the server's tests check it. Any other key, including Kafka
-//! keys Ironlog doesn't implement, is refused with a suggestion when a known key is close
-//! (a topic config name like `retention.ms` suggests its broker-wide key).
+//! the topic-default keys); the server's tests check it.
+//!
+//! Kafka's keystore, JAAS and per-listener keys are refused as not supported, saying what to
+//! use instead: every `ssl.*` key (`ssl.keystore.location`, `ssl.truststore.location`,
+//! `ssl.client.auth`, ...: TLS takes PEM files, `ironlog.tls.cert` / `ironlog.tls.key` /
+//! `ironlog.tls.client.ca`), `sasl.jaas.config` (SASL users are SCRAM credentials in the
+//! cluster metadata), every `listener.name.*` key (TLS and SASL settings apply to every
+//! listener), `security.inter.broker.protocol` and `sasl.mechanism.inter.broker.protocol`
+//! (use `inter.broker.listener.name`). Any other key is refused as unknown, with a
+//! suggestion when a known key is close (a topic config name like `retention.ms` suggests
+//! its broker-wide key).
 
 pub mod keys;
 pub mod listeners;
 pub mod properties;
 pub mod resolve;
 
-pub use keys::{check, known_keys, lookup, topic_config_name, KeySpec, Kind, Sets, TABLE};
+pub use keys::{
+    check, known_keys, lookup, topic_config_name, KeySpec, Kind, Sets, TABLE, UNSUPPORTED,
+};
 pub use properties::{parse_properties, Entry};
 pub use resolve::{resolve, Setting, Settings};
 
@@ -150,6 +182,9 @@ pub enum ConfigError {
         key: String,
         suggestion: Option<&'static str>,
     },
+    /// A Kafka key Ironlog does not implement; `reason` says what to use instead.
+    #[error("broker config key {key:?} is not supported: {reason}")]
+    UnsupportedKey { key: String, reason: &'static str },
     #[error("invalid value {value:?} for {key}: {reason}")]
     InvalidValue {
         key: &'static str,

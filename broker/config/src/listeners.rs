@@ -1,14 +1,17 @@
 //! Kafka's listener lists (`listeners`, `advertised.listeners`):
 //! `NAME://host:port,NAME://host:port`, or a bare `host:port`.
 //!
-//! Ironlog serves one Kafka listener and at most one controller listener. The entry whose
-//! name is in `controller.listener.names` (default `CONTROLLER`) is the controller
-//! listener; the other one, or a bare `host:port`, is the Kafka listener.
+//! Ironlog serves any number of Kafka listeners (clients and other brokers) and at most one
+//! controller listener. The entry whose name is in `controller.listener.names` (default
+//! `CONTROLLER`) is the controller listener; the others, or a bare `host:port`, are Kafka
+//! listeners. A listener's security protocol is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+//! ([`protocol_of`]); the controller listener is PLAINTEXT.
 
 /// The controller listener's name when `controller.listener.names` is not given.
 pub const DEFAULT_CONTROLLER_LISTENER_NAME: &str = "CONTROLLER";
 
-/// Kafka's security protocols, and the one Ironlog serves.
+/// Kafka's security protocols (all served on Kafka listeners), and the one the controller
+/// listener speaks.
 pub const PLAINTEXT: &str = "PLAINTEXT";
 pub const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
@@ -49,13 +52,49 @@ impl Listener {
     }
 }
 
-/// A listener list split into Ironlog's two listeners.
+/// `NAME://host:port`, or `host:port` for an entry without a name: the entry as a listener
+/// list holds it (the name upper-cased).
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}://{}", self.host_port()),
+            None => f.write_str(&self.host_port()),
+        }
+    }
+}
+
+/// Writes listeners back as a list: `NAME://host:port,...`.
+pub fn join(listeners: &[Listener]) -> String {
+    listeners
+        .iter()
+        .map(Listener::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A listener list split into the Kafka listeners and the controller listener.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListenerSplit {
-    /// The Kafka (client and inter-broker) listener.
-    pub kafka: Option<Listener>,
+    /// The Kafka (client and inter-broker) listeners, in list order.
+    pub kafka: Vec<Listener>,
     /// The controller (Raft) listener.
     pub controller: Option<Listener>,
+}
+
+impl ListenerSplit {
+    /// Whether the Kafka listeners are exactly one PLAINTEXT listener: what `--listen`
+    /// (and `--advertised-listener`) can say. An entry without a name is PLAINTEXT.
+    pub fn is_single_plaintext(&self, protocol_map: &[(String, String)]) -> bool {
+        match self.kafka.as_slice() {
+            [only] => {
+                only.name
+                    .as_deref()
+                    .map_or(PLAINTEXT, |name| protocol_of(name, protocol_map))
+                    == PLAINTEXT
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Parses a listener list. Checks each entry's form and that no name repeats; which entry
@@ -110,49 +149,73 @@ pub fn parse(value: &str) -> Result<Vec<Listener>, String> {
     Ok(listeners)
 }
 
-/// Sorts listeners into the Kafka listener and the controller listener.
+/// Why [`split`] refuses a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    /// An entry without a name among several Kafka listeners: which is which is unclear.
+    Unnamed(String),
+    /// More than one controller listener (Kafka allows it, Ironlog serves one).
+    TwoControllers(String),
+}
+
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SplitError::Unnamed(reason) | SplitError::TwoControllers(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Sorts listeners into the Kafka listeners and the controller listener.
 ///
 /// # Errors
-/// More than one Kafka listener (Ironlog serves one for now), or more than one controller
-/// listener.
+/// More than one controller listener, or a Kafka entry without a name when there are
+/// several Kafka listeners.
 pub fn split(
     listeners: Vec<Listener>,
     controller_names: &[String],
-) -> Result<ListenerSplit, String> {
+) -> Result<ListenerSplit, SplitError> {
     let mut split = ListenerSplit::default();
     for listener in listeners {
         let is_controller = listener
             .name
             .as_ref()
             .is_some_and(|n| controller_names.iter().any(|c| c.eq_ignore_ascii_case(n)));
-        let slot = if is_controller {
-            &mut split.controller
-        } else {
-            &mut split.kafka
-        };
-        if let Some(previous) = slot {
-            let what = if is_controller { "controller" } else { "Kafka" };
-            return Err(format!(
-                "Ironlog serves one {what} listener for now, but both {} and {} are {what} listeners{}",
-                describe(previous),
-                describe(&listener),
-                if is_controller {
-                    ""
-                } else {
-                    " (a listener is the controller listener when its name is in controller.listener.names)"
-                }
-            ));
+        if !is_controller {
+            split.kafka.push(listener);
+            continue;
         }
-        *slot = Some(listener);
+        if let Some(previous) = &split.controller {
+            return Err(SplitError::TwoControllers(format!(
+                "Ironlog serves one controller listener, but both {previous} and {listener} are controller listeners (names in controller.listener.names)"
+            )));
+        }
+        split.controller = Some(listener);
+    }
+    if split.kafka.len() > 1 {
+        if let Some(bare) = split.kafka.iter().find(|l| l.name.is_none()) {
+            return Err(SplitError::Unnamed(format!(
+                "{bare} has no name: with several Kafka listeners each needs one (NAME://host:port, e.g. CLIENT://{})",
+                bare.host_port()
+            )));
+        }
     }
     Ok(split)
 }
 
-fn describe(listener: &Listener) -> String {
-    match &listener.name {
-        Some(name) => format!("{name}://{}", listener.host_port()),
-        None => listener.host_port(),
+/// Checks no two entries of a list to bind share a port (port 0, any free port, aside).
+pub(crate) fn check_distinct_ports(listeners: &[Listener]) -> Result<(), String> {
+    for (i, listener) in listeners.iter().enumerate() {
+        if listener.port == 0 {
+            continue;
+        }
+        if let Some(other) = listeners[..i].iter().find(|l| l.port == listener.port) {
+            return Err(format!(
+                "{other} and {listener} use the same port; each listener needs its own"
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Checks `host` is something a socket can bind: an IP address, empty (every interface)
@@ -163,15 +226,14 @@ pub(crate) fn check_bindable(listener: &Listener) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "Ironlog binds an IP address: {} has host {host:?}; use an interface's address, or 0.0.0.0 (or an empty host) for every interface, and put the name in advertised.listeners",
-            describe(listener)
+            "Ironlog binds an IP address: {listener} has host {host:?}; use an interface's address, or 0.0.0.0 (or an empty host) for every interface, and put the name in advertised.listeners"
         ))
     }
 }
 
 /// The security protocol of a listener name: from `listener.security.protocol.map`, else
 /// the name itself when it is a protocol's name (Kafka's default map), else PLAINTEXT.
-pub(crate) fn protocol_of<'a>(name: &'a str, map: &'a [(String, String)]) -> &'a str {
+pub fn protocol_of<'a>(name: &'a str, map: &'a [(String, String)]) -> &'a str {
     map.iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, p)| p.as_str())
@@ -185,7 +247,7 @@ pub(crate) fn protocol_of<'a>(name: &'a str, map: &'a [(String, String)]) -> &'a
 }
 
 /// Parses `listener.security.protocol.map`: `NAME:PROTOCOL,...`, upper-cased.
-pub(crate) fn parse_protocol_map(value: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_protocol_map(value: &str) -> Result<Vec<(String, String)>, String> {
     let mut map: Vec<(String, String)> = Vec::new();
     for item in value.split(',').map(str::trim) {
         let (name, protocol) = item
@@ -270,33 +332,89 @@ mod tests {
             &controller(),
         )
         .unwrap();
-        assert_eq!(split.kafka, Some(l(Some("PLAINTEXT"), "", 9092)));
+        assert_eq!(split.kafka, vec![l(Some("PLAINTEXT"), "", 9092)]);
         assert_eq!(split.controller, Some(l(Some("CONTROLLER"), "", 9093)));
 
         let custom = vec!["RAFT".to_string()];
         let split = super::split(parse("CLIENT://:9092,raft://:9093").unwrap(), &custom).unwrap();
         assert_eq!(split.controller.unwrap().port, 9093);
-        assert_eq!(split.kafka.unwrap().name.as_deref(), Some("CLIENT"));
+        assert_eq!(split.kafka[0].name.as_deref(), Some("CLIENT"));
     }
 
     #[test]
-    fn two_kafka_listeners_are_refused_with_a_clear_reason() {
+    fn several_kafka_listeners_keep_their_order() {
+        let split = split(
+            parse("CLIENT://:9093,CONTROLLER://:9095,INTERNAL://10.0.0.5:9094").unwrap(),
+            &controller(),
+        )
+        .unwrap();
+        assert_eq!(
+            split.kafka,
+            vec![
+                l(Some("CLIENT"), "", 9093),
+                l(Some("INTERNAL"), "10.0.0.5", 9094)
+            ]
+        );
+        assert_eq!(
+            join(&split.kafka),
+            "CLIENT://:9093,INTERNAL://10.0.0.5:9094"
+        );
+        assert_eq!(split.controller.unwrap().port, 9095);
+    }
+
+    #[test]
+    fn several_kafka_listeners_each_need_a_name_and_one_controller_listener_is_served() {
         let err = split(
-            parse("PLAINTEXT://:9092,INTERNAL://:9094,CONTROLLER://:9093").unwrap(),
+            parse("PLAINTEXT://:9092,10.0.0.5:9094").unwrap(),
             &controller(),
         )
         .unwrap_err();
-        assert!(err.contains("one Kafka listener"), "{err}");
+        assert!(matches!(err, SplitError::Unnamed(_)), "{err}");
         assert!(
-            err.contains("PLAINTEXT://:9092") && err.contains("INTERNAL://:9094"),
+            err.to_string().contains("10.0.0.5:9094 has no name"),
             "{err}"
         );
+        // One bare entry alone is the Kafka listener.
+        let alone = split(parse("10.0.0.5:9094").unwrap(), &controller()).unwrap();
+        assert_eq!(alone.kafka, vec![l(None, "10.0.0.5", 9094)]);
         let err = split(
             parse("CONTROLLER://:9093,C2://:9094").unwrap(),
             &["CONTROLLER".into(), "C2".into()],
         )
         .unwrap_err();
+        assert!(matches!(err, SplitError::TwoControllers(_)), "{err}");
+        let err = err.to_string();
         assert!(err.contains("one controller listener"), "{err}");
+        assert!(
+            err.contains("CONTROLLER://:9093") && err.contains("C2://:9094"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn single_plaintext_is_what_listen_can_say() {
+        let map = parse_protocol_map("CLIENT:SASL_SSL,INTERNAL:PLAINTEXT").unwrap();
+        let single = |list: &str| {
+            split(parse(list).unwrap(), &controller())
+                .unwrap()
+                .is_single_plaintext(&map)
+        };
+        assert!(single("PLAINTEXT://0.0.0.0:9092,CONTROLLER://:9093"));
+        assert!(single("INTERNAL://:9094"));
+        assert!(single("OTHER://:9092"), "an unmapped name is PLAINTEXT");
+        assert!(single("127.0.0.1:9092"));
+        assert!(!single("CLIENT://:9093"));
+        assert!(!single("SASL_SSL://:9093"));
+        assert!(!single("SSL://:9093"));
+        assert!(!single("PLAINTEXT://:9092,INTERNAL://:9094"));
+        assert!(!single("CONTROLLER://:9093"), "no Kafka listener");
+    }
+
+    #[test]
+    fn ports_must_differ() {
+        assert!(check_distinct_ports(&parse("A://:9092,B://:9093,C://:0,D://:0").unwrap()).is_ok());
+        let err = check_distinct_ports(&parse("A://:9092,B://10.0.0.1:9092").unwrap()).unwrap_err();
+        assert!(err.contains("A://:9092 and B://10.0.0.1:9092"), "{err}");
     }
 
     #[test]
@@ -315,6 +433,10 @@ mod tests {
         assert_eq!(protocol_of("INTERNAL", &map), "PLAINTEXT");
         assert_eq!(protocol_of("SSL", &map), "SSL");
         assert_eq!(protocol_of("CLIENT", &map), "PLAINTEXT");
+        let map = parse_protocol_map("CLIENT:sasl_ssl, INTERNAL:SSL").unwrap();
+        assert_eq!(protocol_of("client", &map), "SASL_SSL");
+        assert_eq!(protocol_of("INTERNAL", &map), "SSL");
+        assert_eq!(protocol_of("SASL_PLAINTEXT", &map), "SASL_PLAINTEXT");
         assert!(parse_protocol_map("A:TLS").is_err());
         assert!(parse_protocol_map("A").is_err());
         assert!(parse_protocol_map("A:SSL,A:SSL").is_err());

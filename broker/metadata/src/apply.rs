@@ -17,12 +17,15 @@
 
 use std::collections::BTreeSet;
 
+use crate::acl::{AclBinding, AclBindingFilter};
 use crate::command::{CommandError, CommandResult, MetadataCommand, NewTopic};
 use crate::image::{
     unclean_election_enabled, validate_topic_name, BrokerId, MetadataImage, PartitionState,
     TopicMeta, NO_LEADER,
 };
 use crate::placement;
+use crate::quota::{QuotaAlteration, QuotaValue};
+use crate::security::{validate_scram_credential, ScramCredential, ScramMechanism};
 
 /// The most partitions one command may add (Kafka's controller refuses batches of more
 /// than 10,000 records).
@@ -144,6 +147,15 @@ impl MetadataImage {
             MetadataCommand::ElectPreferred { topic, partition } => {
                 self.elect_preferred(topic, *partition)
             }
+            MetadataCommand::UpsertScramCredential { user, credential } => {
+                self.upsert_scram_credential(user, credential)
+            }
+            MetadataCommand::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
+            MetadataCommand::CreateAcls { acls } => self.create_acls(acls),
+            MetadataCommand::DeleteAcls { filters } => Ok(self.delete_acls(filters)),
+            MetadataCommand::AlterClientQuotas { entries } => self.alter_client_quotas(entries),
         };
         result.unwrap_or_else(CommandResult::Rejected)
     }
@@ -529,6 +541,99 @@ impl MetadataImage {
         }
         state.leader = preferred;
         bump_leader(state);
+        Ok(CommandResult::Done)
+    }
+}
+
+/// Security metadata: SCRAM credentials, ACLs, client quotas.
+impl MetadataImage {
+    fn upsert_scram_credential(
+        &mut self,
+        user: &str,
+        credential: &ScramCredential,
+    ) -> Result<CommandResult, CommandError> {
+        validate_scram_credential(user, credential)
+            .map_err(CommandError::UnacceptableCredential)?;
+        self.scram
+            .entry(user.to_owned())
+            .or_default()
+            .insert(credential.mechanism, credential.clone());
+        Ok(CommandResult::Done)
+    }
+
+    fn delete_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<CommandResult, CommandError> {
+        if user.is_empty() {
+            return Err(CommandError::UnacceptableCredential(
+                "the user name is empty".into(),
+            ));
+        }
+        let not_found = || {
+            CommandError::ResourceNotFound(format!(
+                "user {user:?} has no {} credential",
+                mechanism.sasl_name()
+            ))
+        };
+        let credentials = self.scram.get_mut(user).ok_or_else(not_found)?;
+        credentials.remove(&mechanism).ok_or_else(not_found)?;
+        if credentials.is_empty() {
+            self.scram.remove(user);
+        }
+        Ok(CommandResult::Done)
+    }
+
+    fn create_acls(&mut self, acls: &[AclBinding]) -> Result<CommandResult, CommandError> {
+        for binding in acls {
+            binding
+                .validate()
+                .map_err(|e| CommandError::InvalidRequest(format!("ACL {binding}: {e}")))?;
+        }
+        self.acls.extend(acls.iter().cloned());
+        Ok(CommandResult::Done)
+    }
+
+    fn delete_acls(&mut self, filters: &[AclBindingFilter]) -> CommandResult {
+        let deleted = filters
+            .iter()
+            .map(|filter| {
+                let matched = self.describe_acls(filter);
+                for binding in &matched {
+                    self.acls.remove(binding);
+                }
+                matched
+            })
+            .collect();
+        CommandResult::AclsDeleted(deleted)
+    }
+
+    fn alter_client_quotas(
+        &mut self,
+        entries: &[QuotaAlteration],
+    ) -> Result<CommandResult, CommandError> {
+        let entities = entries
+            .iter()
+            .map(QuotaAlteration::validate)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CommandError::InvalidRequest)?;
+        for (entity, entry) in entities.into_iter().zip(entries) {
+            let mut quotas = self.client_quotas.remove(&entity).unwrap_or_default();
+            for (key, value) in &entry.ops {
+                match value.map(QuotaValue::new) {
+                    Some(value) => {
+                        quotas.insert(key.clone(), value.expect("validated above"));
+                    }
+                    None => {
+                        quotas.remove(key);
+                    }
+                }
+            }
+            if !quotas.is_empty() {
+                self.client_quotas.insert(entity, quotas);
+            }
+        }
         Ok(CommandResult::Done)
     }
 }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::{AclBinding, AclBindingFilter};
 use crate::image::{BrokerId, BrokerRegistration, TopicMeta};
+use crate::quota::QuotaAlteration;
+use crate::security::{ScramCredential, ScramMechanism};
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +112,46 @@ pub enum MetadataCommand {
         topic: String,
         partition: i32,
     },
+    /// Stores `user`'s credential for its mechanism, replacing one stored before (an
+    /// upsertion of AlterUserScramCredentials). Refused with
+    /// [`CommandError::UnacceptableCredential`] for an empty user name, iterations outside
+    /// [`crate::security::MIN_SCRAM_ITERATIONS`]`..=`[`crate::security::MAX_SCRAM_ITERATIONS`],
+    /// an empty salt, or a stored or server key that is not the mechanism's
+    /// [`ScramMechanism::digest_len`] long ([`crate::validate_scram_credential`]).
+    UpsertScramCredential {
+        user: String,
+        credential: ScramCredential,
+    },
+    /// Removes `user`'s credential for `mechanism`; a user whose last credential goes is
+    /// forgotten. Refused with [`CommandError::UnacceptableCredential`] for an empty user
+    /// name and [`CommandError::ResourceNotFound`] when the user has no credential for
+    /// `mechanism`.
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    /// Adds ACL bindings; one stored already is left as it is. Refused as a whole with
+    /// [`CommandError::InvalidRequest`] if any binding breaks [`AclBinding::validate`]
+    /// (the broker checks each before proposing, to answer per binding).
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// Removes the bindings each filter matches ([`AclBindingFilter::matches`]), the
+    /// filters in order: answered [`CommandResult::AclsDeleted`]. Never refused (a filter
+    /// matching nothing removes nothing).
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
+    },
+    /// Sets and removes client quotas (AlterClientQuotas), the entries in order. Every
+    /// entry is checked first ([`QuotaAlteration::validate`]): an entity that is not a
+    /// user, client-id, user + client-id or ip (or has an empty name, or an ip name that
+    /// is no address), a key the entity may not have, or a value that is not finite and
+    /// above 0 (or, for the byte and connection rates, not a whole number) refuses the whole
+    /// command with [`CommandError::InvalidRequest`]. An entity left without quotas is
+    /// forgotten.
+    AlterClientQuotas {
+        entries: Vec<QuotaAlteration>,
+    },
 }
 
 /// What applying a command answered.
@@ -116,7 +159,13 @@ pub enum MetadataCommand {
 pub enum CommandResult {
     Done,
     TopicCreated(TopicMeta),
-    ProducerIds { first: i64, count: i64 },
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
+    /// Answers [`MetadataCommand::DeleteAcls`]: per filter, in order, the bindings it
+    /// removed (a binding two filters match is removed by, and listed for, the first).
+    AclsDeleted(Vec<Vec<AclBinding>>),
     Rejected(CommandError),
 }
 
@@ -184,4 +233,10 @@ pub enum CommandError {
     },
     #[error("{0}")]
     InvalidRequest(String),
+    /// A SCRAM credential the metadata does not store: Kafka's UNACCEPTABLE_CREDENTIAL (93).
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(String),
+    /// What a command removes does not exist: Kafka's RESOURCE_NOT_FOUND (91).
+    #[error("{0}")]
+    ResourceNotFound(String),
 }

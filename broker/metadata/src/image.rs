@@ -1,9 +1,13 @@
 //! The metadata image: everything the cluster agrees on, at one point of the metadata log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::acl::AclBinding;
+use crate::quota::{ClientQuotaEntity, QuotaValue};
+use crate::security::{ScramCredential, ScramMechanism};
 
 /// A Kafka broker id (`--node-id`).
 pub type BrokerId = i32;
@@ -11,16 +15,43 @@ pub type BrokerId = i32;
 /// "No leader" in a partition's `leader` field, as in Kafka's metadata.
 pub const NO_LEADER: BrokerId = -1;
 
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Upper-case, as Kafka compares listener names.
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerRegistration {
+    /// Where clients of `listener` reach this broker; `None` when it has no such listener.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.as_str(), self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.as_str(), l.port))
+    }
+}
+
 /// A broker that has registered with the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub id: BrokerId,
     /// New at every start of the broker process; tells a restart from a duplicate register.
     pub incarnation: Uuid,
-    /// The advertised Kafka listener.
+    /// The advertised inter-broker listener: where followers fetch from.
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// Every Kafka listener's advertised address, by name: Metadata answers a client with
+    /// the addresses of the listener it is connected to. Empty in registrations from before
+    /// listeners were named; then `host:port` stands for every listener.
+    #[serde(default)]
+    pub listeners: Vec<BrokerEndpoint>,
     /// A fenced broker leads nothing and is left out of Metadata responses: it stopped
     /// heartbeating (crashed, partitioned away) or shut down.
     #[serde(default)]
@@ -145,6 +176,17 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     #[serde(default)]
     pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    /// SCRAM credentials by user, then mechanism; every user listed has at least one.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// ACL bindings, each valid ([`AclBinding::validate`]).
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
+    /// Client quotas by normalized entity ([`ClientQuotaEntity::normalize`]); every entity
+    /// listed has at least one quota, each a key of its kind. Written as a list of
+    /// `[entity, quotas]` pairs (JSON map keys are strings).
+    #[serde(default, with = "crate::quota::entity_map")]
+    pub client_quotas: BTreeMap<ClientQuotaEntity, BTreeMap<String, QuotaValue>>,
 }
 
 impl MetadataImage {

@@ -112,6 +112,7 @@ mod tests {
             host: "h".into(),
             port: 9092,
             rack: rack.map(String::from),
+            listeners: Vec::new(),
             fenced: false,
         }
     }

@@ -45,6 +45,12 @@ const CAPS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    // Security. SaslHandshake v0 is followed by raw SASL tokens (no Kafka header), v1 by
+    // SaslAuthenticate; SaslAuthenticate v1 adds session_lifetime_ms (KIP-368).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The version range served for `api`, or `None` if the broker doesn't serve that API.

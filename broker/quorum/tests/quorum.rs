@@ -34,6 +34,7 @@ fn register(id: i32) -> MetadataCommand {
         host: "localhost".into(),
         port: 9092 + id,
         rack: None,
+        listeners: Vec::new(),
         fenced: false,
     })
 }

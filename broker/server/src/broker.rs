@@ -147,15 +147,59 @@ impl Broker {
     }
 }
 
+/// `--add-scram`: creates each user's credential for its mechanism unless the metadata has
+/// one already (a restart, or another broker created it first). Retried a few times while
+/// the quorum settles; a failure is logged, the broker serves anyway.
+async fn add_scram_users(broker: &Arc<Broker>) {
+    for user in &broker.config.security.add_scram {
+        for attempt in 1..=10 {
+            if broker
+                .replicas
+                .metadata()
+                .scram_credential(&user.name, user.mechanism)
+                .is_some()
+            {
+                break;
+            }
+            let credential = ironlog_security::scram::new_credential(
+                user.mechanism,
+                &user.password,
+                user.iterations,
+            );
+            let command = ironlog_metadata::MetadataCommand::UpsertScramCredential {
+                user: user.name.clone(),
+                credential,
+            };
+            match broker.cluster.propose(command).await {
+                Ok(_) => {
+                    tracing::info!(user = %user.name, mechanism = user.mechanism.sasl_name(),
+                        "created SCRAM user (--add-scram)");
+                    break;
+                }
+                Err(e) if attempt < 10 => {
+                    tracing::warn!(user = %user.name, error = %e, "cannot create SCRAM user yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => tracing::error!(user = %user.name, error = %e,
+                    "cannot create SCRAM user (--add-scram); it cannot log in until it is created"),
+            }
+        }
+    }
+}
+
 /// Runs a broker until `shutdown` turns true, then stops accepting, lets connections finish
 /// the request in hand, flushes the logs and writes the clean-shutdown marker.
 pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {} (is another broker running?): {e}",
-            config.listen
-        )
-    })?;
+    let mut listeners = Vec::new();
+    for listener in &config.listeners {
+        listeners.push(TcpListener::bind(listener.bind).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} for listener {} (is another broker running?): {e}",
+                listener.bind,
+                listener.name
+            )
+        })?);
+    }
     let http = TcpListener::bind(config.metrics_listen)
         .await
         .map_err(|e| {
@@ -164,16 +208,39 @@ pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyho
                 config.metrics_listen
             )
         })?;
-    run_on(config, listener, http, shutdown).await
+    run_on_listeners(config, listeners, http, shutdown).await
 }
 
-/// [`run`] on listeners bound by the caller (tests bind port 0).
+/// [`run`] on a listener bound by the caller (tests bind port 0), for a config with one
+/// Kafka listener.
 pub async fn run_on(
     config: BrokerConfig,
     listener: TcpListener,
     http: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    run_on_listeners(config, vec![listener], http, shutdown).await
+}
+
+/// [`run`] on sockets bound by the caller, one per `config.listeners` entry, in order.
+pub async fn run_on_listeners(
+    config: BrokerConfig,
+    listeners: Vec<TcpListener>,
+    http: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        listeners.len() == config.listeners.len(),
+        "{} sockets for {} listeners",
+        listeners.len(),
+        config.listeners.len()
+    );
+    let tls = match config.security.tls.clone() {
+        Some(files) => Some(Arc::new(
+            crate::net::tls::Tls::load(files).map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+        )),
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     let cluster = Cluster::start(&config)
         .await
@@ -184,9 +251,25 @@ pub async fn run_on(
             .await?
             .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", data_dir.display()))?
     };
+    let listeners: Vec<_> = listeners
+        .into_iter()
+        .zip(broker.config.listeners.iter().cloned().map(Arc::new))
+        .collect();
+    let listening = listeners
+        .iter()
+        .map(|(socket, l)| {
+            Ok(format!(
+                "{}://{} ({})",
+                l.name,
+                socket.local_addr()?,
+                l.protocol.name()
+            ))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?
+        .join(", ");
     tracing::info!(
         node_id = broker.config.node_id,
-        listen = %listener.local_addr()?,
+        listeners = %listening,
         advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
         metrics = %http.local_addr()?,
         data_dir = %broker.config.data_dir.display(),
@@ -244,8 +327,18 @@ pub async fn run_on(
             clean_compacted_logs(b, &mut state);
         })
     });
+    add_scram_users(&broker).await;
+    let tls_reloader = tls.as_ref().map(|tls| {
+        tls.spawn_reloader(
+            broker.config.security.tls_reload_interval,
+            broker.shutdown_signal(),
+        )
+    });
     let http_task = tokio::spawn(crate::http::serve(http, broker.clone()));
-    crate::net::accept_loop(listener, broker.clone()).await;
+    crate::net::serve_listeners(listeners, tls, broker.clone()).await;
+    if let Some(reloader) = tls_reloader {
+        reloader.abort();
+    }
     // Leaderships move before the logs close, so clients switch to the new leaders.
     cluster.controlled_shutdown().await;
     http_task.abort();

@@ -82,6 +82,15 @@ impl Cluster {
                 host: config.advertised_host.clone(),
                 port: config.advertised_port,
                 rack: settings.rack.clone(),
+                listeners: config
+                    .listeners
+                    .iter()
+                    .map(|l| ironlog_metadata::BrokerEndpoint {
+                        name: l.name.clone(),
+                        host: l.advertised_host.clone(),
+                        port: l.advertised_port,
+                    })
+                    .collect(),
                 fenced: false,
             },
             session_timeout: settings.session_timeout,
@@ -384,6 +393,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             rack: None,
+            listeners: Vec::new(),
             fenced: false,
         }
     }

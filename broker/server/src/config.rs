@@ -6,6 +6,7 @@
 //! default.
 
 pub mod file;
+pub mod security;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,55 @@ pub struct BrokerArgs {
     /// `host:port` clients are told to connect to (default: the listen address).
     #[arg(long, env = "IRONLOG_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
+    /// Kafka listeners, `NAME://host:port,...` (Kafka's `listeners`, without the controller
+    /// listener); replaces `--listen`. A name that is a security protocol (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL) is that protocol, others take theirs from
+    /// `--listener-security-protocol-map`.
+    #[arg(long, env = "IRONLOG_LISTENERS")]
+    pub listeners: Option<String>,
+    /// What Metadata answers for each listener, `NAME://host:port,...` (default: its bind
+    /// address).
+    #[arg(long, env = "IRONLOG_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+    /// `NAME:PROTOCOL,...`, Kafka's listener.security.protocol.map.
+    #[arg(long, env = "IRONLOG_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
+    /// The listener other brokers fetch from (default: the first PLAINTEXT listener, else
+    /// the first). It must be PLAINTEXT for now.
+    #[arg(long, env = "IRONLOG_INTER_BROKER_LISTENER_NAME")]
+    pub inter_broker_listener_name: Option<String>,
+    /// The broker's certificate chain (PEM) for SSL and SASL_SSL listeners. Re-read when it
+    /// changes.
+    #[arg(long, env = "IRONLOG_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "IRONLOG_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates must chain to: mutual TLS. On SSL
+    /// listeners a client certificate is then required and its subject is the principal
+    /// (`User:CN=...,O=...`).
+    #[arg(long, env = "IRONLOG_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are checked for changes, in ms.
+    #[arg(long, env = "IRONLOG_TLS_RELOAD_INTERVAL_MS", default_value_t = 5_000)]
+    pub tls_reload_interval_ms: u64,
+    /// SASL mechanisms served on SASL listeners (Kafka's sasl.enabled.mechanisms).
+    #[arg(
+        long,
+        env = "IRONLOG_SASL_ENABLED_MECHANISMS",
+        default_value = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    )]
+    pub sasl_enabled_mechanisms: String,
+    /// Kafka's connections.max.reauth.ms: SASL sessions last this long, then the client
+    /// re-authenticates (KIP-368); 0: sessions don't expire.
+    #[arg(long, env = "IRONLOG_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
+    /// A SCRAM user to create at start-up if it has no credential for that mechanism yet,
+    /// repeatable: `SCRAM-SHA-512=[name=admin,password=...]` (as kafka-storage format
+    /// --add-scram). Prefer the IRONLOG_ADD_SCRAM variable or the config file: command lines
+    /// are visible to other local users.
+    #[arg(long = "add-scram", env = "IRONLOG_ADD_SCRAM", value_delimiter = ';')]
+    pub add_scram: Vec<String>,
     /// Directory holding the partition logs and the broker's metadata.
     #[arg(long, env = "IRONLOG_DATA_DIR", default_value = "./ironlog-data")]
     pub data_dir: PathBuf,
@@ -256,9 +306,15 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// The inter-broker listener's bind address.
     pub listen: SocketAddr,
+    /// The inter-broker listener's advertised address: what this broker registers.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Every Kafka listener, the inter-broker one included.
+    pub listeners: Vec<security::ListenerConfig>,
+    pub inter_broker_listener: String,
+    pub security: security::SecurityConfig,
     pub data_dir: PathBuf,
     pub metrics_listen: SocketAddr,
     pub auto_create_topics: bool,
@@ -390,6 +446,8 @@ impl Default for NetLimits {
 pub enum ConfigError {
     #[error("--advertised-listener {0:?} is not host:port")]
     AdvertisedListener(String),
+    #[error("listeners: {0}")]
+    Listeners(String),
     #[error("--default-partitions must be at least 1, got {0}")]
     DefaultPartitions(i32),
     #[error("--default-replication-factor must be at least 1, got {0}")]
@@ -424,23 +482,24 @@ pub enum ConfigError {
 
 impl BrokerConfig {
     pub fn from_args(args: &BrokerArgs) -> Result<Self, ConfigError> {
-        let (advertised_host, advertised_port) = match &args.advertised_listener {
-            Some(listener) => {
-                let (host, port) = listener
-                    .rsplit_once(':')
-                    .ok_or_else(|| ConfigError::AdvertisedListener(listener.clone()))?;
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| ConfigError::AdvertisedListener(listener.clone()))?;
-                (
-                    host.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_string(),
-                    port as i32,
-                )
-            }
-            None => (args.listen.ip().to_string(), args.listen.port() as i32),
-        };
+        let (listeners, inter_broker_listener, security) = security::resolve(args)?;
+        let inter_broker = listeners
+            .iter()
+            .find(|l| l.name == inter_broker_listener)
+            .expect("security::resolve picks one of the listeners")
+            .clone();
+        if !args.voters.is_empty() && inter_broker.protocol != security::SecurityProtocol::Plaintext
+        {
+            return Err(ConfigError::Listeners(format!(
+                "the inter-broker listener {} is {}: followers fetch over PLAINTEXT only for now; add a PLAINTEXT listener on a private address for them (e.g. INTERNAL://10.0.0.5:9094 with INTERNAL:PLAINTEXT) and name it in --inter-broker-listener-name",
+                inter_broker.name,
+                inter_broker.protocol.name()
+            )));
+        }
+        let (advertised_host, advertised_port) = (
+            inter_broker.advertised_host.clone(),
+            inter_broker.advertised_port,
+        );
         if args.default_partitions < 1 {
             return Err(ConfigError::DefaultPartitions(args.default_partitions));
         }
@@ -500,9 +559,12 @@ impl BrokerConfig {
             cluster,
             cleaner,
             node_id: args.node_id,
-            listen: args.listen,
+            listen: inter_broker.bind,
             advertised_host,
             advertised_port,
+            listeners,
+            inter_broker_listener,
+            security,
             data_dir: args.data_dir.clone(),
             metrics_listen: args.metrics_listen,
             auto_create_topics: args.auto_create_topics,

@@ -2588,6 +2588,215 @@ pub mod elect_leaders_response {
     };
 }
 
+pub mod sasl_handshake_request {
+    use super::*;
+
+    pub const SASL_HANDSHAKE_REQUEST: Struct = Struct {
+        name: "SaslHandshakeRequest",
+        versions: (0, 1),
+        flexible: i16::MAX,
+        fields: &[
+            Field { name: "mechanism", versions: (0, 1), kind: String },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod sasl_handshake_response {
+    use super::*;
+
+    pub const SASL_HANDSHAKE_RESPONSE: Struct = Struct {
+        name: "SaslHandshakeResponse",
+        versions: (0, 1),
+        flexible: i16::MAX,
+        fields: &[
+            Field { name: "error_code", versions: (0, 1), kind: Int16 },
+            Field { name: "mechanisms", versions: (0, 1), kind: Array(&String) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod sasl_authenticate_request {
+    use super::*;
+
+    pub const SASL_AUTHENTICATE_REQUEST: Struct = Struct {
+        name: "SaslAuthenticateRequest",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "auth_bytes", versions: (0, 1), kind: Bytes },
+            Field { name: "auth_bytes", versions: (2, 2), kind: CompactBytes },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod sasl_authenticate_response {
+    use super::*;
+
+    pub const SASL_AUTHENTICATE_RESPONSE: Struct = Struct {
+        name: "SaslAuthenticateResponse",
+        versions: (0, 2),
+        flexible: 2,
+        fields: &[
+            Field { name: "error_code", versions: (0, 2), kind: Int16 },
+            Field { name: "error_message", versions: (0, 1), kind: String },
+            Field { name: "error_message", versions: (2, 2), kind: CompactString },
+            Field { name: "auth_bytes", versions: (0, 1), kind: Bytes },
+            Field { name: "auth_bytes", versions: (2, 2), kind: CompactBytes },
+            Field { name: "session_lifetime_ms", versions: (1, 2), kind: Int64 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_user_scram_credentials_request {
+    use super::*;
+
+    pub const USER_NAME: Struct = Struct {
+        name: "UserName",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "name", versions: (0, 0), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST: Struct = Struct {
+        name: "DescribeUserScramCredentialsRequest",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "users", versions: (0, 0), kind: CompactArray(&Struct(&USER_NAME)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_user_scram_credentials_response {
+    use super::*;
+
+    pub const DESCRIBE_USER_SCRAM_CREDENTIALS_RESULT: Struct = Struct {
+        name: "DescribeUserScramCredentialsResult",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "user", versions: (0, 0), kind: CompactString },
+            Field { name: "error_code", versions: (0, 0), kind: Int16 },
+            Field { name: "error_message", versions: (0, 0), kind: CompactString },
+            Field { name: "credential_infos", versions: (0, 0), kind: CompactArray(&Struct(&CREDENTIAL_INFO)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE: Struct = Struct {
+        name: "DescribeUserScramCredentialsResponse",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (0, 0), kind: Int32 },
+            Field { name: "error_code", versions: (0, 0), kind: Int16 },
+            Field { name: "error_message", versions: (0, 0), kind: CompactString },
+            Field { name: "results", versions: (0, 0), kind: CompactArray(&Struct(&DESCRIBE_USER_SCRAM_CREDENTIALS_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const CREDENTIAL_INFO: Struct = Struct {
+        name: "CredentialInfo",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "mechanism", versions: (0, 0), kind: Int8 },
+            Field { name: "iterations", versions: (0, 0), kind: Int32 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod alter_user_scram_credentials_request {
+    use super::*;
+
+    pub const SCRAM_CREDENTIAL_UPSERTION: Struct = Struct {
+        name: "ScramCredentialUpsertion",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "name", versions: (0, 0), kind: CompactString },
+            Field { name: "mechanism", versions: (0, 0), kind: Int8 },
+            Field { name: "iterations", versions: (0, 0), kind: Int32 },
+            Field { name: "salt", versions: (0, 0), kind: CompactBytes },
+            Field { name: "salted_password", versions: (0, 0), kind: CompactBytes },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const SCRAM_CREDENTIAL_DELETION: Struct = Struct {
+        name: "ScramCredentialDeletion",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "name", versions: (0, 0), kind: CompactString },
+            Field { name: "mechanism", versions: (0, 0), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ALTER_USER_SCRAM_CREDENTIALS_REQUEST: Struct = Struct {
+        name: "AlterUserScramCredentialsRequest",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "deletions", versions: (0, 0), kind: CompactArray(&Struct(&SCRAM_CREDENTIAL_DELETION)) },
+            Field { name: "upsertions", versions: (0, 0), kind: CompactArray(&Struct(&SCRAM_CREDENTIAL_UPSERTION)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod alter_user_scram_credentials_response {
+    use super::*;
+
+    pub const ALTER_USER_SCRAM_CREDENTIALS_RESULT: Struct = Struct {
+        name: "AlterUserScramCredentialsResult",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "user", versions: (0, 0), kind: CompactString },
+            Field { name: "error_code", versions: (0, 0), kind: Int16 },
+            Field { name: "error_message", versions: (0, 0), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ALTER_USER_SCRAM_CREDENTIALS_RESPONSE: Struct = Struct {
+        name: "AlterUserScramCredentialsResponse",
+        versions: (0, 0),
+        flexible: 0,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (0, 0), kind: Int32 },
+            Field { name: "results", versions: (0, 0), kind: CompactArray(&Struct(&ALTER_USER_SCRAM_CREDENTIALS_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
 pub mod request_header {
     use super::*;
 
@@ -2712,4 +2921,8 @@ pub const APIS: &[(kafka_protocol::messages::ApiKey, &Struct, &Struct)] = &[
     (kafka_protocol::messages::ApiKey::ListPartitionReassignments, &list_partition_reassignments_request::LIST_PARTITION_REASSIGNMENTS_REQUEST, &list_partition_reassignments_response::LIST_PARTITION_REASSIGNMENTS_RESPONSE),
     (kafka_protocol::messages::ApiKey::DescribeQuorum, &describe_quorum_request::DESCRIBE_QUORUM_REQUEST, &describe_quorum_response::DESCRIBE_QUORUM_RESPONSE),
     (kafka_protocol::messages::ApiKey::ElectLeaders, &elect_leaders_request::ELECT_LEADERS_REQUEST, &elect_leaders_response::ELECT_LEADERS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::SaslHandshake, &sasl_handshake_request::SASL_HANDSHAKE_REQUEST, &sasl_handshake_response::SASL_HANDSHAKE_RESPONSE),
+    (kafka_protocol::messages::ApiKey::SaslAuthenticate, &sasl_authenticate_request::SASL_AUTHENTICATE_REQUEST, &sasl_authenticate_response::SASL_AUTHENTICATE_RESPONSE),
+    (kafka_protocol::messages::ApiKey::DescribeUserScramCredentials, &describe_user_scram_credentials_request::DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST, &describe_user_scram_credentials_response::DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::AlterUserScramCredentials, &alter_user_scram_credentials_request::ALTER_USER_SCRAM_CREDENTIALS_REQUEST, &alter_user_scram_credentials_response::ALTER_USER_SCRAM_CREDENTIALS_RESPONSE),
 ];

@@ -5,8 +5,12 @@ use uuid::Uuid;
 use crate::command::{CommandError, CommandResult, LegacyImport, MetadataCommand, NewTopic};
 use crate::image::{BrokerRegistration, MetadataImage, TopicMeta, NO_LEADER};
 
+mod acl;
 mod alter_partition;
 mod election;
+mod quota;
+mod scram;
+mod serde_compat;
 
 /// Broker `id`'s registration (unfenced), as the tests of this crate register brokers.
 pub(crate) fn registration(id: i32) -> BrokerRegistration {
@@ -16,6 +20,7 @@ pub(crate) fn registration(id: i32) -> BrokerRegistration {
         host: format!("b{id}"),
         port: 9092,
         rack: None,
+        listeners: Vec::new(),
         fenced: false,
     }
 }

@@ -198,6 +198,67 @@ mod tests {
     }
 
     #[test]
+    fn several_listeners_with_tls_and_sasl() {
+        let args = with_file(
+            &[],
+            "listeners=CLIENT://0.0.0.0:9093,INTERNAL://0.0.0.0:9094\n\
+             listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:PLAINTEXT\n\
+             inter.broker.listener.name=INTERNAL\n\
+             ironlog.tls.cert=/c.pem\n\
+             ironlog.tls.key=/k.pem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            args.listeners.as_deref(),
+            Some("CLIENT://0.0.0.0:9093,INTERNAL://0.0.0.0:9094")
+        );
+        assert_eq!(
+            args.listener_security_protocol_map.as_deref(),
+            Some("CLIENT:SASL_SSL,INTERNAL:PLAINTEXT")
+        );
+        assert_eq!(args.inter_broker_listener_name.as_deref(), Some("INTERNAL"));
+        assert_eq!(args.tls_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(args.tls_key, Some(PathBuf::from("/k.pem")));
+        // --listen is left alone: --listeners replaces it.
+        assert_eq!(args.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(args.advertised_listener, None);
+        let config = BrokerConfig::from_args(&args).unwrap();
+        let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["CLIENT", "INTERNAL"]);
+        assert_eq!(config.inter_broker_listener, "INTERNAL");
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9094");
+    }
+
+    #[test]
+    fn the_sasl_keys_set_their_flags() {
+        let args = with_file(
+            &[],
+            "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+             connections.max.reauth.ms=60000\n\
+             ironlog.tls.client.ca=/ca.pem\n\
+             ironlog.tls.reload.interval.ms=1000\n\
+             advertised.listeners=CLIENT://b1.example:9093,INTERNAL://10.0.0.5:9094\n\
+             ironlog.add.scram=SCRAM-SHA-512=[name=a,password=p];SCRAM-SHA-256=[name=b,password=q]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            args.add_scram,
+            [
+                "SCRAM-SHA-512=[name=a,password=p]",
+                "SCRAM-SHA-256=[name=b,password=q]"
+            ]
+        );
+        assert_eq!(args.sasl_enabled_mechanisms, "SCRAM-SHA-512");
+        assert_eq!(args.connections_max_reauth_ms, 60_000);
+        assert_eq!(args.tls_client_ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(args.tls_reload_interval_ms, 1_000);
+        assert_eq!(
+            args.advertised_listeners.as_deref(),
+            Some("CLIENT://b1.example:9093,INTERNAL://10.0.0.5:9094")
+        );
+    }
+
+    #[test]
     fn a_flag_beats_the_file() {
         let args = with_file(
             &["--default-partitions=5", "--listen=127.0.0.1:29092"],
@@ -309,10 +370,12 @@ mod tests {
         for spec in ironlog_broker_config::TABLE {
             let named: Vec<&str> = match spec.sets {
                 Sets::Flag(flag) | Sets::ScaledFlag(flag, _) => vec![flag],
-                Sets::Listeners => vec!["listen", "controller-listen"],
-                Sets::AdvertisedListeners => {
-                    vec!["advertised-listener", "controller-advertised-listener"]
-                }
+                Sets::Listeners => vec!["listen", "listeners", "controller-listen"],
+                Sets::AdvertisedListeners => vec![
+                    "advertised-listener",
+                    "advertised-listeners",
+                    "controller-advertised-listener",
+                ],
                 Sets::TopicDefault(topic) | Sets::ScaledTopicDefault(topic, _) => {
                     assert!(
                         crate::metadata::topic_config::is_known(topic),

@@ -11,18 +11,23 @@ use crate::broker::Broker;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    listener: &str,
     _request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
     let image = broker.replicas.metadata();
     let brokers = image
         .live_brokers()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(b.id.into())
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(b.port)
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            // Brokers without this listener are left out, as in Kafka.
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(b.id.into())
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect();
     DescribeClusterResponse::default()

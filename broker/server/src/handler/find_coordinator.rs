@@ -27,6 +27,7 @@ type Found = Result<(i32, String, i32), ResponseError>;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    listener: &str,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -45,7 +46,7 @@ pub async fn handle(
             image
                 .as_ref()
                 .map_err(|e| *e)
-                .and_then(|i| coordinator(i, key))
+                .and_then(|i| coordinator(i, key, listener))
         })
         .collect();
     if version >= 4 {
@@ -83,15 +84,18 @@ fn fields(broker: &Broker, found: Found) -> (i32, String, i32, i16) {
     }
 }
 
-/// The leader of `key`'s `__consumer_offsets` partition.
-fn coordinator(image: &MetadataImage, key: &str) -> Found {
+/// The leader of `key`'s `__consumer_offsets` partition, at its address on `listener`.
+fn coordinator(image: &MetadataImage, key: &str, listener: &str) -> Found {
     let topic = image
         .topic(OFFSETS_TOPIC)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
     let partition = offsets::partition_for(key, topic.partitions);
     let leader = topic.partition(partition).map_or(NO_LEADER, |p| p.leader);
     match image.brokers.get(&leader) {
-        Some(b) if !b.fenced => Ok((b.id, b.host.clone(), b.port)),
+        Some(b) if !b.fenced => match b.endpoint(listener) {
+            Some((host, port)) => Ok((b.id, host.to_string(), port)),
+            None => Err(ResponseError::CoordinatorNotAvailable),
+        },
         _ => Err(ResponseError::CoordinatorNotAvailable),
     }
 }

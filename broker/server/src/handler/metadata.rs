@@ -21,6 +21,7 @@ const API: &str = "Metadata";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    listener: &str,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -67,12 +68,16 @@ pub async fn handle(
     let image = broker.replicas.metadata();
     let brokers = image
         .live_brokers()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(b.id.into())
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(b.port)
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            // Brokers without the client's listener are left out, as in Kafka.
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(b.id.into())
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect();
     let mut response = MetadataResponse::default()

@@ -5,6 +5,7 @@
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -15,6 +16,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -32,6 +34,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::sync::Arc;
@@ -45,6 +49,7 @@ use ironlog_protocol::response::{encode_response, EncodeError};
 use ironlog_protocol::{ApiKey, ResponseError};
 
 use crate::broker::Broker;
+use crate::net::session::Session;
 
 /// Kafka's "authorized operations not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -52,6 +57,7 @@ pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Handles one decoded request. `Ok(None)`: no response is owed (Produce with acks=0).
 pub async fn dispatch(
     broker: &Arc<Broker>,
+    session: &mut Session,
     api: ApiKey,
     header: &RequestHeader,
     body: RequestKind,
@@ -68,7 +74,7 @@ pub async fn dispatch(
         RequestKind::Metadata(r) => Some(encode_response(
             cid,
             v,
-            &metadata::handle(broker, r, v).await,
+            &metadata::handle(broker, &session.listener.name, r, v).await,
         )?),
         RequestKind::Produce(r) => match produce::handle(broker, r, v).await {
             Some(resp) => Some(encode_response(cid, v, &resp)?),
@@ -126,7 +132,7 @@ pub async fn dispatch(
         RequestKind::DescribeCluster(r) => Some(encode_response(
             cid,
             v,
-            &describe_cluster::handle(broker, r, v),
+            &describe_cluster::handle(broker, &session.listener.name, r, v),
         )?),
         RequestKind::InitProducerId(r) => Some(encode_response(
             cid,
@@ -136,7 +142,7 @@ pub async fn dispatch(
         RequestKind::FindCoordinator(r) => Some(encode_response(
             cid,
             v,
-            &find_coordinator::handle(broker, r, v).await,
+            &find_coordinator::handle(broker, &session.listener.name, r, v).await,
         )?),
         RequestKind::JoinGroup(r) => {
             let client_id = header
@@ -209,6 +215,26 @@ pub async fn dispatch(
             v,
             &elect_leaders::handle(broker, r, v).await,
         )?),
+        RequestKind::SaslHandshake(r) => Some(encode_response(
+            cid,
+            v,
+            &sasl_handshake::handle(broker, session, r, v),
+        )?),
+        RequestKind::SaslAuthenticate(r) => Some(encode_response(
+            cid,
+            v,
+            &sasl_authenticate::handle(broker, session, r, v),
+        )?),
+        RequestKind::DescribeUserScramCredentials(r) => Some(encode_response(
+            cid,
+            v,
+            &describe_user_scram_credentials::handle(broker, r, v),
+        )?),
+        RequestKind::AlterUserScramCredentials(r) => Some(encode_response(
+            cid,
+            v,
+            &alter_user_scram_credentials::handle(broker, r, v).await,
+        )?),
         _ => {
             // decode_header only lets served APIs through, so this is a missing arm above.
             return Err(EncodeError {
@@ -259,6 +285,10 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "Other",
     }
 }

@@ -15,7 +15,6 @@
 //!   request arrives for `request_read_timeout_ms`, and when a request takes longer than
 //!   `connections.max.idle.ms` to arrive (waiting for budget included).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +22,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use ironlog_protocol::frame::{frame_size, parse_frame, reserve_for_read, FrameError};
 use ironlog_protocol::request::{decode_header, DecodeError, RawRequest};
 use ironlog_protocol::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::budget::{BudgetPermit, RequestBudget};
+use super::session::Session;
 use crate::broker::Broker;
 use crate::handler;
 
@@ -65,6 +64,9 @@ enum ConnectionError {
         size: usize,
         cap: usize,
     },
+    /// A request the connection's SASL state does not allow, or a failed authentication.
+    #[error("{0}")]
+    Authentication(String),
 }
 
 impl ConnectionError {
@@ -85,23 +87,29 @@ impl ConnectionError {
             }
             ConnectionError::ReadStalled { .. } => Some("read_timeout"),
             ConnectionError::QueueFull { .. } => Some("queue_full"),
+            ConnectionError::Authentication(_) => Some("authentication"),
             ConnectionError::Io(_) | ConnectionError::Encode(_) => None,
         }
     }
 }
 
+/// How long a connection stays open after a failed authentication's answer (Kafka's
+/// connection.failed.authentication.delay.ms default).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
+
 /// Responses smaller than this are gathered into one write (pipelined produce acks).
 const GATHER_LIMIT: usize = 16 * 1024;
 
-pub(crate) async fn serve_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+pub(crate) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    mut session: Session,
     broker: Arc<Broker>,
     budget: Arc<RequestBudget>,
 ) {
+    let peer = session.peer;
     broker.metrics.connections_open.inc();
     broker.metrics.connections_total.inc();
-    let result = serve(&mut stream, &broker, &budget).await;
+    let result = serve(&mut stream, &mut session, &broker, &budget).await;
     if let Err(e) = &result {
         if let Some(reason) = e.refusal_reason() {
             broker.metrics.refused.with_label_values(&[reason]).inc();
@@ -118,12 +126,13 @@ pub(crate) async fn serve_connection(
     broker.metrics.connections_open.dec();
 }
 
-async fn serve(
-    stream: &mut TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: &mut Session,
     broker: &Arc<Broker>,
     budget: &Arc<RequestBudget>,
 ) -> Result<(), ConnectionError> {
-    let max_size = broker.config.socket_request_max_bytes;
+    let configured_max = broker.config.socket_request_max_bytes;
     let idle_ms = broker.config.net.connections_max_idle_ms;
     let idle = Duration::from_millis(idle_ms);
     let read_timeout_ms = broker.config.net.request_read_timeout_ms;
@@ -139,6 +148,8 @@ async fn serve(
     // When the first byte of the frame at the front of `input` arrived.
     let mut frame_started: Option<Instant> = None;
     loop {
+        // Before a SASL connection has authenticated, only small frames.
+        let mut max_size = session.max_frame(configured_max);
         // Handle every complete frame already buffered. Small responses are gathered and
         // sent with one write; a large one (fetched records) is written as it is rather
         // than copied into the gathering buffer.
@@ -170,7 +181,7 @@ async fn serve(
                 break;
             };
             broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
-            let response = handle_frame(frame, broker).await?;
+            let response = handle_frame(frame, broker, session).await?;
             // Handled: the request's bytes are no longer queued.
             permit = None;
             last_request = Instant::now();
@@ -182,8 +193,25 @@ async fn serve(
                 } else {
                     flush(stream, &mut output).await?;
                     stream.write_all(&response).await?;
+                    stream.flush().await?;
                 }
             }
+            if let Some(reason) = session.take_close_reason() {
+                // The client reads why (a failed authentication), then the connection ends.
+                // Like Kafka's connection.failed.authentication.delay.ms, the close waits
+                // (for the client to close first, at most FAILED_AUTHENTICATION_DELAY): a
+                // client that sees the close before the answer reports a lost connection
+                // instead of the failure, and immediate retries are slowed down.
+                flush(stream, &mut output).await?;
+                let mut sink = [0u8; 512];
+                let _ = tokio::time::timeout(FAILED_AUTHENTICATION_DELAY, async {
+                    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                })
+                .await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+                return Err(ConnectionError::Authentication(reason));
+            }
+            max_size = session.max_frame(configured_max);
             if broker.is_shutting_down() {
                 break;
             }
@@ -238,11 +266,15 @@ async fn serve(
     }
 }
 
-/// Writes the gathered responses, if any.
-async fn flush(stream: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+/// Writes the gathered responses, if any (and pushes them through TLS).
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
     if !output.is_empty() {
         stream.write_all(output).await?;
         output.clear();
+        stream.flush().await?;
     }
     Ok(())
 }
@@ -251,7 +283,14 @@ async fn flush(stream: &mut TcpStream, output: &mut BytesMut) -> std::io::Result
 async fn handle_frame(
     frame: Bytes,
     broker: &Arc<Broker>,
+    session: &mut Session,
 ) -> Result<Option<Bytes>, ConnectionError> {
+    if session.expects_raw_token() {
+        // After SaslHandshake v0 the tokens come without a Kafka header.
+        return handler::sasl_authenticate::raw_token(broker, session, &frame)
+            .map(Some)
+            .map_err(ConnectionError::Authentication);
+    }
     let request = match decode_header(frame) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion {
@@ -271,7 +310,10 @@ async fn handle_frame(
         }
         Err(e) => return Err(e.into()),
     };
+    session
+        .admits(request.api, std::time::Instant::now())
+        .map_err(ConnectionError::Authentication)?;
     let body = request.decode_body()?;
     let RawRequest { api, header, .. } = request;
-    Ok(handler::dispatch(broker, api, &header, body).await?)
+    Ok(handler::dispatch(broker, session, api, &header, body).await?)
 }

@@ -28,6 +28,11 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         listen,
         advertised_host: listen.ip().to_string(),
         advertised_port: listen.port() as i32,
+        listeners: vec![ironlog_server::config::security::ListenerConfig::plaintext(
+            listen,
+        )],
+        inter_broker_listener: "PLAINTEXT".into(),
+        security: ironlog_server::config::security::SecurityConfig::default(),
         data_dir: data_dir.to_path_buf(),
         metrics_listen: metrics,
         auto_create_topics: true,
