@@ -60,6 +60,11 @@ APIS = [
     ("sasl_authenticate", "SaslAuthenticate"),
     ("describe_user_scram_credentials", "DescribeUserScramCredentials"),
     ("alter_user_scram_credentials", "AlterUserScramCredentials"),
+    ("describe_acls", "DescribeAcls"),
+    ("create_acls", "CreateAcls"),
+    ("delete_acls", "DeleteAcls"),
+    ("describe_client_quotas", "DescribeClientQuotas"),
+    ("alter_client_quotas", "AlterClientQuotas"),
 ]
 OTHER = [
     "request_header",

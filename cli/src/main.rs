@@ -31,6 +31,10 @@ enum Command {
     /// Describe the cluster: id, brokers, controller, the metadata quorum and partitions
     /// without a leader (like kafka-cluster and kafka-metadata-quorum).
     Cluster(ironlog_client::tools::cluster::ClusterArgs),
+    /// List, create and delete SCRAM users (like kafka-configs --entity-type users).
+    Users(ironlog_client::tools::users::UsersArgs),
+    /// List, add and remove ACLs (like kafka-acls).
+    Acls(ironlog_client::tools::acls::AclsArgs),
     /// Measure a broker with librdkafka: produce or consume records and report throughput
     /// and latency (like kafka-producer-perf-test and kafka-consumer-perf-test).
     Perf(ironlog_perf::PerfArgs),
@@ -99,6 +103,8 @@ fn main() -> std::process::ExitCode {
             Command::Consume(args) => ironlog_client::tools::consume::run(args).await,
             Command::Groups(args) => ironlog_client::tools::groups::run(args).await,
             Command::Cluster(args) => ironlog_client::tools::cluster::run(args).await,
+            Command::Users(args) => ironlog_client::tools::users::run(args).await,
+            Command::Acls(args) => ironlog_client::tools::acls::run(args).await,
             Command::Perf(args) => tokio::task::spawn_blocking(move || ironlog_perf::run(args))
                 .await
                 .map_err(anyhow::Error::from)

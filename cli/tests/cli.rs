@@ -17,7 +17,7 @@ fn help_lists_the_broker_and_every_tool() {
     assert!(out.status.success(), "{out:?}");
     let help = String::from_utf8_lossy(&out.stdout);
     for command in [
-        "broker", "topics", "produce", "consume", "groups", "cluster", "perf",
+        "broker", "topics", "produce", "consume", "groups", "cluster", "users", "acls", "perf",
     ] {
         assert!(
             help.lines()

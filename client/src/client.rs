@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::security::{Security, SecurityConfig};
 
 /// How a [`Client`] connects and how patient it is.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct ClientConfig {
     /// Responses larger than this are refused (the connection is closed) instead of read;
     /// see [`Connection::set_max_response_bytes`].
     pub max_response_bytes: usize,
+    /// How every connection is secured (bootstrap and per broker alike); PLAINTEXT by
+    /// default.
+    pub security: SecurityConfig,
 }
 
 impl ClientConfig {
@@ -44,6 +48,7 @@ impl ClientConfig {
             retries: 5,
             retry_backoff: Duration::from_millis(50),
             max_response_bytes: crate::connection::MAX_RESPONSE_BYTES,
+            security: SecurityConfig::default(),
         })
     }
 }
@@ -217,6 +222,8 @@ pub(crate) enum Target {
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
+    /// `config.security` with its PEM files read: what every connection is opened with.
+    security: Security,
     cache: Mutex<Cache>,
     /// Why a tokio mutex per connection: it is held across the await of a round trip.
     connections: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Connection>>>>,
@@ -226,10 +233,16 @@ impl Client {
     /// Connects to the first reachable bootstrap server and loads the broker list.
     ///
     /// # Errors
-    /// [`ClientError::NoBrokerAvailable`] when no bootstrap server answers a Metadata request.
+    /// [`ClientError::Security`] for unusable security settings;
+    /// [`ClientError::Tls`] or [`ClientError::Authentication`] when a bootstrap server
+    /// refuses the client's certificate or credentials (the same settings would fail on the
+    /// others); [`ClientError::NoBrokerAvailable`] when no bootstrap server answers a
+    /// Metadata request.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let security = config.security.prepare()?;
         let client = Client {
             config,
+            security,
             cache: Mutex::new(Cache::default()),
             connections: Mutex::new(HashMap::new()),
         };
@@ -274,17 +287,15 @@ impl Client {
         }
         for address in &self.config.bootstrap_servers {
             let attempt = async {
-                let mut connection = Connection::connect(
-                    address,
-                    &self.config.client_id,
-                    self.config.request_timeout,
-                )
-                .await?;
-                connection.set_max_response_bytes(self.config.max_response_bytes);
+                let mut connection = self.open(address).await?;
                 connection.send(&request).await
             };
             match attempt.await {
                 Ok(response) => return Ok(self.store_metadata(response)),
+                // Trust and credentials are the same for every broker: no point trying on.
+                Err(e @ (ClientError::Tls { .. } | ClientError::Authentication { .. })) => {
+                    return Err(e)
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -392,6 +403,19 @@ impl Client {
         node.ok_or_else(|| ClientError::InvalidArgument("cluster metadata lists no brokers".into()))
     }
 
+    /// A new connection to `address`, secured and limited as configured.
+    async fn open(&self, address: &str) -> Result<Connection, ClientError> {
+        let mut connection = Connection::connect_with(
+            address,
+            &self.config.client_id,
+            self.config.request_timeout,
+            &self.security,
+        )
+        .await?;
+        connection.set_max_response_bytes(self.config.max_response_bytes);
+        Ok(connection)
+    }
+
     /// The connection to broker `node`, opened on first use.
     async fn connection(
         &self,
@@ -412,13 +436,7 @@ impl Client {
                     "broker is not in the cluster metadata",
                 ),
             })?;
-        let mut connection = Connection::connect(
-            &address,
-            &self.config.client_id,
-            self.config.request_timeout,
-        )
-        .await?;
-        connection.set_max_response_bytes(self.config.max_response_bytes);
+        let connection = self.open(&address).await?;
         let connection = Arc::new(tokio::sync::Mutex::new(connection));
         // Another task may have connected meanwhile; keep the first one.
         Ok(self

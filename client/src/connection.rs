@@ -5,17 +5,30 @@
 //! catch a confused stream early. After an I/O error or a timeout, or when a request's
 //! future is dropped before its response was read, the stream position is unknown, so the
 //! connection marks itself broken and refuses further requests.
+//!
+//! [`Connection::connect_with`] secures the connection as a [`Security`] says: TLS over the
+//! TCP stream (SSL, SASL_SSL), then, after ApiVersions, SASL (SaslHandshake v1 and
+//! SaslAuthenticate; PLAIN or SCRAM). A SASL session with a lifetime (KIP-368) makes the
+//! connection count as broken shortly before it ends, so a [`crate::Client`] replaces it
+//! with a freshly authenticated one instead of having requests refused.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use ironlog_security::ScramClient;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes, VersionRange};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::error::{ClientError, UNSUPPORTED_VERSION};
+use crate::error::{error_name, ClientError, UNSUPPORTED_VERSION};
+use crate::security::{SaslCredentials, SaslMechanism, Security};
 use ironlog_wire::schema;
 
 /// Decodes a response body of `R`'s API after checking every length and count in it
@@ -69,21 +82,80 @@ pub fn api_name<R: Request>() -> &'static str {
     short.strip_suffix("Request").unwrap_or(short)
 }
 
+/// The byte stream under a connection: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    // Boxed: a TLS session is a few hundred bytes, a TcpStream a handful.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stream::Plain(_) => f.write_str("Plain"),
+            Stream::Tls(_) => f.write_str("Tls"),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connection to one broker with negotiated API versions.
 #[derive(Debug)]
 pub struct Connection {
     broker: String,
-    stream: TcpStream,
+    stream: Stream,
     client_id: StrBytes,
     next_correlation_id: i32,
     request_timeout: Duration,
     max_response_bytes: usize,
     versions: BTreeMap<i16, ApiVersionRange>,
     broken: bool,
+    /// When the SASL session should be renewed (before the broker's `session_lifetime_ms`
+    /// runs out); from then on the connection counts as broken.
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Connection {
-    /// Connects to `broker` (`host:port`) and negotiates API versions.
+    /// Connects to `broker` (`host:port`) over plain TCP and negotiates API versions.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when the TCP connection fails or does not complete within
@@ -92,6 +164,24 @@ impl Connection {
         broker: &str,
         client_id: &str,
         timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        Connection::connect_with(broker, client_id, timeout, &Security::plaintext()).await
+    }
+
+    /// Connects to `broker` (`host:port`) secured as `security` says: TCP, TLS when it has a
+    /// TLS connector (the server name is `broker`'s host), ApiVersions, then SASL when it
+    /// has credentials.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the TCP connection fails or does not complete within
+    /// `timeout`; [`ClientError::Tls`] when the TLS handshake fails;
+    /// [`ClientError::Authentication`] when SASL fails; any request error from the
+    /// ApiVersions or SASL exchanges.
+    pub async fn connect_with(
+        broker: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
     ) -> Result<Connection, ClientError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(broker)).await {
             Ok(Ok(stream)) => stream,
@@ -113,6 +203,39 @@ impl Connection {
         };
         // Requests are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        let stream = match &security.tls {
+            None => Stream::Plain(stream),
+            Some(connector) => {
+                let tls_error = |message: String| ClientError::Tls {
+                    broker: broker.to_owned(),
+                    message,
+                };
+                let name = crate::security::server_name(broker).map_err(tls_error)?;
+                match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+                    Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                    // rustls reports certificate and protocol problems as InvalidData; the
+                    // rest (a reset, an early close) is the connection failing.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Err(tls_error(e.to_string()))
+                    }
+                    Ok(Err(e)) => {
+                        return Err(tls_error(format!(
+                            "{e} (is this a TLS listener? the broker may also have refused \
+                             the client certificate)"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(ClientError::Connect {
+                            broker: broker.to_owned(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("TLS handshake timed out after {timeout:?}"),
+                            ),
+                        })
+                    }
+                }
+            }
+        };
         let mut connection = Connection {
             broker: broker.to_owned(),
             stream,
@@ -122,8 +245,12 @@ impl Connection {
             max_response_bytes: MAX_RESPONSE_BYTES,
             versions: BTreeMap::new(),
             broken: false,
+            reauthenticate_at: None,
         };
         connection.negotiate_versions().await?;
+        if let Some(sasl) = &security.sasl {
+            connection.authenticate(sasl).await?;
+        }
         Ok(connection)
     }
 
@@ -145,9 +272,13 @@ impl Connection {
         &self.versions
     }
 
-    /// Whether an earlier I/O error or timeout left the stream in an unknown state.
+    /// Whether an earlier I/O error or timeout left the stream in an unknown state, or the
+    /// SASL session is about to expire: either way the connection must be replaced.
     pub fn is_broken(&self) -> bool {
         self.broken
+            || self
+                .reauthenticate_at
+                .is_some_and(|at| Instant::now() >= at)
     }
 
     /// The version that will be used for `R`.
@@ -191,6 +322,101 @@ impl Connection {
     ) -> Result<(), ClientError> {
         self.round_trip(request, version, timeout, false).await?;
         Ok(())
+    }
+
+    fn authentication_error(&self, message: String) -> ClientError {
+        ClientError::Authentication {
+            broker: self.broker.clone(),
+            message,
+        }
+    }
+
+    /// SASL after ApiVersions: SaslHandshake v1 names the mechanism, then SaslAuthenticate
+    /// carries its tokens (one for PLAIN, two for SCRAM, whose last answer proves the broker
+    /// holds the credential too).
+    async fn authenticate(&mut self, sasl: &SaslCredentials) -> Result<(), ClientError> {
+        let mechanism = sasl.mechanism.name();
+        let version = self.version_for::<SaslHandshakeRequest>()?;
+        if version < 1 {
+            return Err(self.authentication_error(
+                "the broker speaks only SaslHandshake v0 (bare SASL tokens); this client needs v1"
+                    .into(),
+            ));
+        }
+        let request =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let response = self
+            .send_with(&request, version, self.request_timeout)
+            .await?;
+        if response.error_code != 0 {
+            let enabled: Vec<String> = response.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(self.authentication_error(format!(
+                "SaslHandshake for {mechanism}: {} (error code {}); the broker enables: {}",
+                error_name(response.error_code),
+                response.error_code,
+                if enabled.is_empty() {
+                    "none (is this a SASL listener?)".to_owned()
+                } else {
+                    enabled.join(", ")
+                }
+            )));
+        }
+        let lifetime_ms = match sasl.mechanism {
+            SaslMechanism::Plain => {
+                let mut token = Vec::with_capacity(2 + sasl.username.len() + sasl.password.len());
+                token.push(0);
+                token.extend_from_slice(sasl.username.as_bytes());
+                token.push(0);
+                token.extend_from_slice(sasl.password.as_bytes());
+                self.sasl_token(token).await?.1
+            }
+            SaslMechanism::Scram(scram_mechanism) => {
+                let mut scram = ScramClient::new(
+                    scram_mechanism,
+                    sasl.username.clone(),
+                    sasl.password.clone(),
+                );
+                let (server_first, _) = self.sasl_token(scram.client_first()).await?;
+                let client_final = scram
+                    .client_final(&server_first)
+                    .map_err(|e| self.authentication_error(format!("{mechanism}: {e}")))?;
+                let (server_final, lifetime_ms) = self.sasl_token(client_final).await?;
+                scram
+                    .verify_server_final(&server_final)
+                    .map_err(|e| self.authentication_error(format!("{mechanism}: {e}")))?;
+                lifetime_ms
+            }
+        };
+        // Renewed at 85% of the session (Kafka's clients pick 85-95%), by reconnecting.
+        self.reauthenticate_at = u64::try_from(lifetime_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(|ms| Instant::now() + Duration::from_millis(ms / 100 * 85));
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip: the broker's token and session lifetime.
+    async fn sasl_token(&mut self, token: Vec<u8>) -> Result<(Bytes, i64), ClientError> {
+        let version = self.version_for::<SaslAuthenticateRequest>()?;
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let response = self
+            .send_with(&request, version, self.request_timeout)
+            .await?;
+        if response.error_code != 0 {
+            // The broker closes the connection after a failed authentication.
+            self.broken = true;
+            let message = response
+                .error_message
+                .map(|m| m.to_string())
+                .filter(|m| !m.is_empty());
+            return Err(self.authentication_error(format!(
+                "{} (error code {}){}",
+                error_name(response.error_code),
+                response.error_code,
+                message.map(|m| format!(": {m}")).unwrap_or_default()
+            )));
+        }
+        Ok((response.auth_bytes, response.session_lifetime_ms))
     }
 
     async fn negotiate_versions(&mut self) -> Result<(), ClientError> {
@@ -257,6 +483,8 @@ impl Connection {
         self.broken = true;
         let exchange = async {
             self.stream.write_all(&frame).await?;
+            // TLS buffers what it encrypts; a plain socket has nothing to flush.
+            self.stream.flush().await?;
             if !expect_response {
                 return Ok(Bytes::new());
             }

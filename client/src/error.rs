@@ -69,6 +69,22 @@ pub enum ClientError {
     /// Invalid input rejected before anything was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// The security settings are unusable: they don't fit the security protocol, or a PEM
+    /// file cannot be read. Nothing was sent.
+    #[error("security settings: {0}")]
+    Security(String),
+
+    /// The TLS handshake failed: the broker's certificate is not trusted or does not name
+    /// the host, the broker refused the client certificate, or the port does not speak TLS.
+    #[error("TLS handshake with broker {broker} failed: {message}")]
+    Tls { broker: String, message: String },
+
+    /// SASL authentication failed; `message` carries the broker's error (its Kafka name,
+    /// code and message) or what the client found wrong with the broker's answer. Never
+    /// retried: the same credentials fail again.
+    #[error("SASL authentication with broker {broker} failed: {message}")]
+    Authentication { broker: String, message: String },
 }
 
 impl ClientError {

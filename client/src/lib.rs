@@ -5,11 +5,16 @@
 //! Kubernetes operator's admin calls.
 //!
 //! # Layout
-//! - [`connection`]: one TCP connection to one broker — framing, correlation ids, version
-//!   negotiation. Usable on its own for any `kafka_protocol` request type.
+//! - [`connection`]: one connection to one broker — TLS and SASL when configured, framing,
+//!   correlation ids, version negotiation. Usable on its own for any `kafka_protocol`
+//!   request type.
+//! - [`security`]: `security.protocol`, TLS trust and client certificates (PEM), SASL
+//!   PLAIN / SCRAM credentials, and the Kafka client properties that set them.
 //! - [`Client`] (`client.rs`): bootstrap, metadata cache, a connection per broker, routing
 //!   (partition requests to the leader, admin requests to the controller) and bounded retries.
-//! - `admin.rs`, `data.rs`: the typed admin and data APIs as methods on [`Client`].
+//! - `admin.rs`, `data.rs`: the typed admin and data APIs as methods on [`Client`];
+//!   [`acl`] (Describe/Create/DeleteAcls) and `scram_users.rs`
+//!   (Describe/AlterUserScramCredentials) likewise.
 //! - [`groups`]: consumer-group admin (list, describe, committed offsets, reset, delete);
 //!   [`member`]: taking part in a group as a consumer (join, sync with the range assignor,
 //!   heartbeat, commit, leave).
@@ -20,7 +25,9 @@
 //! # Dependency rule
 //! This crate must not depend on any broker crate (`ironlog-protocol`, `ironlog-storage`,
 //! `ironlog-server`): the operator links it and talks to brokers only over the Kafka
-//! protocol. Its wire types come from `kafka-protocol`, and those types stay out of the
+//! protocol. The pure, I/O-free crates the broker shares are fine: `ironlog-security`
+//! (SCRAM's client side, salted passwords) and, through it, `ironlog-metadata`'s
+//! `ScramMechanism`. Its wire types come from `kafka-protocol`, and those types stay out of the
 //! public admin/data signatures. Bytes from a broker are checked with `ironlog-wire`
 //! (sans-IO, shared with the broker) before they are decoded: every response against its
 //! layout, fetched records with the bounded record decoder.
@@ -41,6 +48,7 @@
 //! and failed connection attempts refresh metadata and retry a bounded number of times with
 //! exponential backoff (see [`ClientConfig`]); every request has a timeout.
 
+pub mod acl;
 mod admin;
 mod client;
 pub mod connection;
@@ -50,6 +58,8 @@ pub mod groups;
 pub mod member;
 pub mod quorum;
 pub mod records;
+mod scram_users;
+pub mod security;
 pub mod tools;
 
 pub use admin::{
@@ -63,9 +73,15 @@ pub use client::{
 pub use connection::{ApiVersionRange, Connection};
 pub use data::{Acks, FetchedPartition, OffsetSpec};
 pub use error::{error_name, ClientError};
+/// SCRAM's hash choice, as the security crate names it.
+pub use ironlog_security::ScramMechanism;
 pub use member::GroupMembership;
 pub use quorum::{QuorumDescription, QuorumReplica};
 pub use records::{Compression, ConsumedRecord, ProduceRecord};
+pub use scram_users::{ScramCredentialInfo, UserScramCredentials};
+pub use security::{
+    SaslCredentials, SaslMechanism, Security, SecurityConfig, SecurityProtocol, TlsSettings,
+};
 
 /// Compile-time check that the public request futures are `Send`: kube-rs reconcilers (the
 /// operator) can only await `Send` futures. This fails to build, not to run, on regression.
@@ -105,6 +121,12 @@ mod send_check {
             assert_send(c.fetch("t", 0, 0, 100, 1024));
             assert_send(c.fetch_partitions("t", &[], 100, 1024));
             assert_send(c.list_offsets("t", 0, OffsetSpec::Latest));
+            assert_send(c.describe_acls(&acl::AclBindingFilter::any()));
+            assert_send(c.create_acls(&[]));
+            assert_send(c.delete_acls(&[]));
+            assert_send(c.describe_user_scram_credentials(None));
+            assert_send(c.upsert_user_scram_credential("u", ScramMechanism::Sha512, 4096, "p"));
+            assert_send(c.delete_user_scram_credential("u", ScramMechanism::Sha512));
         };
     }
 }

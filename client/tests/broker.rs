@@ -425,6 +425,7 @@ async fn topics_tool_creates_alters_and_deletes() {
         connection: ConnectionArgs {
             bootstrap_server: broker.address.clone(),
             request_timeout_ms: 10_000,
+            command_config: None,
         },
         command,
     };

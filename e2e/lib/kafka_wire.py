@@ -354,3 +354,48 @@ def api_versions(addr, timeout=DEFAULT_TIMEOUT_S):
     if error:
         raise WireError(f"{addr}: ApiVersions error {error}")
     return {k: (lo, hi) for k, lo, hi in (r.array(lambda r: (r.i16(), r.i16(), r.i16())) or [])}
+
+
+# ---- AlterClientQuotas v0 / DescribeClientQuotas v0 ---------------------------------------
+
+ALTER_CLIENT_QUOTAS, DESCRIBE_CLIENT_QUOTAS = 49, 48
+
+
+def alter_client_quotas(addr, entries, timeout=DEFAULT_TIMEOUT_S):
+    """`entries`: [(entity, ops)] with entity [(type, name or None)] and ops
+    [(key, value or None to remove)]. Returns [(error_code, error_message)] per entry."""
+    def entity(e):
+        return _array(e, lambda p: _string(p[0]) + _string(p[1]))
+
+    def op(o):
+        key, value = o
+        return _string(key) + struct.pack(">d", value or 0.0) + _i8(1 if value is None else 0)
+
+    body = _array(entries, lambda e: entity(e[0]) + _array(e[1], op)) + _i8(0)
+    r = request(addr, ALTER_CLIENT_QUOTAS, 0, body, flexible=False, timeout=timeout)
+    r.i32()  # throttle_time_ms
+
+    def entry(r):
+        code, message = r.i16(), r.string()
+        r.array(lambda r: (r.string(), r.string()))
+        return code, message
+
+    return r.array(entry)
+
+
+def describe_client_quotas(addr, components, strict=False, timeout=DEFAULT_TIMEOUT_S):
+    """`components`: [(type, match_type, name)] (match 0 exact, 1 default, 2 any). Returns
+    (error_code, {((type, name), ...): {key: value}})."""
+    body = _array(components, lambda c: _string(c[0]) + _i8(c[1]) + _string(c[2]))
+    body += _i8(1 if strict else 0)
+    r = request(addr, DESCRIBE_CLIENT_QUOTAS, 0, body, flexible=False, timeout=timeout)
+    r.i32()
+    code, _message = r.i16(), r.string()
+
+    def entry(r):
+        entity = tuple(r.array(lambda r: (r.string(), r.string())))
+        values = dict(r.array(lambda r: (r.string(), struct.unpack(">d", r._take(8))[0])))
+        return entity, values
+
+    entries = r.array(entry) or []
+    return code, dict(entries)

@@ -128,6 +128,10 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
         "per-listener settings are not supported: ironlog.tls.cert / ironlog.tls.key / ironlog.tls.client.ca (PEM) and sasl.enabled.mechanisms apply to every listener",
     ),
     (
+        "authorizer.class.name",
+        "Ironlog's ACL authorizer is turned on with ironlog.authorizer=acl (ACLs live in the cluster metadata, as with KRaft's StandardAuthorizer)",
+    ),
+    (
         "security.inter.broker.protocol",
         "name the listener brokers use with inter.broker.listener.name (and its protocol in listener.security.protocol.map)",
     ),
@@ -218,6 +222,17 @@ pub const TABLE: &[KeySpec] = &[
         Flag("connections-max-reauth-ms"),
     ),
     key("ironlog.add.scram", Kind::String, Flag("add-scram")),
+    key(
+        "ironlog.authorizer",
+        Kind::OneOf(&["none", "acl"]),
+        Flag("authorizer"),
+    ),
+    key("super.users", Kind::String, Flag("super-users")),
+    key(
+        "allow.everyone.if.no.acl.found",
+        Kind::Bool,
+        Flag("allow-everyone-if-no-acl-found"),
+    ),
     // Groups.
     key(
         "group.initial.rebalance.delay.ms",

@@ -95,6 +95,9 @@
 //! | `sasl.enabled.mechanisms` | list of `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `--sasl-enabled-mechanisms` |
 //! | `connections.max.reauth.ms` | long ≥ 0 | `--connections-max-reauth-ms` (0: SASL sessions don't expire) |
 //! | `ironlog.add.scram` | `MECHANISM=[name=...,password=...];...` | `--add-scram`: SCRAM users created at start-up when missing |
+//! | `ironlog.authorizer` | `none` or `acl` | `--authorizer`: Kafka's ACL authorizer (deny by default) |
+//! | `super.users` | `User:a;User:b` | `--super-users`: principals allowed everything |
+//! | `allow.everyone.if.no.acl.found` | bool | `--allow-everyone-if-no-acl-found` |
 //! | `group.initial.rebalance.delay.ms` | int ≥ 0 | `--group-initial-rebalance-delay-ms` |
 //! | `group.min.session.timeout.ms` | int ≥ 1 | `--group-min-session-timeout-ms` |
 //! | `group.max.session.timeout.ms` | int ≥ 1 | `--group-max-session-timeout-ms` |

@@ -48,6 +48,7 @@
 
 pub mod plain;
 pub mod principal;
+pub mod protocol;
 pub mod scram;
 
 pub use ironlog_metadata::{ScramCredential, ScramMechanism};
@@ -55,6 +56,7 @@ pub use plain::{PlainError, PlainMessage};
 pub use principal::{
     from_certificate_der, subject_rfc2253, KafkaPrincipal, PrincipalError, ANONYMOUS,
 };
+pub use protocol::SecurityProtocol;
 pub use scram::{
     credential_from_salted_password, new_credential, salted_password, ScramClient, ScramError,
     ScramServer, MAX_ITERATIONS, MIN_ITERATIONS,

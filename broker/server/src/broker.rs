@@ -37,6 +37,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub metrics: Metrics,
     pub groups: GroupCoordinator,
+    /// Clients' byte rates against their quotas.
+    pub quotas: crate::quota::Quotas,
     shutdown: watch::Receiver<bool>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     started_ms: AtomicI64,
@@ -85,6 +87,7 @@ impl Broker {
             replicas,
             metrics,
             groups,
+            quotas: crate::quota::Quotas::default(),
             shutdown,
             producer_ids: std::sync::Mutex::new(ProducerIdBlock::default()),
             started_ms: AtomicI64::new(crate::replica_manager::now_ms()),

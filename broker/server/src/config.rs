@@ -81,6 +81,22 @@ pub struct BrokerArgs {
     /// are visible to other local users.
     #[arg(long = "add-scram", env = "IRONLOG_ADD_SCRAM", value_delimiter = ';')]
     pub add_scram: Vec<String>,
+    /// `acl` turns on Kafka's ACL authorizer (deny by default: a principal may do only what
+    /// ACLs allow); `none` (default) allows every authenticated request.
+    #[arg(long, env = "IRONLOG_AUTHORIZER", default_value = "none", value_parser = ["none", "acl"])]
+    pub authorizer: String,
+    /// Principals allowed everything, `User:admin;User:other` (Kafka's super.users).
+    #[arg(long, env = "IRONLOG_SUPER_USERS", value_delimiter = ';')]
+    pub super_users: Vec<String>,
+    /// Kafka's allow.everyone.if.no.acl.found: with the ACL authorizer, a resource no ACL
+    /// names at all is open to everyone.
+    #[arg(
+        long,
+        env = "IRONLOG_ALLOW_EVERYONE_IF_NO_ACL_FOUND",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_everyone_if_no_acl_found: bool,
     /// Directory holding the partition logs and the broker's metadata.
     #[arg(long, env = "IRONLOG_DATA_DIR", default_value = "./ironlog-data")]
     pub data_dir: PathBuf,

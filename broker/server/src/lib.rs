@@ -8,7 +8,10 @@
 //!   Kafka keys a file may hold is the `ironlog_broker_config` crate's.
 //! - [`broker`]: shared state, start-up, clean shutdown.
 //! - [`cluster`]: the metadata quorum, broker registration and heartbeats, the controller.
-//! - [`net`]: listener and per-connection request loop (ordered responses).
+//! - [`net`]: listeners (TLS), per-connection request loop (ordered responses), SASL
+//!   sessions.
+//! - [`authorizer`]: Kafka's ACL authorizer, asked by the handlers.
+//! - [`quota`]: client byte-rate quotas and throttling.
 //! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`replica_manager`]: topics and partitions on top of metadata and logs.
@@ -17,6 +20,7 @@
 //! - [`metadata`]: topic configs; the image itself is `ironlog_metadata`'s.
 //! - [`metrics`], [`http`]: Prometheus metrics on `/metrics`, health on `/health`.
 
+pub mod authorizer;
 pub mod broker;
 pub mod cluster;
 pub mod config;
@@ -28,5 +32,6 @@ pub mod metrics;
 pub mod net;
 pub mod partition;
 pub mod producer_state;
+pub mod quota;
 pub mod replica_fetcher;
 pub mod replica_manager;

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub queued_request_max_bytes: IntGauge,
     /// `queued_request_waits_total`: requests that had to wait for that budget.
     pub queued_request_waits: IntCounter,
+    /// `throttled_requests_total`: times a connection was muted by a quota.
+    pub throttled_requests: IntCounter,
     log_start_offset: IntGaugeVec,
     log_end_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -326,6 +328,10 @@ impl Metrics {
             queued_request_waits: counter(
                 "queued_request_waits_total",
                 "Requests whose reading waited for queued.max.request.bytes budget.",
+            ),
+            throttled_requests: counter(
+                "throttled_requests_total",
+                "Times a connection was muted because its client went over a byte-rate quota.",
             ),
             log_start_offset: gauge_vec("log_start_offset", "First offset of each partition log."),
             log_end_offset: gauge_vec(

@@ -1,20 +1,24 @@
 //! The `ironlog` command-line tools as library code: `topics`, `groups`, `produce`, `consume`,
-//! `cluster`.
+//! `cluster`, `users`, `acls`.
 //!
 //! Each tool is a `clap::Args` struct and an async `run`; the binary's `main.rs` only
-//! dispatches. Every tool flattens [`ConnectionArgs`] for where and how to connect. Pure parts
+//! dispatches. Every tool flattens [`ConnectionArgs`] for where and how to connect, its
+//! security included (`--command-config`, Kafka client properties). Pure parts
 //! (argument parsing, output formatting, partitioning) are separate functions so they can be
 //! unit-tested without a broker.
 
+pub mod acls;
 pub mod cluster;
 pub mod consume;
 pub mod groups;
 pub mod produce;
 pub mod topics;
+pub mod users;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{Client, ClientConfig};
+use crate::{Client, ClientConfig, SecurityConfig};
 
 /// Default bootstrap server of all tools.
 pub const DEFAULT_BOOTSTRAP_SERVER: &str = "127.0.0.1:9092";
@@ -37,18 +41,43 @@ pub struct ConnectionArgs {
         default_value_t = 30_000
     )]
     pub request_timeout_ms: u64,
+
+    /// Kafka client properties (key=value lines, # comments) securing the connection:
+    /// security.protocol, sasl.mechanism, sasl.username, sasl.password, ssl.ca.location,
+    /// ssl.certificate.location, ssl.key.location.
+    #[arg(
+        long,
+        global = true,
+        env = "IRONLOG_COMMAND_CONFIG",
+        value_name = "FILE"
+    )]
+    pub command_config: Option<PathBuf>,
 }
 
 impl ConnectionArgs {
-    /// Connects a client for a tool, with the tool's request timeout.
+    /// The client configuration of a tool: its bootstrap servers, request timeout and
+    /// security (from `--command-config`).
     ///
     /// # Errors
-    /// An unparsable bootstrap server list, or no bootstrap server reachable.
-    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
+    /// An unparsable bootstrap server list, or an unreadable or refused properties file.
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new(&self.bootstrap_server)?;
         config.client_id = "ironlog-cli".to_owned();
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
-        Ok(Client::connect(config).await?)
+        if let Some(path) = &self.command_config {
+            config.security = SecurityConfig::from_properties_file(path)
+                .map_err(|e| anyhow::anyhow!("--command-config {e}"))?;
+        }
+        Ok(config)
+    }
+
+    /// Connects a client for a tool ([`ConnectionArgs::client_config`]).
+    ///
+    /// # Errors
+    /// As [`ConnectionArgs::client_config`]; no bootstrap server reachable; TLS or SASL
+    /// refused.
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(self.client_config()?).await?)
     }
 }
 
@@ -58,6 +87,35 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected key=value, got {s:?}")),
     }
+}
+
+/// A table with a header row: left-aligned columns two spaces apart, no trailing spaces.
+pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let width = widths.get(i).copied().unwrap_or(0);
+            line.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Parses `argv` (without the program name) as one tool's arguments, for the tools' tests.
@@ -143,6 +201,8 @@ mod tests {
         Produce(produce::ProduceArgs),
         Consume(consume::ConsumeArgs),
         Cluster(cluster::ClusterArgs),
+        Users(users::UsersArgs),
+        Acls(acls::AclsArgs),
     }
 
     fn connection(argv: &[&str]) -> ConnectionArgs {
@@ -154,6 +214,8 @@ mod tests {
             Cli::Produce(a) => a.connection,
             Cli::Consume(a) => a.connection,
             Cli::Cluster(a) => a.connection,
+            Cli::Users(a) => a.connection,
+            Cli::Acls(a) => a.connection,
         }
     }
 
@@ -162,6 +224,7 @@ mod tests {
         let expected = ConnectionArgs {
             bootstrap_server: "b:1".into(),
             request_timeout_ms: 5,
+            command_config: None,
         };
         for argv in [
             &[
@@ -228,6 +291,82 @@ mod tests {
         let defaults = connection(&["groups", "describe", "--group", "g"]);
         assert_eq!(defaults.bootstrap_server, DEFAULT_BOOTSTRAP_SERVER);
         assert_eq!(defaults.request_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn every_tool_takes_command_config_before_or_after_its_subcommand() {
+        let file = Some(PathBuf::from("client.properties"));
+        for argv in [
+            &["topics", "--command-config", "client.properties", "list"][..],
+            &["topics", "list", "--command-config", "client.properties"],
+            &["groups", "list", "--command-config", "client.properties"],
+            &[
+                "produce",
+                "--topic",
+                "t",
+                "--command-config",
+                "client.properties",
+            ],
+            &[
+                "consume",
+                "--topic",
+                "t",
+                "--command-config",
+                "client.properties",
+            ],
+            &[
+                "cluster",
+                "describe",
+                "--command-config",
+                "client.properties",
+            ],
+            &["users", "--command-config", "client.properties", "list"],
+            &["users", "list", "--command-config", "client.properties"],
+            &["acls", "list", "--command-config", "client.properties"],
+            &[
+                "acls",
+                "--command-config",
+                "client.properties",
+                "add",
+                "--allow-principal",
+                "User:a",
+                "--operation",
+                "Read",
+                "--topic",
+                "t",
+            ],
+        ] {
+            assert_eq!(connection(argv).command_config, file, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn command_config_file_sets_the_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.properties");
+        std::fs::write(
+            &path,
+            "# admin over SASL\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n\
+             sasl.username=admin\nsasl.password=pw\n",
+        )
+        .unwrap();
+        let args = ConnectionArgs {
+            bootstrap_server: "b:1".into(),
+            request_timeout_ms: 5,
+            command_config: Some(path.clone()),
+        };
+        let config = args.client_config().unwrap();
+        assert_eq!(
+            config.security.protocol,
+            crate::SecurityProtocol::SaslPlaintext
+        );
+        let sasl = config.security.sasl.unwrap();
+        assert_eq!(sasl.username, "admin");
+        assert_eq!(sasl.password, "pw");
+        std::fs::write(&path, "security.protocol=SASL_PLAINTEXT\nlinger.ms=5\n").unwrap();
+        let err = args.client_config().unwrap_err().to_string();
+        assert!(err.contains("unknown property linger.ms"), "{err}");
+        assert!(err.contains("client.properties"), "{err}");
     }
 
     #[test]

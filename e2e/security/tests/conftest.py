@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 # Imported so pytest finds the fixtures and the report hook in this conftest.
-from broker import (Broker, binary_path, free_ports, pytest_runtest_makereport,  # noqa: F401
-                    unique_name)
+from broker import (Broker, binary_path, broker, broker_factory,  # noqa: F401
+                    free_ports, pytest_runtest_makereport, unique_name)
 from certs import make_certs
+from cluster import cluster_factory  # noqa: F401
 
 ADMIN = ("admin", "admin-secret")
 

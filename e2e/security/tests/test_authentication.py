@@ -206,9 +206,9 @@ def test_wrong_password_fails_with_an_authentication_error_and_writes_nothing(se
     failed_before = metric(secure, "ironlog_errors_total", 'error="SASL_AUTHENTICATION_FAILED"')
 
     errors = []
-    p = Producer({**wrong, "error_cb": errors.append, "message.timeout.ms": 5000})
+    p = Producer({**wrong, "error_cb": errors.append, "message.timeout.ms": 3000})
     p.produce(topic, b"never")
-    p.flush(10)
+    p.flush(5)
     del p  # stops its reconnecting
     assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
     assert any("Authentication failed" in e.str() for e in errors), [e.str() for e in errors]
@@ -216,15 +216,17 @@ def test_wrong_password_fails_with_an_authentication_error_and_writes_nothing(se
     # kafka-python reports the broker's error on its logger, then gives up bootstrapping.
     kp_config = kafka_python_security(secure, "SASL_SSL")
     kp_config["sasl_plain_password"] = "not-the-password"
+    kp_config["request_timeout_ms"] = 3000
+    kp_config["bootstrap_timeout_ms"] = 3000
     with caplog.at_level(logging.WARNING, logger="kafka"):
         with pytest.raises(KafkaPythonError):
-            producer = KafkaProducer(**kp_config, max_block_ms=5000)
-            producer.send(topic, b"never").get(timeout=5)
+            producer = KafkaProducer(**kp_config, max_block_ms=3000)
+            producer.send(topic, b"never").get(timeout=3)
     reported = [r.getMessage() for r in caplog.records if r.name.startswith("kafka")]
     assert any("SaslAuthenticationFailedError" in m and "Authentication failed" in m
                for m in reported), reported[:5]
 
-    out = kcat([*kcat_props(wrong), "-P", "-t", topic, "-X", "message.timeout.ms=5000"],
+    out = kcat([*kcat_props(wrong), "-P", "-t", topic, "-X", "message.timeout.ms=3000"],
                "never\n", timeout=60)
     assert out.returncode != 0
     assert "Authentication failed" in out.stderr, out.stderr
@@ -238,9 +240,9 @@ def test_untrusted_or_missing_client_certificate_is_refused(secure, topic):
     refused_before = metric(secure, "ironlog_refused_frames_total", 'reason="tls_handshake"')
     rogue = secure.mtls_config(secure.certs.rogue_cert, secure.certs.rogue_key)
     errors = []
-    p = Producer({**rogue, "error_cb": errors.append, "message.timeout.ms": 5000})
+    p = Producer({**rogue, "error_cb": errors.append, "message.timeout.ms": 3000})
     p.produce(topic, b"never")
-    p.flush(10)
+    p.flush(5)
     del p  # stops its reconnecting
     assert errors, "the producer with an untrusted certificate saw no error"
     assert all(e.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
@@ -248,15 +250,17 @@ def test_untrusted_or_missing_client_certificate_is_refused(secure, topic):
 
     no_cert = {"bootstrap.servers": secure.ssl, "security.protocol": "SSL",
                "ssl.ca.location": str(secure.certs.ca)}
-    out = kcat([*kcat_props(no_cert), "-L"], timeout=60)
+    out = kcat([*kcat_props(no_cert), "-L", "-m", "3"], timeout=60)
     assert out.returncode != 0, out.stdout
 
     common = kafka_python_security(secure, "SSL")
     common["ssl_certfile"] = str(secure.certs.rogue_cert)
     common["ssl_keyfile"] = str(secure.certs.rogue_key)
+    common["request_timeout_ms"] = 3000
+    common["bootstrap_timeout_ms"] = 3000
     with pytest.raises(KafkaPythonError):
-        producer = KafkaProducer(**common, max_block_ms=8000)
-        producer.send(topic, b"never").get(timeout=8)
+        producer = KafkaProducer(**common, max_block_ms=3000)
+        producer.send(topic, b"never").get(timeout=3)
 
     assert metric(secure, "ironlog_refused_frames_total",
                   'reason="tls_handshake"') >= refused_before + 3
@@ -319,7 +323,11 @@ def test_fuzzed_sasl_and_tls_handshakes_leave_the_broker_serving(secure, topic):
                 else:
                     sock.sendall(_frame(36, rng.choice([0, 1, 2]), 2,
                                         struct.pack(">i", len(token)) + token))
-                sock.recv(4096)
+                # Half-close: the broker sees the end of input at once instead of waiting
+                # for the rest of a frame the junk may have announced.
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(4096):
+                    pass
             except (OSError, struct.error):
                 pass
     host, port = secure.ssl.rsplit(":", 1)
@@ -329,8 +337,10 @@ def test_fuzzed_sasl_and_tls_handshakes_leave_the_broker_serving(secure, topic):
                                                      for _ in range(rng.randrange(0, 600)))
             try:
                 sock.sendall(junk)
+                sock.shutdown(socket.SHUT_WR)
                 sock.settimeout(5)
-                sock.recv(4096)
+                while sock.recv(4096):
+                    pass
             except OSError:
                 pass
     assert secure.broker.alive()

@@ -2797,6 +2797,437 @@ pub mod alter_user_scram_credentials_response {
     };
 }
 
+pub mod describe_acls_request {
+    use super::*;
+
+    pub const DESCRIBE_ACLS_REQUEST: Struct = Struct {
+        name: "DescribeAclsRequest",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "resource_type_filter", versions: (1, 3), kind: Int8 },
+            Field { name: "resource_name_filter", versions: (1, 1), kind: String },
+            Field { name: "resource_name_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "pattern_type_filter", versions: (1, 3), kind: Int8 },
+            Field { name: "principal_filter", versions: (1, 1), kind: String },
+            Field { name: "principal_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "host_filter", versions: (1, 1), kind: String },
+            Field { name: "host_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "operation", versions: (1, 3), kind: Int8 },
+            Field { name: "permission_type", versions: (1, 3), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_acls_response {
+    use super::*;
+
+    pub const DESCRIBE_ACLS_RESPONSE: Struct = Struct {
+        name: "DescribeAclsResponse",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (1, 3), kind: Int32 },
+            Field { name: "error_code", versions: (1, 3), kind: Int16 },
+            Field { name: "error_message", versions: (1, 1), kind: String },
+            Field { name: "error_message", versions: (2, 3), kind: CompactString },
+            Field { name: "resources", versions: (1, 1), kind: Array(&Struct(&DESCRIBE_ACLS_RESOURCE)) },
+            Field { name: "resources", versions: (2, 3), kind: CompactArray(&Struct(&DESCRIBE_ACLS_RESOURCE)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_ACLS_RESOURCE: Struct = Struct {
+        name: "DescribeAclsResource",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "resource_type", versions: (1, 3), kind: Int8 },
+            Field { name: "resource_name", versions: (1, 1), kind: String },
+            Field { name: "resource_name", versions: (2, 3), kind: CompactString },
+            Field { name: "pattern_type", versions: (1, 3), kind: Int8 },
+            Field { name: "acls", versions: (1, 1), kind: Array(&Struct(&ACL_DESCRIPTION)) },
+            Field { name: "acls", versions: (2, 3), kind: CompactArray(&Struct(&ACL_DESCRIPTION)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ACL_DESCRIPTION: Struct = Struct {
+        name: "AclDescription",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "principal", versions: (1, 1), kind: String },
+            Field { name: "principal", versions: (2, 3), kind: CompactString },
+            Field { name: "host", versions: (1, 1), kind: String },
+            Field { name: "host", versions: (2, 3), kind: CompactString },
+            Field { name: "operation", versions: (1, 3), kind: Int8 },
+            Field { name: "permission_type", versions: (1, 3), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod create_acls_request {
+    use super::*;
+
+    pub const CREATE_ACLS_REQUEST: Struct = Struct {
+        name: "CreateAclsRequest",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "creations", versions: (1, 1), kind: Array(&Struct(&ACL_CREATION)) },
+            Field { name: "creations", versions: (2, 3), kind: CompactArray(&Struct(&ACL_CREATION)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ACL_CREATION: Struct = Struct {
+        name: "AclCreation",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "resource_type", versions: (1, 3), kind: Int8 },
+            Field { name: "resource_name", versions: (1, 1), kind: String },
+            Field { name: "resource_name", versions: (2, 3), kind: CompactString },
+            Field { name: "resource_pattern_type", versions: (1, 3), kind: Int8 },
+            Field { name: "principal", versions: (1, 1), kind: String },
+            Field { name: "principal", versions: (2, 3), kind: CompactString },
+            Field { name: "host", versions: (1, 1), kind: String },
+            Field { name: "host", versions: (2, 3), kind: CompactString },
+            Field { name: "operation", versions: (1, 3), kind: Int8 },
+            Field { name: "permission_type", versions: (1, 3), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod create_acls_response {
+    use super::*;
+
+    pub const CREATE_ACLS_RESPONSE: Struct = Struct {
+        name: "CreateAclsResponse",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (1, 3), kind: Int32 },
+            Field { name: "results", versions: (1, 1), kind: Array(&Struct(&ACL_CREATION_RESULT)) },
+            Field { name: "results", versions: (2, 3), kind: CompactArray(&Struct(&ACL_CREATION_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ACL_CREATION_RESULT: Struct = Struct {
+        name: "AclCreationResult",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "error_code", versions: (1, 3), kind: Int16 },
+            Field { name: "error_message", versions: (1, 1), kind: String },
+            Field { name: "error_message", versions: (2, 3), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod delete_acls_request {
+    use super::*;
+
+    pub const DELETE_ACLS_REQUEST: Struct = Struct {
+        name: "DeleteAclsRequest",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "filters", versions: (1, 1), kind: Array(&Struct(&DELETE_ACLS_FILTER)) },
+            Field { name: "filters", versions: (2, 3), kind: CompactArray(&Struct(&DELETE_ACLS_FILTER)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DELETE_ACLS_FILTER: Struct = Struct {
+        name: "DeleteAclsFilter",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "resource_type_filter", versions: (1, 3), kind: Int8 },
+            Field { name: "resource_name_filter", versions: (1, 1), kind: String },
+            Field { name: "resource_name_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "pattern_type_filter", versions: (1, 3), kind: Int8 },
+            Field { name: "principal_filter", versions: (1, 1), kind: String },
+            Field { name: "principal_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "host_filter", versions: (1, 1), kind: String },
+            Field { name: "host_filter", versions: (2, 3), kind: CompactString },
+            Field { name: "operation", versions: (1, 3), kind: Int8 },
+            Field { name: "permission_type", versions: (1, 3), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod delete_acls_response {
+    use super::*;
+
+    pub const DELETE_ACLS_RESPONSE: Struct = Struct {
+        name: "DeleteAclsResponse",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (1, 3), kind: Int32 },
+            Field { name: "filter_results", versions: (1, 1), kind: Array(&Struct(&DELETE_ACLS_FILTER_RESULT)) },
+            Field { name: "filter_results", versions: (2, 3), kind: CompactArray(&Struct(&DELETE_ACLS_FILTER_RESULT)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DELETE_ACLS_MATCHING_ACL: Struct = Struct {
+        name: "DeleteAclsMatchingAcl",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "error_code", versions: (1, 3), kind: Int16 },
+            Field { name: "error_message", versions: (1, 1), kind: String },
+            Field { name: "error_message", versions: (2, 3), kind: CompactString },
+            Field { name: "resource_type", versions: (1, 3), kind: Int8 },
+            Field { name: "resource_name", versions: (1, 1), kind: String },
+            Field { name: "resource_name", versions: (2, 3), kind: CompactString },
+            Field { name: "pattern_type", versions: (1, 3), kind: Int8 },
+            Field { name: "principal", versions: (1, 1), kind: String },
+            Field { name: "principal", versions: (2, 3), kind: CompactString },
+            Field { name: "host", versions: (1, 1), kind: String },
+            Field { name: "host", versions: (2, 3), kind: CompactString },
+            Field { name: "operation", versions: (1, 3), kind: Int8 },
+            Field { name: "permission_type", versions: (1, 3), kind: Int8 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DELETE_ACLS_FILTER_RESULT: Struct = Struct {
+        name: "DeleteAclsFilterResult",
+        versions: (1, 3),
+        flexible: 2,
+        fields: &[
+            Field { name: "error_code", versions: (1, 3), kind: Int16 },
+            Field { name: "error_message", versions: (1, 1), kind: String },
+            Field { name: "error_message", versions: (2, 3), kind: CompactString },
+            Field { name: "matching_acls", versions: (1, 1), kind: Array(&Struct(&DELETE_ACLS_MATCHING_ACL)) },
+            Field { name: "matching_acls", versions: (2, 3), kind: CompactArray(&Struct(&DELETE_ACLS_MATCHING_ACL)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_client_quotas_request {
+    use super::*;
+
+    pub const DESCRIBE_CLIENT_QUOTAS_REQUEST: Struct = Struct {
+        name: "DescribeClientQuotasRequest",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "components", versions: (0, 0), kind: Array(&Struct(&COMPONENT_DATA)) },
+            Field { name: "components", versions: (1, 1), kind: CompactArray(&Struct(&COMPONENT_DATA)) },
+            Field { name: "strict", versions: (0, 1), kind: Bool },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const COMPONENT_DATA: Struct = Struct {
+        name: "ComponentData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity_type", versions: (0, 0), kind: String },
+            Field { name: "entity_type", versions: (1, 1), kind: CompactString },
+            Field { name: "match_type", versions: (0, 1), kind: Int8 },
+            Field { name: "_match", versions: (0, 0), kind: String },
+            Field { name: "_match", versions: (1, 1), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod describe_client_quotas_response {
+    use super::*;
+
+    pub const VALUE_DATA: Struct = Struct {
+        name: "ValueData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "key", versions: (0, 0), kind: String },
+            Field { name: "key", versions: (1, 1), kind: CompactString },
+            Field { name: "value", versions: (0, 1), kind: Float64 },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ENTRY_DATA: Struct = Struct {
+        name: "EntryData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity", versions: (0, 0), kind: Array(&Struct(&ENTITY_DATA)) },
+            Field { name: "entity", versions: (1, 1), kind: CompactArray(&Struct(&ENTITY_DATA)) },
+            Field { name: "values", versions: (0, 0), kind: Array(&Struct(&VALUE_DATA)) },
+            Field { name: "values", versions: (1, 1), kind: CompactArray(&Struct(&VALUE_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ENTITY_DATA: Struct = Struct {
+        name: "EntityData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity_type", versions: (0, 0), kind: String },
+            Field { name: "entity_type", versions: (1, 1), kind: CompactString },
+            Field { name: "entity_name", versions: (0, 0), kind: String },
+            Field { name: "entity_name", versions: (1, 1), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const DESCRIBE_CLIENT_QUOTAS_RESPONSE: Struct = Struct {
+        name: "DescribeClientQuotasResponse",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (0, 1), kind: Int32 },
+            Field { name: "error_code", versions: (0, 1), kind: Int16 },
+            Field { name: "error_message", versions: (0, 0), kind: String },
+            Field { name: "error_message", versions: (1, 1), kind: CompactString },
+            Field { name: "entries", versions: (0, 0), kind: Array(&Struct(&ENTRY_DATA)) },
+            Field { name: "entries", versions: (1, 1), kind: CompactArray(&Struct(&ENTRY_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod alter_client_quotas_request {
+    use super::*;
+
+    pub const OP_DATA: Struct = Struct {
+        name: "OpData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "key", versions: (0, 0), kind: String },
+            Field { name: "key", versions: (1, 1), kind: CompactString },
+            Field { name: "value", versions: (0, 1), kind: Float64 },
+            Field { name: "remove", versions: (0, 1), kind: Bool },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ENTRY_DATA: Struct = Struct {
+        name: "EntryData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity", versions: (0, 0), kind: Array(&Struct(&ENTITY_DATA)) },
+            Field { name: "entity", versions: (1, 1), kind: CompactArray(&Struct(&ENTITY_DATA)) },
+            Field { name: "ops", versions: (0, 0), kind: Array(&Struct(&OP_DATA)) },
+            Field { name: "ops", versions: (1, 1), kind: CompactArray(&Struct(&OP_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ENTITY_DATA: Struct = Struct {
+        name: "EntityData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity_type", versions: (0, 0), kind: String },
+            Field { name: "entity_type", versions: (1, 1), kind: CompactString },
+            Field { name: "entity_name", versions: (0, 0), kind: String },
+            Field { name: "entity_name", versions: (1, 1), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ALTER_CLIENT_QUOTAS_REQUEST: Struct = Struct {
+        name: "AlterClientQuotasRequest",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entries", versions: (0, 0), kind: Array(&Struct(&ENTRY_DATA)) },
+            Field { name: "entries", versions: (1, 1), kind: CompactArray(&Struct(&ENTRY_DATA)) },
+            Field { name: "validate_only", versions: (0, 1), kind: Bool },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
+pub mod alter_client_quotas_response {
+    use super::*;
+
+    pub const ENTRY_DATA: Struct = Struct {
+        name: "EntryData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "error_code", versions: (0, 1), kind: Int16 },
+            Field { name: "error_message", versions: (0, 0), kind: String },
+            Field { name: "error_message", versions: (1, 1), kind: CompactString },
+            Field { name: "entity", versions: (0, 0), kind: Array(&Struct(&ENTITY_DATA)) },
+            Field { name: "entity", versions: (1, 1), kind: CompactArray(&Struct(&ENTITY_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ENTITY_DATA: Struct = Struct {
+        name: "EntityData",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "entity_type", versions: (0, 0), kind: String },
+            Field { name: "entity_type", versions: (1, 1), kind: CompactString },
+            Field { name: "entity_name", versions: (0, 0), kind: String },
+            Field { name: "entity_name", versions: (1, 1), kind: CompactString },
+        ],
+        tagged: &[
+        ],
+    };
+
+    pub const ALTER_CLIENT_QUOTAS_RESPONSE: Struct = Struct {
+        name: "AlterClientQuotasResponse",
+        versions: (0, 1),
+        flexible: 1,
+        fields: &[
+            Field { name: "throttle_time_ms", versions: (0, 1), kind: Int32 },
+            Field { name: "entries", versions: (0, 0), kind: Array(&Struct(&ENTRY_DATA)) },
+            Field { name: "entries", versions: (1, 1), kind: CompactArray(&Struct(&ENTRY_DATA)) },
+        ],
+        tagged: &[
+        ],
+    };
+}
+
 pub mod request_header {
     use super::*;
 
@@ -2925,4 +3356,9 @@ pub const APIS: &[(kafka_protocol::messages::ApiKey, &Struct, &Struct)] = &[
     (kafka_protocol::messages::ApiKey::SaslAuthenticate, &sasl_authenticate_request::SASL_AUTHENTICATE_REQUEST, &sasl_authenticate_response::SASL_AUTHENTICATE_RESPONSE),
     (kafka_protocol::messages::ApiKey::DescribeUserScramCredentials, &describe_user_scram_credentials_request::DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST, &describe_user_scram_credentials_response::DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE),
     (kafka_protocol::messages::ApiKey::AlterUserScramCredentials, &alter_user_scram_credentials_request::ALTER_USER_SCRAM_CREDENTIALS_REQUEST, &alter_user_scram_credentials_response::ALTER_USER_SCRAM_CREDENTIALS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::DescribeAcls, &describe_acls_request::DESCRIBE_ACLS_REQUEST, &describe_acls_response::DESCRIBE_ACLS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::CreateAcls, &create_acls_request::CREATE_ACLS_REQUEST, &create_acls_response::CREATE_ACLS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::DeleteAcls, &delete_acls_request::DELETE_ACLS_REQUEST, &delete_acls_response::DELETE_ACLS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::DescribeClientQuotas, &describe_client_quotas_request::DESCRIBE_CLIENT_QUOTAS_REQUEST, &describe_client_quotas_response::DESCRIBE_CLIENT_QUOTAS_RESPONSE),
+    (kafka_protocol::messages::ApiKey::AlterClientQuotas, &alter_client_quotas_request::ALTER_CLIENT_QUOTAS_REQUEST, &alter_client_quotas_response::ALTER_CLIENT_QUOTAS_RESPONSE),
 ];

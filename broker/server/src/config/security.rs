@@ -17,48 +17,7 @@ use ironlog_metadata::ScramMechanism;
 
 use super::{BrokerArgs, ConfigError};
 
-/// Kafka's security protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn parse(name: &str) -> Option<SecurityProtocol> {
-        match name.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
-            "SSL" => Some(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Whether connections are TLS.
-    pub fn is_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    /// Whether clients authenticate with SASL before anything else.
-    pub fn is_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
+pub use ironlog_security::SecurityProtocol;
 
 /// One Kafka listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +92,11 @@ pub struct SecurityConfig {
     /// Kafka's connections.max.reauth.ms: a SASL session's lifetime (KIP-368); 0: no limit.
     pub connections_max_reauth_ms: u64,
     pub add_scram: Vec<ScramUser>,
+    /// Kafka's ACL authorizer on (`--authorizer acl`).
+    pub authorizer: bool,
+    /// Principals allowed everything, as `User:name`.
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl Default for SecurityConfig {
@@ -143,6 +107,9 @@ impl Default for SecurityConfig {
             sasl_mechanisms: SASL_MECHANISMS.iter().map(|m| m.to_string()).collect(),
             connections_max_reauth_ms: 0,
             add_scram: Vec::new(),
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }
@@ -321,7 +288,22 @@ pub(super) fn resolve(
     for spec in &args.add_scram {
         add_scram.push(parse_add_scram(spec).map_err(|e| bad(format!("--add-scram: {e}")))?);
     }
+    let mut super_users = Vec::new();
+    for user in args
+        .super_users
+        .iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+    {
+        let principal: ironlog_security::principal::KafkaPrincipal = user
+            .parse()
+            .map_err(|e| bad(format!("--super-users: {user:?} is not Type:name ({e})")))?;
+        super_users.push(principal.to_string());
+    }
     let security = SecurityConfig {
+        authorizer: args.authorizer == "acl",
+        super_users,
+        allow_everyone_if_no_acl_found: args.allow_everyone_if_no_acl_found,
         tls,
         tls_reload_interval: std::time::Duration::from_millis(args.tls_reload_interval_ms.max(100)),
         sasl_mechanisms,

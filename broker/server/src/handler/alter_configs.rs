@@ -9,12 +9,15 @@ use ironlog_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "AlterConfigs";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
@@ -32,6 +35,14 @@ pub async fn handle(
                 })
                 .collect();
             let outcome = match resource.resource_type {
+                RESOURCE_TOPIC if !access.topic(AclOperation::AlterConfigs, &name) => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not alter the configs of {name}", access.principal()),
+                )),
+                RESOURCE_BROKER if !access.cluster(AclOperation::AlterConfigs) => Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    format!("{} may not alter broker configs", access.principal()),
+                )),
                 RESOURCE_TOPIC => broker
                     .replicas
                     .set_topic_configs(&name, configs, request.validate_only)

@@ -17,14 +17,17 @@ use ironlog_protocol::kafka_protocol::messages::{
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::cluster::ClusterError;
 use crate::replica_manager::ReplicaError;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "AlterUserScramCredentials";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: AlterUserScramCredentialsRequest,
     _version: i16,
 ) -> AlterUserScramCredentialsResponse {
@@ -51,7 +54,12 @@ pub async fn handle(
         *touched.entry((name.clone(), code)).or_default() += 1;
         let plan = plans.get_mut(&name).expect("inserted above");
         let Ok(commands) = plan else { continue };
-        let refusal = if name.is_empty() {
+        let refusal = if !access.cluster(AclOperation::Alter) {
+            Some((
+                ResponseError::ClusterAuthorizationFailed,
+                format!("{} may not alter SCRAM credentials", access.principal()),
+            ))
+        } else if name.is_empty() {
             Some((
                 ResponseError::UnacceptableCredential,
                 "the user name is empty".to_string(),

@@ -9,8 +9,10 @@ use ironlog_protocol::kafka_protocol::messages::create_topics_response::{
 use ironlog_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::{NewTopic, ReplicaError};
+use ironlog_protocol::ResponseError;
 
 const API: &str = "CreateTopics";
 /// DescribeConfigs' DEFAULT_CONFIG and DYNAMIC_TOPIC_CONFIG sources.
@@ -19,6 +21,7 @@ const SOURCE_TOPIC: i8 = 1;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -26,6 +29,21 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
+        if !access.may_create_topic(&name) {
+            result.error_code =
+                error_code(broker, API, Some(ResponseError::TopicAuthorizationFailed));
+            result.error_message = Some(str_bytes(format!(
+                "{} may not create topic {name} (CREATE on the cluster or the topic)",
+                access.principal()
+            )));
+            if version >= 5 {
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+                result.configs = None;
+            }
+            topics.push(result);
+            continue;
+        }
         let configs: BTreeMap<String, String> = topic
             .configs
             .iter()

@@ -7,13 +7,17 @@ use ironlog_protocol::kafka_protocol::messages::delete_groups_response::Deletabl
 use ironlog_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::now_ms;
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 const API: &str = "DeleteGroups";
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: DeleteGroupsRequest,
     _version: i16,
 ) -> DeleteGroupsResponse {
@@ -21,6 +25,15 @@ pub fn handle(
         .groups_names
         .into_iter()
         .map(|group_id| {
+            if !access.group(AclOperation::Delete, &group_id.0) {
+                return DeletableGroupResult::default()
+                    .with_group_id(group_id)
+                    .with_error_code(error_code(
+                        broker,
+                        API,
+                        Some(ResponseError::GroupAuthorizationFailed),
+                    ));
+            }
             let result = broker
                 .groups
                 .delete_group(&broker.replicas, &group_id.0, now_ms());

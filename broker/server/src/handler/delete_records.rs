@@ -8,13 +8,17 @@ use ironlog_protocol::kafka_protocol::messages::delete_records_response::{
 use ironlog_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::{log_error_code, write};
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 const API: &str = "DeleteRecords";
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
@@ -23,6 +27,7 @@ pub fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let deletable = access.topic(AclOperation::Delete, &name);
             let partitions = topic
                 .partitions
                 .iter()
@@ -30,6 +35,11 @@ pub fn handle(
                     let mut result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !deletable {
+                        result.error_code =
+                            error_code(broker, API, Some(ResponseError::TopicAuthorizationFailed));
+                        return result;
+                    }
                     match broker.replicas.leader_partition(&name, p.partition_index) {
                         Err(e) => result.error_code = error_code(broker, API, Some(e.error_code())),
                         Ok(partition) => {

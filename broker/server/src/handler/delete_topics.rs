@@ -7,12 +7,15 @@ use ironlog_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopi
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "DeleteTopics";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -47,6 +50,17 @@ pub async fn handle(
             if version >= 6 {
                 result.topic_id = id;
             }
+            // A topic id the principal may not describe is answered as unknown: ids are
+            // not revealed to those who can't see the topic.
+            let resolved = match resolved {
+                Ok(n) if name.is_none() && !access.topic(AclOperation::Describe, &n) => {
+                    Err(ResponseError::UnknownTopicId)
+                }
+                Ok(n) if !access.topic(AclOperation::Delete, &n) => {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                }
+                other => other,
+            };
             let outcome = match resolved {
                 Ok(n) => broker
                     .replicas

@@ -10,7 +10,9 @@ use ironlog_protocol::kafka_protocol::messages::{DescribeConfigsRequest, Describ
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "DescribeConfigs";
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -24,6 +26,7 @@ type Entry = (String, String, i8, bool);
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -43,6 +46,17 @@ pub fn handle(
                 .with_resource_name(resource.resource_name.clone());
             let entries: Result<Vec<Entry>, (ResponseError, String)> = match resource.resource_type
             {
+                RESOURCE_TOPIC if !access.topic(AclOperation::DescribeConfigs, &name) => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!(
+                        "{} may not describe the configs of {name}",
+                        access.principal()
+                    ),
+                )),
+                RESOURCE_BROKER if !access.cluster(AclOperation::DescribeConfigs) => Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    format!("{} may not describe broker configs", access.principal()),
+                )),
                 RESOURCE_TOPIC => match broker.replicas.metadata().topic(&name) {
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,

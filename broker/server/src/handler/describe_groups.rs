@@ -10,10 +10,14 @@ use ironlog_protocol::kafka_protocol::messages::describe_groups_response::{
 use ironlog_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: DescribeGroupsRequest,
     _version: i16,
 ) -> DescribeGroupsResponse {
@@ -21,6 +25,12 @@ pub fn handle(
         .groups
         .into_iter()
         .map(|group_id| {
+            if !access.group(AclOperation::Describe, &group_id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            }
             if let Err(e) = broker.groups.check_coordinator(&group_id.0) {
                 return DescribedGroup::default()
                     .with_group_id(group_id)

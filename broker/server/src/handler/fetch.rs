@@ -25,15 +25,22 @@ use ironlog_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::{now_ms, ReplicaError};
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "Fetch";
 /// Upper bound on a long poll, whatever the client asks, so shutdown and buggy clients
 /// can't park a connection forever.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    access: &Access,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let mut appends = broker.replicas.subscribe_appends();
@@ -42,7 +49,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         // Mark the current append count as seen *before* reading, so an append that lands
         // between the read and the wait still wakes us.
         appends.borrow_and_update();
-        let (response, bytes, errors) = read_once(broker, &request, version);
+        let (response, bytes, errors) = read_once(broker, access, &request, version);
         let satisfied = bytes >= request.min_bytes.max(1) as usize || errors;
         if satisfied || Instant::now() >= deadline || broker.is_shutting_down() {
             return response;
@@ -59,6 +66,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
 /// partition has an error (errors answer at once, without waiting).
 fn read_once(
     broker: &Arc<Broker>,
+    access: &Access,
     request: &FetchRequest,
     version: i16,
 ) -> (FetchResponse, usize, bool) {
@@ -98,6 +106,21 @@ fn read_once(
                 partitions.push(data);
                 continue;
             };
+            // Followers need CLUSTER_ACTION on the cluster, consumers READ on the topic.
+            let refused = if replica_id >= 0 {
+                (!access.cluster(AclOperation::ClusterAction))
+                    .then_some(ResponseError::ClusterAuthorizationFailed)
+            } else {
+                (!access.topic(AclOperation::Read, name))
+                    .then_some(ResponseError::TopicAuthorizationFailed)
+            };
+            if let Some(refused) = refused {
+                data.error_code = error_code(broker, API, Some(refused));
+                data.high_watermark = -1;
+                any_error = true;
+                partitions.push(data);
+                continue;
+            }
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining) as u64;
             let current_leader_epoch = if version >= 9 {
                 p.current_leader_epoch

@@ -13,10 +13,12 @@ use ironlog_protocol::kafka_protocol::messages::{FindCoordinatorRequest, FindCoo
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::group::coordinator::DEFAULT_OFFSETS_PARTITIONS;
 use crate::group::offsets::{self, OFFSETS_TOPIC};
 use crate::replica_manager::{NewTopic, ReplicaError};
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "FindCoordinator";
 const KEY_TYPE_GROUP: i8 = 0;
@@ -27,6 +29,7 @@ type Found = Result<(i32, String, i32), ResponseError>;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     listener: &str,
     request: FindCoordinatorRequest,
     version: i16,
@@ -43,6 +46,9 @@ pub async fn handle(
     let found: Vec<Found> = keys
         .iter()
         .map(|key| {
+            if request.key_type == KEY_TYPE_GROUP && !access.group(AclOperation::Describe, key) {
+                return Err(ResponseError::GroupAuthorizationFailed);
+            }
             image
                 .as_ref()
                 .map_err(|e| *e)

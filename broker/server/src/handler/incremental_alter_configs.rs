@@ -11,7 +11,9 @@ use ironlog_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "IncrementalAlterConfigs";
 const SET: i8 = 0;
@@ -21,6 +23,7 @@ const SUBTRACT: i8 = 3;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
@@ -29,6 +32,14 @@ pub async fn handle(
         {
             let name = resource.resource_name.to_string();
             let outcome = match resource.resource_type {
+                RESOURCE_TOPIC if !access.topic(AclOperation::AlterConfigs, &name) => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not alter the configs of {name}", access.principal()),
+                )),
+                RESOURCE_BROKER if !access.cluster(AclOperation::AlterConfigs) => Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    format!("{} may not alter broker configs", access.principal()),
+                )),
                 RESOURCE_TOPIC => {
                     alter_topic(broker, &name, &resource.configs, request.validate_only).await
                 }

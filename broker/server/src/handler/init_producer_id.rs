@@ -8,12 +8,14 @@ use ironlog_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProd
 use ironlog_protocol::ResponseError;
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 
 const API: &str = "InitProducerId";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: InitProducerIdRequest,
     _version: i16,
 ) -> InitProducerIdResponse {
@@ -26,6 +28,12 @@ pub async fn handle(
             API,
             Some(ResponseError::TransactionalIdAuthorizationFailed),
         );
+        return response;
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    if !access.may_write_idempotently() {
+        response.error_code =
+            error_code(broker, API, Some(ResponseError::ClusterAuthorizationFailed));
         return response;
     }
     match broker.allocate_producer_id().await {

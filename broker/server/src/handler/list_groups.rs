@@ -7,10 +7,13 @@ use ironlog_protocol::kafka_protocol::messages::list_groups_response::ListedGrou
 use ironlog_protocol::kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::str_bytes;
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -19,6 +22,7 @@ pub fn handle(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    let may_list_all = access.cluster(AclOperation::Describe);
     let groups = broker
         .groups
         .list_groups()
@@ -26,6 +30,9 @@ pub fn handle(
         .filter(|(_, _, state)| {
             filter.is_empty() || filter.contains(&state.name().to_ascii_lowercase())
         })
+        // DESCRIBE on the cluster lists every group; otherwise those the principal may
+        // describe.
+        .filter(|(id, _, _)| may_list_all || access.group(AclOperation::Describe, id))
         .map(|(id, protocol_type, state)| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))

@@ -21,8 +21,10 @@ use ironlog_storage::records::{max_uncompressed_bytes, RecordDecoder};
 use ironlog_storage::{Log, LogError};
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::{log_error_code, read};
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "ListOffsets";
 const LATEST: i64 = -1;
@@ -33,6 +35,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -41,6 +44,7 @@ pub fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let describable = access.topic(AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .iter()
@@ -49,6 +53,11 @@ pub fn handle(
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
+                    if !describable {
+                        out.error_code =
+                            error_code(broker, API, Some(ResponseError::TopicAuthorizationFailed));
+                        return out;
+                    }
                     let partition = match broker.replicas.leader_partition(&name, p.partition_index)
                     {
                         Ok(partition) => partition,

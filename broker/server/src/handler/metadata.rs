@@ -13,14 +13,17 @@ use ironlog_protocol::kafka_protocol::messages::{MetadataRequest, MetadataRespon
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::metadata::TopicMeta;
 use crate::replica_manager::{NewTopic, ReplicaError};
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "Metadata";
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     listener: &str,
     request: MetadataRequest,
     version: i16,
@@ -49,16 +52,18 @@ pub async fn handle(
     let topics = match requested {
         None => {
             let image = broker.replicas.metadata();
+            // Topics the principal may not describe are left out, as if they didn't exist.
             image
                 .topics
                 .values()
+                .filter(|t| access.topic(AclOperation::Describe, &t.name))
                 .map(|t| topic_response(&image, t))
                 .collect()
         }
         Some(names) => {
             let mut topics = Vec::with_capacity(names.len());
             for name in names {
-                topics.push(requested_topic(broker, name, allow_auto_create).await);
+                topics.push(requested_topic(broker, access, name, allow_auto_create).await);
             }
             topics
         }
@@ -95,14 +100,24 @@ pub async fn handle(
 
 async fn requested_topic(
     broker: &Arc<Broker>,
+    access: &Access,
     name: String,
     allow_auto_create: bool,
 ) -> MetadataResponseTopic {
     let image = broker.replicas.metadata();
+    let describable = access.topic(AclOperation::Describe, &name);
     if let Some(t) = image.topic(&name) {
-        return topic_response(&image, t);
+        if describable {
+            return topic_response(&image, t);
+        }
     }
-    let error = if allow_auto_create && broker.config.auto_create_topics {
+    let error = if image.topic(&name).is_some() {
+        // Exists, but not for this principal: no id, no partitions.
+        ResponseError::TopicAuthorizationFailed
+    } else if allow_auto_create
+        && broker.config.auto_create_topics
+        && access.may_create_topic(&name)
+    {
         let created = broker
             .replicas
             .create_topic(NewTopic {
@@ -128,8 +143,10 @@ async fn requested_topic(
                 e.error_code()
             }
         }
-    } else {
+    } else if describable {
         ResponseError::UnknownTopicOrPartition
+    } else {
+        ResponseError::TopicAuthorizationFailed
     };
     MetadataResponseTopic::default()
         .with_error_code(error_code(broker, API, Some(error)))

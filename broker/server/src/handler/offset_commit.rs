@@ -14,10 +14,12 @@ use ironlog_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetComm
 use ironlog_protocol::ResponseError;
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::group::coordinator::CommitError;
 use crate::group::metadata::{CommitRequest, CommittedOffset};
 use crate::replica_manager::now_ms;
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "OffsetCommit";
 /// Kafka's offsets.commit.timeout.ms.
@@ -25,6 +27,7 @@ const OFFSET_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: OffsetCommitRequest,
     _version: i16,
 ) -> OffsetCommitResponse {
@@ -35,8 +38,13 @@ pub async fn handle(
     let mut to_commit = Vec::new();
     for topic in &request.topics {
         let name = topic.name.0.to_string();
+        let readable = access.topic(AclOperation::Read, &name);
         for p in &topic.partitions {
             let tp = (name.clone(), p.partition_index);
+            if !readable {
+                outcome.push((tp, Some(ResponseError::TopicAuthorizationFailed)));
+                continue;
+            }
             if !broker.replicas.partition_exists(&name, p.partition_index) {
                 outcome.push((tp, Some(ResponseError::UnknownTopicOrPartition)));
                 continue;
@@ -64,6 +72,8 @@ pub async fn handle(
     };
     let result = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if !access.group(AclOperation::Read, &group_id) {
+        Err(ResponseError::GroupAuthorizationFailed)
     } else if to_commit.is_empty() {
         Ok((Vec::new(), None))
     } else {

@@ -13,8 +13,11 @@ use ironlog_protocol::kafka_protocol::messages::{
 use ironlog_protocol::schema;
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::replica_manager::now_ms;
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 const API: &str = "OffsetDelete";
 
@@ -33,12 +36,23 @@ pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: OffsetDeleteRequest,
     _version: i16,
 ) -> OffsetDeleteResponse {
+    if !access.group(AclOperation::Delete, &request.group_id.0) {
+        return OffsetDeleteResponse::default().with_error_code(error_code(
+            broker,
+            API,
+            Some(ResponseError::GroupAuthorizationFailed),
+        ));
+    }
+    // Partitions of topics the principal may not read are answered
+    // TOPIC_AUTHORIZATION_FAILED and left alone.
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| access.topic(AclOperation::Read, &t.name.0))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -70,10 +84,14 @@ pub fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let err = results
-                        .iter()
-                        .find(|((name, i), _)| *name == *t.name.0 && *i == p.partition_index)
-                        .and_then(|(_, r)| r.as_ref().err().map(|e| e.response_error()));
+                    let err = if access.topic(AclOperation::Read, &t.name.0) {
+                        results
+                            .iter()
+                            .find(|((name, i), _)| *name == *t.name.0 && *i == p.partition_index)
+                            .and_then(|(_, r)| r.as_ref().err().map(|e| e.response_error()))
+                    } else {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code(broker, API, err))

@@ -13,19 +13,33 @@ use ironlog_protocol::kafka_protocol::messages::{
 };
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::group::metadata::CommittedOffset;
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 const API: &str = "OffsetFetch";
 
 /// `(topic, [(partition, committed)])` for one group, in request order (or sorted for "all").
+/// A requested topic the principal may not describe has no offsets: its partitions answer
+/// TOPIC_AUTHORIZATION_FAILED ([`denied`]).
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
-fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn fetch(
+    broker: &Broker,
+    access: &Access,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Fetched {
     match topics {
         None => {
+            // Every committed topic the principal may describe; the others are left out.
             let mut out: Fetched = Vec::new();
             for ((topic, partition), o) in broker.groups.fetch_offsets(group, None) {
+                if !access.topic(AclOperation::Describe, &topic) {
+                    continue;
+                }
                 match out.last_mut() {
                     Some((t, ps)) if *t == topic => ps.push((partition, Some(o))),
                     _ => out.push((topic, vec![(partition, Some(o))])),
@@ -39,6 +53,10 @@ fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) 
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
                 .collect();
             let found = broker.groups.fetch_offsets(group, Some(&wanted));
+            let found: std::collections::HashMap<_, _> = found
+                .into_iter()
+                .filter(|((t, _), _)| access.topic(AclOperation::Describe, t))
+                .collect();
             topics
                 .into_iter()
                 .map(|(t, ps)| {
@@ -53,6 +71,15 @@ fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) 
     }
 }
 
+/// TOPIC_AUTHORIZATION_FAILED when the principal may not describe `topic`.
+fn denied(broker: &Broker, access: &Access, topic: &str) -> i16 {
+    if access.topic(AclOperation::Describe, topic) {
+        0
+    } else {
+        error_code(broker, API, Some(ResponseError::TopicAuthorizationFailed))
+    }
+}
+
 fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
     match o {
         Some(o) => (o.offset, o.leader_epoch, o.metadata.clone()),
@@ -62,6 +89,7 @@ fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -75,15 +103,25 @@ pub fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
+                if !access.group(AclOperation::Describe, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(error_code(
+                            broker,
+                            API,
+                            Some(ResponseError::GroupAuthorizationFailed),
+                        ));
+                }
                 if let Err(e) = broker.groups.check_coordinator(&g.group_id.0) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
                         .with_error_code(error_code(broker, API, Some(e.response_error())));
                 }
-                let fetched = fetch(broker, &g.group_id.0, topics);
+                let fetched = fetch(broker, access, &g.group_id.0, topics);
                 let topics = fetched
                     .into_iter()
                     .map(|(t, ps)| {
+                        let code = denied(broker, access, &t);
                         OffsetFetchResponseTopics::default()
                             .with_name(TopicName(str_bytes(t)))
                             .with_partitions(
@@ -95,6 +133,7 @@ pub fn handle(
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(str_bytes(metadata)))
+                                            .with_error_code(code)
                                     })
                                     .collect(),
                             )
@@ -112,18 +151,27 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let not_coordinator = broker
-        .groups
-        .check_coordinator(&request.group_id.0)
-        .err()
-        .map(|e| error_code(broker, API, Some(e.response_error())));
+    let not_coordinator = if access.group(AclOperation::Describe, &request.group_id.0) {
+        broker
+            .groups
+            .check_coordinator(&request.group_id.0)
+            .err()
+            .map(|e| error_code(broker, API, Some(e.response_error())))
+    } else {
+        Some(error_code(
+            broker,
+            API,
+            Some(ResponseError::GroupAuthorizationFailed),
+        ))
+    };
     if let (Some(code), true) = (not_coordinator, version >= 2) {
         return OffsetFetchResponse::default().with_error_code(code);
     }
-    let fetched = fetch(broker, &request.group_id.0, topics);
+    let fetched = fetch(broker, access, &request.group_id.0, topics);
     let topics = fetched
         .into_iter()
         .map(|(t, ps)| {
+            let code = denied(broker, access, &t);
             OffsetFetchResponseTopic::default()
                 .with_name(TopicName(str_bytes(t)))
                 .with_partitions(
@@ -138,7 +186,7 @@ pub fn handle(
                                 out.committed_leader_epoch = epoch;
                             }
                             // v0-v1 carry errors per partition only.
-                            out.error_code = not_coordinator.unwrap_or(0);
+                            out.error_code = not_coordinator.unwrap_or(code);
                             out
                         })
                         .collect(),

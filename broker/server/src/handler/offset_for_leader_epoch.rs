@@ -17,12 +17,16 @@ use ironlog_protocol::kafka_protocol::messages::{
 };
 
 use super::error_code;
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use ironlog_metadata::acl::AclOperation;
+use ironlog_protocol::ResponseError;
 
 const API: &str = "OffsetForLeaderEpoch";
 
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: OffsetForLeaderEpochRequest,
     version: i16,
 ) -> OffsetForLeaderEpochResponse {
@@ -31,6 +35,14 @@ pub fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            // Followers (v3+ with a replica id) need CLUSTER_ACTION, clients DESCRIBE.
+            let refused = if version >= 3 && request.replica_id.0 >= 0 {
+                (!access.cluster(AclOperation::ClusterAction))
+                    .then_some(ResponseError::ClusterAuthorizationFailed)
+            } else {
+                (!access.topic(AclOperation::Describe, &name))
+                    .then_some(ResponseError::TopicAuthorizationFailed)
+            };
             let partitions = topic
                 .partitions
                 .iter()
@@ -44,6 +56,10 @@ pub fn handle(
                     } else {
                         -1
                     };
+                    if let Some(refused) = refused {
+                        out.error_code = error_code(broker, API, Some(refused));
+                        return out;
+                    }
                     let answer = broker
                         .replicas
                         .leader_partition(&name, p.partition)

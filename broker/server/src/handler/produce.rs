@@ -32,10 +32,12 @@ use ironlog_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse
 use ironlog_protocol::ResponseError;
 
 use super::{error_code, str_bytes};
+use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::partition::Partition;
 use crate::replica_manager::{replication_timeout, ReplicaError};
+use ironlog_metadata::acl::AclOperation;
 
 const API: &str = "Produce";
 
@@ -44,6 +46,7 @@ type Refusal = (ResponseError, String, Vec<BatchIndexAndErrorMessage>);
 /// Returns `None` for acks=0: the client expects no response.
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     request: ProduceRequest,
     version: i16,
 ) -> Option<ProduceResponse> {
@@ -59,6 +62,12 @@ pub async fn handle(
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, got {acks}"),
+                    Vec::new(),
+                ))
+            } else if !access.topic(AclOperation::Write, &name) {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not write to {name}", access.principal()),
                     Vec::new(),
                 ))
             } else if name == OFFSETS_TOPIC {

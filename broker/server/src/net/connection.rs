@@ -215,6 +215,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             if broker.is_shutting_down() {
                 break;
             }
+            // A quota throttle mutes the connection: answers go out now, the next request
+            // is handled once the throttle time has passed (KIP-219).
+            if let Some(until) = session.muted_until(std::time::Instant::now()) {
+                flush(stream, &mut output).await?;
+                broker.metrics.throttled_requests.inc();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = crate::broker::stopped(&mut shutdown) => return Ok(()),
+                }
+                last_request = Instant::now();
+            }
         }
         flush(stream, &mut output).await?;
         if broker.is_shutting_down() {

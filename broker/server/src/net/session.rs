@@ -39,6 +39,8 @@ pub struct Session {
     mechanism: Option<String>,
     /// Set when the response being written is the last one (a failed authentication).
     close_reason: Option<String>,
+    /// A quota throttle: no request of this connection is read before then (KIP-219).
+    muted_until: Option<Instant>,
 }
 
 enum AuthState {
@@ -115,6 +117,7 @@ impl Session {
             expires_at: None,
             mechanism: None,
             close_reason: None,
+            muted_until: None,
         }
     }
 
@@ -299,6 +302,33 @@ impl Session {
         let lifetime = (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms));
         self.expires_at = lifetime.map(|l| now + l);
         Ok(TokenStep::Authenticated { token, lifetime })
+    }
+
+    /// The principal's name for quotas (`alice` for `User:alice`).
+    pub fn quota_user(&self) -> String {
+        self.principal().name
+    }
+
+    /// Mutes the connection for `throttle` from `now` (a longer mute already set stays).
+    pub fn throttle(&mut self, throttle: Duration, now: Instant) {
+        if throttle.is_zero() {
+            return;
+        }
+        let until = now + throttle;
+        if self.muted_until.is_none_or(|u| u < until) {
+            self.muted_until = Some(until);
+        }
+    }
+
+    /// Until when the connection is muted, if it still is at `now`.
+    pub fn muted_until(&mut self, now: Instant) -> Option<Instant> {
+        match self.muted_until {
+            Some(until) if until > now => Some(until),
+            _ => {
+                self.muted_until = None;
+                None
+            }
+        }
     }
 
     /// Marks the connection to close once the current response is written.
