@@ -188,6 +188,10 @@ if [[ " $PHASES " == *" pytest "* ]]; then
   if ((f)); then
     echo "--- kubelet stand-in log (last 40 lines; full log in $LOG/kubelet.log)"
     tail -40 "$LOG/kubelet.log"
+    # Last, so a log cut to its tail still names what failed and why.
+    echo "--- what failed (full output in $LOG/pytest.log)"
+    grep -E "^(FAILED|ERROR) |^E  |INTERNALERROR" "$LOG/pytest.log" | tail -30
+    [[ -n $summary ]] || echo "pytest printed no summary line (exit status $status)"
   fi
   echo "pytest: $p passed, $f failed"
   passed=$((passed + p)); failed=$((failed + f))

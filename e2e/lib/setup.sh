@@ -67,6 +67,7 @@ e2e_setup() { # commands...
 e2e_pytest() { # pytest arguments...
   cd "$E2E_SUITE_DIR"
   local status=0
-  "$VENV/bin/python" -m pytest -v -p no:cacheprovider --durations=8 "$@" || status=$?
+  # --color=no: the summary lines are parsed (e2e/k8s/run.sh) and read in CI logs.
+  "$VENV/bin/python" -m pytest -v -p no:cacheprovider --color=no --durations=8 "$@" || status=$?
   exit "$status"
 }

@@ -83,6 +83,11 @@ class _ProducerThread(threading.Thread):
             else:
                 next_at = time.monotonic()
         self.unflushed = self.producer.flush(w.flush_timeout_s)
+        # Freed here, in the thread that used it. Left to the cycle collector (the producer
+        # holds this thread's bound method as a callback), librdkafka's handle would be
+        # destroyed in whichever thread happened to run a collection: confluent-kafka can
+        # crash the interpreter then (confluent-kafka-python#1761).
+        self.producer = None
 
 
 class Workload:

@@ -12,6 +12,7 @@ from broker import (Broker, binary_path, broker, broker_factory,  # noqa: F401
                     free_ports, pytest_runtest_makereport, unique_name)
 from certs import make_certs
 from cluster import cluster_factory  # noqa: F401
+from measure import measure, pytest_terminal_summary  # noqa: F401
 
 ADMIN = ("admin", "admin-secret")
 

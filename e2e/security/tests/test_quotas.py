@@ -64,7 +64,8 @@ def rate(deliveries, start, end):
     return sum(n for t, n in deliveries if start <= t < end) / (end - start)
 
 
-def test_a_throttled_producer_keeps_to_its_quota_and_another_is_unaffected(broker, topic):
+def test_a_throttled_producer_keeps_to_its_quota_and_another_is_unaffected(broker, topic,
+                                                                           measure):
     addr = broker.bootstrap
     admin = AdminClient({"bootstrap.servers": addr})
     for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
@@ -90,9 +91,10 @@ def test_a_throttled_producer_keeps_to_its_quota_and_another_is_unaffected(broke
         t.join(60)
     window = (start + WARMUP_S, start + WARMUP_S + MEASURE_S)
     slow_rate, fast_rate = rate(slow, *window), rate(fast, *window)
-    print(f"MEASURE quota_slow_producer_rate {slow_rate / 1e6:.3f} MB/s "
-          f"(quota {QUOTA / 1e6:.3f} MB/s)")
-    print(f"MEASURE quota_unthrottled_producer_rate {fast_rate / 1e6:.3f} MB/s")
+    measure("quota_limit", QUOTA / 1e3, "kB/s")
+    measure("quota_throttled_producer_rate", slow_rate / 1e3, "kB/s (18 s steady state)")
+    measure("quota_throttled_off_by", 100 * (slow_rate - QUOTA) / QUOTA, "%")
+    measure("quota_unthrottled_producer_rate", fast_rate / 1e6, "MB/s")
     assert abs(slow_rate - QUOTA) / QUOTA <= 0.10, (slow_rate, QUOTA)
     assert slow_throttles and max(slow_throttles) > 0, "the slow producer was never told"
     assert fast_throttles == [] or max(fast_throttles) == 0, fast_throttles
