@@ -503,6 +503,10 @@ impl MetadataImage {
     /// client-id, default client-id. `user` is the principal's name (`alice` for
     /// `User:alice`).
     pub fn client_quota(&self, user: &str, client_id: &str, key: &str) -> Option<f64> {
+        // Asked for every Produce and Fetch: without quotas, build no entities.
+        if self.client_quotas.is_empty() {
+            return None;
+        }
         let (u, c) = (Some(user), Some(client_id));
         [
             ClientQuotaEntity::user_client_id(u, c),

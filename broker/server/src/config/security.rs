@@ -172,10 +172,13 @@ pub(super) fn resolve(
             out
         }
     };
+    // Listener names --advertised-listeners gives explicitly.
+    let mut advertised_by_name = Vec::new();
     if let Some(list) = &args.advertised_listeners {
         let parsed: Vec<Listener> = kafka_listeners::parse(list)
             .map_err(|e| bad(format!("--advertised-listeners {list:?}: {e}")))?;
         for advertised in parsed {
+            advertised_by_name.extend(advertised.name.clone());
             let name = advertised
                 .name
                 .clone()
@@ -219,13 +222,7 @@ pub(super) fn resolve(
     if let Some(one) = &args.advertised_listener {
         let (host, port) =
             parse_host_port(one).ok_or_else(|| ConfigError::AdvertisedListener(one.clone()))?;
-        let named = args.advertised_listeners.as_deref().is_some_and(|list| {
-            kafka_listeners::parse(list)
-                .unwrap_or_default()
-                .iter()
-                .any(|l| l.name.as_deref() == Some(inter_broker.as_str()))
-        });
-        if !named {
+        if !advertised_by_name.contains(&inter_broker) {
             let listener = listeners
                 .iter_mut()
                 .find(|l| l.name == inter_broker)
@@ -313,15 +310,12 @@ pub(super) fn resolve(
     Ok((listeners, inter_broker, security))
 }
 
-/// An unspecified bind address advertises the loopback address only when the listener was
-/// written without a host; a wildcard is advertised as it is (set --advertised-listeners).
+/// What a listener advertises without --advertised-listeners: its host as written, or, when
+/// it was written without one, the address it binds (a wildcard as it is: set
+/// --advertised-listeners then).
 fn advertised_default_host(listener: &Listener, bind: SocketAddr) -> String {
-    if listener.host.is_empty() || listener.host == "localhost" {
-        if listener.host.is_empty() {
-            bind.ip().to_string()
-        } else {
-            "localhost".into()
-        }
+    if listener.host.is_empty() {
+        bind.ip().to_string()
     } else {
         listener.host.clone()
     }
