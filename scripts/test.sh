@@ -18,6 +18,9 @@ SKIP=${SKIP:-}
 export CARGO_TERM_COLOR=never
 export IRONLOG_BIN=$ROOT/target/debug/ironlog
 
+# Each step's output is kept, so the run can end with why each failed step failed.
+STEP_LOGS=$(mktemp -d)
+trap 'rm -rf "$STEP_LOGS"' EXIT
 passed=0
 failed=0
 failures=()
@@ -30,7 +33,8 @@ step() { # name, command...
   fi
   echo "=== $name: $*"
   local start=$SECONDS
-  if "$@"; then
+  "$@" 2>&1 | tee "$STEP_LOGS/$name.log"
+  if ((PIPESTATUS[0] == 0)); then
     echo "=== $name: ok ($((SECONDS - start)) s)"; passed=$((passed + 1)); ok_steps+=("$name")
   else
     echo "=== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); failures+=("$name")
@@ -87,6 +91,12 @@ step bench-compaction bench/compaction.sh --smoke
 step k8s e2e/k8s/run.sh
 
 echo
+# Last, so a log cut to its tail still says what failed and why.
+for name in "${failures[@]}"; do
+  echo "--- $name: what failed"
+  grep -E "^(FAILED|ERROR) |^E  |^error(\[|:)|^test .* FAILED|panicked at|INTERNALERROR|^--- pytest was killed|^#[0-9]+ " \
+    "$STEP_LOGS/$name.log" | cut -c1-300 | tail -40
+done
 if ((failed)); then echo "failed steps: ${failures[*]}"; fi
 echo "steps: $passed passed, $failed failed"
 ((failed == 0))

@@ -173,9 +173,13 @@ if [[ " $PHASES " == *" pytest "* ]]; then
   (
     # Cluster DNS names (pods, Services) for pytest and everything it starts, the operator too.
     export LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_HOSTS=$STATE/hosts
+    # pytest (its Kafka clients are librdkafka) has died of SIGSEGV here without a Python
+    # traceback: keep a core to say where (printed below).
+    ulimit -c unlimited 2>/dev/null || true
     e2e_pytest "$@"
   ) 2>&1 | tee "$LOG/pytest.log"
   status=${PIPESTATUS[0]}
+  print_crash "$status" "$ROOT/e2e/k8s" "$ROOT/e2e/.venv/bin/python"
   summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$LOG/pytest.log" | tail -1)
   p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+')
   f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+')

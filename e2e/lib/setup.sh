@@ -64,6 +64,22 @@ e2e_setup() { # commands...
   e2e_require_broker
 }
 
+print_crash() { # exit status, directory the process ran in, its executable
+  local status=$1 dir=$2 exe=$3 core
+  ((status > 128)) || return 0
+  echo "--- pytest was killed by signal $((status - 128))"
+  core=$(ls -t "$dir"/core* 2>/dev/null | head -1)
+  if [[ -z $core ]]; then
+    echo "(no core file in $dir: core_pattern is $(cat /proc/sys/kernel/core_pattern))"
+  elif command -v gdb >/dev/null; then
+    gdb -batch -nx -ex "bt 25" -ex "info threads" "$exe" "$core" 2>/dev/null \
+      | grep -E "^#|^\*|^  [0-9]+ +Thread" | cut -c1-200 | head -50
+  else
+    echo "(gdb is not installed: core file $core not read)"
+  fi
+  rm -f "$dir"/core*
+}
+
 e2e_pytest() { # pytest arguments...
   cd "$E2E_SUITE_DIR"
   local status=0

@@ -193,14 +193,36 @@ def events_of(kube, reason):
             and e.get("involvedObject", {}).get("name") == CLUSTER]
 
 
+class NotYet:
+    """A falsy answer to wait_until that says what it saw (its timeout message shows it)."""
+
+    def __init__(self, why):
+        self.why = why
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return self.why
+
+
 def settled(kube, n):
     """Ready with n brokers, nothing moving, every broker Ready."""
-    st = cluster_status(kube)
-    return (ready_condition(kafka_cluster(kube)) and st.get("readyReplicas") == n
+    kc = kafka_cluster(kube)
+    st = kc.get("status") or {}
+    progressing = condition(kc, "Progressing") or {}
+    states = {b["nodeId"]: b["state"] for b in st.get("brokers", [])}
+    if (ready_condition(kc) and st.get("readyReplicas") == n
             and st.get("replicas") == n and st.get("reassigningPartitions") == 0
             and st.get("underReplicatedPartitions") == 0
-            and list(broker_states(kube).values()) == ["Ready"] * n
-            and not condition(kafka_cluster(kube), "Progressing")["status"] == "True")
+            and list(states.values()) == ["Ready"] * n
+            and progressing.get("status") != "True"):
+        return True
+    counts = {k: st.get(k) for k in ("replicas", "readyReplicas", "reassigningPartitions",
+                                     "underReplicatedPartitions")}
+    return NotYet(f"Ready {ready_condition(kc)}, {counts}, brokers {states}, Progressing "
+                  f"{progressing.get('status')} {progressing.get('reason')}: "
+                  f"{progressing.get('message')}")
 
 
 def test_kafkatopic_replicas_change_becomes_reassignments(events, kube):
@@ -335,7 +357,9 @@ def restarts(kube, revision):
 
 def rolled(kube, revision):
     revs = pods_revisions(kube)
-    return len(revs) == 3 and set(revs.values()) == {revision} and settled(kube, 3)
+    if len(revs) != 3 or set(revs.values()) != {revision}:
+        return NotYet(f"pod revisions {revs}, want {revision}")
+    return settled(kube, 3)
 
 
 def test_config_change_rolls_without_going_under_min_isr(events, kube, measure):

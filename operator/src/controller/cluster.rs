@@ -97,9 +97,12 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     )
     .await?;
 
-    // Something moving, or a broker whose node-loss clock runs: look again soon.
+    // Something moving, a broker whose node-loss clock runs, or replicas catching up (they
+    // rejoin the ISR with no Kubernetes event to wake the operator, and the status must
+    // follow): look again soon.
     let moving = conds.iter().any(|c| c.type_ == "Progressing" && c.status)
-        || obs.brokers.iter().any(|b| b.unhealthy_since.is_some());
+        || obs.brokers.iter().any(|b| b.unhealthy_since.is_some())
+        || obs.under_replicated.is_some_and(|n| n > 0);
     Ok(Action::requeue(if moving {
         ACTIVE_REQUEUE
     } else {
