@@ -150,6 +150,7 @@ impl SecureBroker {
                 listener("SSL", Protocol::Ssl, ssl_addr),
             ],
             inter_broker_listener: "PLAINTEXT".into(),
+            inter_broker_client: Default::default(),
             security: BrokerSecurity {
                 tls: Some(TlsFiles {
                     cert: pki.server_cert.clone(),

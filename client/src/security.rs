@@ -401,7 +401,13 @@ fn read_certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'stati
     Ok(certs)
 }
 
-fn tls_connector(settings: &TlsSettings) -> Result<TlsConnector, String> {
+/// A TLS connector from PEM files: the CAs to trust and, for mutual TLS, a certificate
+/// chain and its key.
+///
+/// # Errors
+/// A file that cannot be read or holds no certificate or key; a certificate and a key that
+/// don't go together.
+pub fn tls_connector(settings: &TlsSettings) -> Result<TlsConnector, String> {
     let ca = settings
         .ca_location
         .as_deref()

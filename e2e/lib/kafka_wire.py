@@ -11,6 +11,8 @@ compare the answers. Only the APIs and versions the cluster suite needs are here
     create_topics(addr, topics, ...)        CreateTopics v4 (assignments, configs)
     fetch_error(addr, topic, partition)     Fetch v4, the partition's error code only
     api_versions(addr)                      ApiVersions v0
+    Connection(addr, client_id)             one kept connection: metadata_throttle() sends
+                                            Metadata v3 for no topics, returns throttle_time_ms
 
 Encoding follows the Kafka protocol guide: big-endian integers, (compact) strings and
 arrays, unsigned varints, and empty tagged-field sections in flexible versions.
@@ -187,6 +189,37 @@ def request(addr, api_key, version, body, flexible, timeout=DEFAULT_TIMEOUT_S):
     if flexible and api_key != API_VERSIONS:
         r.tags()
     return r
+
+
+class Connection:
+    """One connection kept open for many requests, under its own client id (a quota throttle
+    mutes a connection: a request sent on a new one would not wait)."""
+
+    def __init__(self, addr, client_id, timeout=30.0):
+        host, port = addr.rsplit(":", 1)
+        self.addr, self.client_id = addr, client_id
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.correlation = 0
+
+    def close(self):
+        self.sock.close()
+
+    def request(self, api_key, version, body):
+        """A non-flexible request; returns a reader over the response body."""
+        self.correlation += 1
+        frame = struct.pack(">hhi", api_key, version, self.correlation) \
+            + _string(self.client_id) + body
+        self.sock.sendall(_i32(len(frame)) + frame)
+        size = struct.unpack(">i", _recv_exact(self.sock, 4))[0]
+        r = _Reader(_recv_exact(self.sock, size))
+        got = r.i32()
+        if got != self.correlation:
+            raise WireError(f"{self.addr}: correlation id {got}, expected {self.correlation}")
+        return r
+
+    def metadata_throttle(self):
+        """Metadata v3 for no topics; returns the response's throttle_time_ms."""
+        return self.request(METADATA, 3, _i32(0)).i32()
 
 
 # ---- Metadata v12 -------------------------------------------------------------------------

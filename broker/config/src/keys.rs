@@ -135,10 +135,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
         "security.inter.broker.protocol",
         "name the listener brokers use with inter.broker.listener.name (and its protocol in listener.security.protocol.map)",
     ),
-    (
-        "sasl.mechanism.inter.broker.protocol",
-        "brokers fetch from each other without SASL for now: name a PLAINTEXT listener in inter.broker.listener.name",
-    ),
 ];
 
 /// Every accepted key, grouped as in the crate docs.
@@ -206,6 +202,31 @@ pub const TABLE: &[KeySpec] = &[
     key("ironlog.tls.cert", Kind::String, Flag("tls-cert")),
     key("ironlog.tls.key", Kind::String, Flag("tls-key")),
     key("ironlog.tls.client.ca", Kind::String, Flag("tls-client-ca")),
+    key(
+        "ironlog.controller.security.protocol",
+        Kind::OneOf(&["PLAINTEXT", "SSL"]),
+        Flag("controller-security-protocol"),
+    ),
+    key(
+        "ironlog.inter.broker.tls.ca",
+        Kind::String,
+        Flag("inter-broker-tls-ca"),
+    ),
+    key(
+        "sasl.mechanism.inter.broker.protocol",
+        Kind::OneOf(SASL_MECHANISMS),
+        Flag("sasl-mechanism-inter-broker-protocol"),
+    ),
+    key(
+        "ironlog.inter.broker.sasl.username",
+        Kind::String,
+        Flag("inter-broker-sasl-username"),
+    ),
+    key(
+        "ironlog.inter.broker.sasl.password",
+        Kind::String,
+        Flag("inter-broker-sasl-password"),
+    ),
     key(
         "ironlog.tls.reload.interval.ms",
         long(1),

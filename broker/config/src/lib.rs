@@ -91,6 +91,11 @@
 //! | `ironlog.tls.cert` | path | `--tls-cert`: the certificate chain (PEM) of SSL and SASL_SSL listeners |
 //! | `ironlog.tls.key` | path | `--tls-key`: its private key (PEM) |
 //! | `ironlog.tls.client.ca` | path | `--tls-client-ca`: CA certificates (PEM) client certificates must chain to (mutual TLS on SSL listeners) |
+//! | `ironlog.inter.broker.tls.ca` | path | `--inter-broker-tls-ca`: CA certificates (PEM) other brokers' certificates must chain to (default: `ironlog.tls.client.ca`) |
+//! | `ironlog.controller.security.protocol` | `PLAINTEXT` or `SSL` | `--controller-security-protocol`: mutual TLS on the controller (Raft) listener |
+//! | `sasl.mechanism.inter.broker.protocol` | `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` | `--sasl-mechanism-inter-broker-protocol` |
+//! | `ironlog.inter.broker.sasl.username` | string | `--inter-broker-sasl-username`: who followers log in as on a SASL inter-broker listener |
+//! | `ironlog.inter.broker.sasl.password` | string | `--inter-broker-sasl-password` |
 //! | `ironlog.tls.reload.interval.ms` | long ≥ 1 | `--tls-reload-interval-ms`: how often the TLS files are checked for changes |
 //! | `sasl.enabled.mechanisms` | list of `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` | `--sasl-enabled-mechanisms` |
 //! | `connections.max.reauth.ms` | long ≥ 0 | `--connections-max-reauth-ms` (0: SASL sessions don't expire) |
@@ -152,8 +157,7 @@
 //! `ssl.client.auth`, ...: TLS takes PEM files, `ironlog.tls.cert` / `ironlog.tls.key` /
 //! `ironlog.tls.client.ca`), `sasl.jaas.config` (SASL users are SCRAM credentials in the
 //! cluster metadata), every `listener.name.*` key (TLS and SASL settings apply to every
-//! listener), `security.inter.broker.protocol` and `sasl.mechanism.inter.broker.protocol`
-//! (use `inter.broker.listener.name`). Any other key is refused as unknown, with a
+//! listener), `security.inter.broker.protocol` (use `inter.broker.listener.name`). Any other key is refused as unknown, with a
 //! suggestion when a known key is close (a topic config name like `retention.ms` suggests
 //! its broker-wide key).
 

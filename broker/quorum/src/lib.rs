@@ -67,4 +67,5 @@ mod storage_suite;
 
 pub use error::QuorumError;
 pub use ironlog_metadata::{BrokerId, CommandResult, MetadataCommand, MetadataImage};
+pub use network::QuorumTls;
 pub use quorum::{Quorum, QuorumConfig, QuorumStatus, ReplicaStatus};

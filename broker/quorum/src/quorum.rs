@@ -18,7 +18,7 @@ use crate::error::QuorumError;
 use crate::log_store::{CommitIndex, LogStore};
 use crate::network::client::{NetworkFactory, Peers};
 use crate::network::server::serve;
-use crate::network::{ControlReply, ControlRequest};
+use crate::network::{ControlReply, ControlRequest, QuorumTls};
 use crate::node::{join_as_learner, lock, publish_status, Core, LeaderHeartbeats};
 use crate::state_machine::StateMachineStore;
 use crate::types::{NodeId, Raft};
@@ -49,6 +49,8 @@ pub struct QuorumConfig {
     /// Entries a snapshot covers that are kept in the log anyway, so a follower that is a
     /// little behind catches up from the log rather than a snapshot (default 500).
     pub keep_after_snapshot: u64,
+    /// Mutual TLS on the controller listener and to the peers'; `None`: plain TCP.
+    pub tls: Option<QuorumTls>,
 }
 
 impl QuorumConfig {
@@ -64,6 +66,7 @@ impl QuorumConfig {
             election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
             snapshot_every: 1000,
             keep_after_snapshot: 500,
+            tls: None,
         }
     }
 }
@@ -209,7 +212,7 @@ impl Quorum {
             None => None,
         };
 
-        let peers = Peers::default();
+        let peers = Peers::new(config.tls.clone());
         let network = NetworkFactory {
             node_id: id,
             peers: peers.clone(),
@@ -232,7 +235,11 @@ impl Quorum {
         let (status_tx, status) = watch::channel(core.status());
         let mut tasks = vec![tokio::spawn(publish_status(core.clone(), status_tx))];
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(serve(listener, core.clone())));
+            tasks.push(tokio::spawn(serve(
+                listener,
+                core.clone(),
+                config.tls.clone(),
+            )));
         }
 
         if !is_voter {

@@ -245,7 +245,7 @@ pub async fn run_on_listeners(
         None => None,
     };
     let data_dir = config.data_dir.clone();
-    let cluster = Cluster::start(&config)
+    let cluster = Cluster::start(&config, tls.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot join the cluster: {e}"))?;
     let broker = {

@@ -49,6 +49,8 @@ pub enum ClusterError {
     Legacy { path: PathBuf, reason: String },
     #[error("the command was applied but answered {0:?}")]
     Unexpected(Box<CommandResult>),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// This node in the cluster.
@@ -64,12 +66,37 @@ impl Cluster {
     /// Starts the quorum member, bootstraps the cluster id (importing a single-node
     /// directory's metadata) and registers this broker. Waits as long as it takes for a
     /// quorum to form (the other voters may start later), logging while it waits.
-    pub async fn start(config: &BrokerConfig) -> Result<Arc<Cluster>, ClusterError> {
+    ///
+    /// `tls`: the broker's TLS files, which the controller listener serves with
+    /// `--controller-security-protocol SSL`.
+    pub async fn start(
+        config: &BrokerConfig,
+        tls: Option<&Arc<crate::net::tls::Tls>>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
         let settings = &config.cluster;
+        let quorum_tls = match (&settings.controller_tls, tls) {
+            (Some(client), Some(tls)) => {
+                let (tls, client) = (tls.clone(), client.clone());
+                // Built once here so unusable files fail the start, then per connection.
+                ironlog_client::security::tls_connector(&client)
+                    .map_err(|e| ClusterError::Tls(format!("controller listener: {e}")))?;
+                Some(ironlog_quorum::QuorumTls {
+                    acceptor: Arc::new(move || tls.acceptor(true)),
+                    connector: Arc::new(move || ironlog_client::security::tls_connector(&client)),
+                })
+            }
+            (Some(_), None) => {
+                return Err(ClusterError::Tls(
+                    "controller listener: TLS needs --tls-cert and --tls-key".into(),
+                ))
+            }
+            (None, _) => None,
+        };
         let quorum = Quorum::start(QuorumConfig {
             listen: settings.controller_listen,
             advertised: settings.controller_advertised.clone(),
             voters: settings.voters.clone(),
+            tls: quorum_tls,
             ..QuorumConfig::new(config.node_id, config.data_dir.join(QUORUM_DIR))
         })
         .await?;

@@ -46,9 +46,35 @@ pub struct BrokerArgs {
     #[arg(long, env = "IRONLOG_LISTENER_SECURITY_PROTOCOL_MAP")]
     pub listener_security_protocol_map: Option<String>,
     /// The listener other brokers fetch from (default: the first PLAINTEXT listener, else
-    /// the first). It must be PLAINTEXT for now.
+    /// the first). Followers connect to it secured as its protocol says: TLS verified with
+    /// --inter-broker-tls-ca (presenting --tls-cert as their client certificate), SASL with
+    /// --sasl-mechanism-inter-broker-protocol as --inter-broker-sasl-username.
     #[arg(long, env = "IRONLOG_INTER_BROKER_LISTENER_NAME")]
     pub inter_broker_listener_name: Option<String>,
+    /// Kafka's sasl.mechanism.inter.broker.protocol: how followers authenticate on a SASL
+    /// inter-broker listener.
+    #[arg(
+        long,
+        env = "IRONLOG_SASL_MECHANISM_INTER_BROKER_PROTOCOL",
+        default_value = "SCRAM-SHA-512"
+    )]
+    pub sasl_mechanism_inter_broker_protocol: String,
+    /// The user followers authenticate as on a SASL inter-broker listener (Kafka takes it
+    /// from the listener's JAAS login). Under --authorizer acl it must be a super user.
+    #[arg(long, env = "IRONLOG_INTER_BROKER_SASL_USERNAME")]
+    pub inter_broker_sasl_username: Option<String>,
+    /// Its password. Prefer the IRONLOG_INTER_BROKER_SASL_PASSWORD variable or the config
+    /// file: command lines are visible to other local users.
+    #[arg(
+        long,
+        env = "IRONLOG_INTER_BROKER_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub inter_broker_sasl_password: Option<String>,
+    /// CA certificates (PEM) the other brokers' certificates must chain to, on a TLS
+    /// inter-broker listener (default: --tls-client-ca, as Kafka uses one truststore).
+    #[arg(long, env = "IRONLOG_INTER_BROKER_TLS_CA")]
+    pub inter_broker_tls_ca: Option<PathBuf>,
     /// The broker's certificate chain (PEM) for SSL and SASL_SSL listeners. Re-read when it
     /// changes.
     #[arg(long, env = "IRONLOG_TLS_CERT")]
@@ -223,6 +249,17 @@ pub struct BrokerArgs {
     /// address is a wildcard like 0.0.0.0).
     #[arg(long, env = "IRONLOG_CONTROLLER_ADVERTISED_LISTENER")]
     pub controller_advertised_listener: Option<String>,
+    /// `SSL`: mutual TLS on the controller listener and to the other nodes' (every node of
+    /// the cluster must say so). A node presents --tls-cert, accepts peers whose certificates
+    /// chain to --tls-client-ca, and checks the ones it connects to against
+    /// --inter-broker-tls-ca (default --tls-client-ca). `PLAINTEXT` (default): plain TCP.
+    #[arg(
+        long,
+        env = "IRONLOG_CONTROLLER_SECURITY_PROTOCOL",
+        default_value = "PLAINTEXT",
+        value_parser = ["PLAINTEXT", "SSL"]
+    )]
+    pub controller_security_protocol: String,
     /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters).
     /// A node listed is a broker and a voter; a node not listed joins as a broker that
     /// follows the metadata without voting. Without it the node is a cluster of one.
@@ -330,6 +367,8 @@ pub struct BrokerConfig {
     /// Every Kafka listener, the inter-broker one included.
     pub listeners: Vec<security::ListenerConfig>,
     pub inter_broker_listener: String,
+    /// How this broker's followers connect to the inter-broker listener of their leaders.
+    pub inter_broker_client: ironlog_client::SecurityConfig,
     pub security: security::SecurityConfig,
     pub data_dir: PathBuf,
     pub metrics_listen: SocketAddr,
@@ -350,6 +389,9 @@ pub struct BrokerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
     pub controller_listen: Option<SocketAddr>,
+    /// Mutual TLS on the controller listener: the CA that peers' certificates chain to and
+    /// this node's certificate and key. `None`: plain TCP.
+    pub controller_tls: Option<ironlog_client::TlsSettings>,
     /// `host:port` other nodes reach the controller listener at.
     pub controller_advertised: String,
     /// Voter id → `host:port`; empty: a cluster of one.
@@ -369,6 +411,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
             controller_listen: None,
+            controller_tls: None,
             controller_advertised: String::new(),
             voters: Default::default(),
             rack: None,
@@ -504,14 +547,7 @@ impl BrokerConfig {
             .find(|l| l.name == inter_broker_listener)
             .expect("security::resolve picks one of the listeners")
             .clone();
-        if !args.voters.is_empty() && inter_broker.protocol != security::SecurityProtocol::Plaintext
-        {
-            return Err(ConfigError::Listeners(format!(
-                "the inter-broker listener {} is {}: followers fetch over PLAINTEXT only for now; add a PLAINTEXT listener on a private address for them (e.g. INTERNAL://10.0.0.5:9094 with INTERNAL:PLAINTEXT) and name it in --inter-broker-listener-name",
-                inter_broker.name,
-                inter_broker.protocol.name()
-            )));
-        }
+        let inter_broker_client = security::inter_broker_client(args, &inter_broker)?;
         let (advertised_host, advertised_port) = (
             inter_broker.advertised_host.clone(),
             inter_broker.advertised_port,
@@ -580,6 +616,7 @@ impl BrokerConfig {
             advertised_port,
             listeners,
             inter_broker_listener,
+            inter_broker_client,
             security,
             data_dir: args.data_dir.clone(),
             metrics_listen: args.metrics_listen,
@@ -640,8 +677,33 @@ fn cluster_settings(
         (None, Some(listen)) => listen.to_string(),
         (None, None) => String::new(),
     };
+    let controller_tls = match args.controller_security_protocol.as_str() {
+        "SSL" => {
+            let (Some(cert), Some(key), Some(client_ca)) =
+                (&args.tls_cert, &args.tls_key, &args.tls_client_ca)
+            else {
+                return Err(ConfigError::Cluster(
+                    "--controller-security-protocol SSL is mutual TLS: it needs --tls-cert, \
+                     --tls-key and --tls-client-ca (the CA that peers' certificates chain to)"
+                        .into(),
+                ));
+            };
+            Some(ironlog_client::TlsSettings {
+                ca_location: Some(
+                    args.inter_broker_tls_ca
+                        .as_ref()
+                        .unwrap_or(client_ca)
+                        .clone(),
+                ),
+                certificate_location: Some(cert.clone()),
+                key_location: Some(key.clone()),
+            })
+        }
+        _ => None,
+    };
     Ok(ClusterSettings {
         controller_listen: args.controller_listen,
+        controller_tls,
         controller_advertised,
         voters,
         rack: args.rack.clone(),
@@ -697,6 +759,102 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("ironlog").chain(flags.iter().copied()))
             .expect("flags parse");
         BrokerConfig::from_args(&cli.args)
+    }
+
+    #[test]
+    fn a_cluster_secures_its_inter_broker_connections_as_the_listener_says() {
+        use ironlog_client::SecurityProtocol as Client;
+        let cluster = [
+            "--controller-listen=127.0.0.1:9093",
+            "--voters=1@127.0.0.1:9093",
+            "--listeners=PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9094",
+            "--listener-security-protocol-map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL",
+            "--inter-broker-listener-name=INTERNAL",
+            "--tls-cert=/pki/broker.pem",
+            "--tls-key=/pki/broker.key",
+        ];
+        let with = |more: &[&str]| parse(&[&cluster[..], more].concat());
+        let config = with(&[
+            "--inter-broker-tls-ca=/pki/ca.pem",
+            "--inter-broker-sasl-username=broker",
+            "--inter-broker-sasl-password=pw",
+        ])
+        .unwrap();
+        let client = &config.inter_broker_client;
+        assert_eq!(client.protocol, Client::SaslSsl);
+        let sasl = client.sasl.as_ref().expect("a SASL login");
+        assert_eq!(
+            (sasl.mechanism.name(), sasl.username.as_str()),
+            ("SCRAM-SHA-512", "broker")
+        );
+        assert_eq!(
+            client.tls.ca_location.as_deref(),
+            Some(std::path::Path::new("/pki/ca.pem"))
+        );
+        // Followers present the broker's certificate.
+        assert_eq!(
+            client.tls.certificate_location.as_deref(),
+            Some(std::path::Path::new("/pki/broker.pem"))
+        );
+
+        let err = with(&["--inter-broker-tls-ca=/pki/ca.pem"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--inter-broker-sasl-username"),
+            "{err}"
+        );
+        let err = with(&[
+            "--inter-broker-sasl-username=broker",
+            "--inter-broker-sasl-password=pw",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--inter-broker-tls-ca"), "{err}");
+        let err = with(&["--inter-broker-sasl-username=broker"]).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        // --tls-client-ca is the default trust store, as Kafka has one.
+        let config = with(&[
+            "--tls-client-ca=/pki/clients.pem",
+            "--inter-broker-sasl-username=broker",
+            "--inter-broker-sasl-password=pw",
+            "--sasl-mechanism-inter-broker-protocol=plain",
+        ])
+        .unwrap();
+        let client = &config.inter_broker_client;
+        assert_eq!(
+            client.tls.ca_location.as_deref(),
+            Some(std::path::Path::new("/pki/clients.pem"))
+        );
+        assert_eq!(client.sasl.as_ref().unwrap().mechanism.name(), "PLAIN");
+
+        // Raft over mutual TLS needs the CA peers chain to.
+        let err = with(&[
+            "--inter-broker-sasl-username=broker",
+            "--inter-broker-sasl-password=pw",
+            "--inter-broker-tls-ca=/pki/ca.pem",
+            "--controller-security-protocol=SSL",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--tls-client-ca"), "{err}");
+        let config = with(&[
+            "--inter-broker-sasl-username=broker",
+            "--inter-broker-sasl-password=pw",
+            "--tls-client-ca=/pki/ca.pem",
+            "--controller-security-protocol=SSL",
+        ])
+        .unwrap();
+        let raft = config.cluster.controller_tls.expect("controller TLS");
+        assert_eq!(
+            raft.certificate_location.as_deref(),
+            Some(std::path::Path::new("/pki/broker.pem"))
+        );
+
+        // A single broker fetches from nobody: nothing is required.
+        let single = parse(&[
+            "--listeners=SASL_SSL://127.0.0.1:9094",
+            "--tls-cert=/pki/broker.pem",
+            "--tls-key=/pki/broker.key",
+        ])
+        .unwrap();
+        assert_eq!(single.inter_broker_client.protocol, Client::Plaintext);
     }
 
     #[test]

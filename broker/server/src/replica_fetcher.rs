@@ -209,7 +209,9 @@ async fn connect(broker: &Broker, leader: BrokerId) -> Result<Connection, Fetche
     let address = format!("{}:{}", registration.host, registration.port);
     let client_id = format!("ironlog-replica-fetcher-{}", broker.config.node_id);
     let timeout = broker.config.cluster.replica_fetch_wait_max + Duration::from_secs(10);
-    Ok(Connection::connect(&address, &client_id, timeout).await?)
+    // Prepared per connection: certificate files rotated since the last one are read anew.
+    let security = broker.config.inter_broker_client.prepare()?;
+    Ok(Connection::connect_with(&address, &client_id, timeout, &security).await?)
 }
 
 /// A followed partition and where it stands.

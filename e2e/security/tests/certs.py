@@ -45,9 +45,11 @@ def make_certs(d: Path) -> Certs:
     d.mkdir(parents=True, exist_ok=True)
     _ca(d, "ca", "/CN=Ironlog Test CA")
     _ca(d, "rogue-ca", "/CN=Rogue CA")
+    # A broker's certificate is also its client certificate to other brokers (Raft over
+    # mutual TLS).
     _leaf(d, "broker", "ca", "/CN=localhost",
           "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-          "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+          "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n")
     client_ext = ("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                   "extendedKeyUsage=clientAuth\n")
     _leaf(d, "client", "ca", "/C=US/O=Ironlog Tests/CN=client-a", client_ext)

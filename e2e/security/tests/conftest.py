@@ -40,6 +40,16 @@ class SecureBroker:
                 "ssl.key.location": str(key or self.certs.client_key)}
 
 
+def second_listener_ports(cluster):
+    """{node id: a free port} for a second listener on each node of a cluster not started
+    yet; none is a port the cluster picked (and released) already."""
+    taken = {p for n in cluster.nodes.values()
+             for p in (n.port, n.metrics_port, n.controller_port)}
+    ports = [p for p in free_ports(4 * len(cluster.nodes)) if p not in taken]
+    assert len(ports) >= len(cluster.nodes)
+    return dict(zip(cluster.nodes, ports))
+
+
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     return make_certs(tmp_path_factory.mktemp("certs"))

@@ -9,8 +9,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
                                    ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
 
-from broker import free_ports
-from conftest import ADMIN
+from conftest import ADMIN, second_listener_ports
 
 
 def sasl(addr, user, password):
@@ -30,11 +29,7 @@ def delivery_error(config, topic, timeout_ms=30000):
 
 def test_users_and_acls_survive_the_raft_leader_being_killed(cluster_factory):
     c = cluster_factory(3, start=False)
-    # The cluster's ports were picked (and released) already: pick others.
-    taken = {p for n in c.nodes.values() for p in (n.port, n.metrics_port, n.controller_port)}
-    ports = [p for p in free_ports(12) if p not in taken][:3]
-    assert len(ports) == 3
-    sasl_ports = dict(zip(c.nodes, ports))
+    sasl_ports = second_listener_ports(c)
     for i, node in c.nodes.items():
         # The inter-broker listener is PLAINTEXT (followers fetch as User:ANONYMOUS, which
         # therefore is a super user here); clients use SASL_PLAINTEXT.

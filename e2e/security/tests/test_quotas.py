@@ -1,6 +1,7 @@
-"""Client byte-rate quotas: AlterClientQuotas / DescribeClientQuotas on the wire, and a
-producer held to its `producer_byte_rate` (within 10% over a steady 18 s) while a producer
-with another client id, without a quota, runs at full speed beside it."""
+"""Client quotas: AlterClientQuotas / DescribeClientQuotas on the wire; a producer held to
+its `producer_byte_rate` (within 10% over a steady 18 s) while a producer with another
+client id, without a quota, runs at full speed beside it; a client sending requests back to
+back held back by its `request_percentage` while another is not."""
 
 import os
 import threading
@@ -99,3 +100,51 @@ def test_a_throttled_producer_keeps_to_its_quota_and_another_is_unaffected(broke
     assert slow_throttles and max(slow_throttles) > 0, "the slow producer was never told"
     assert fast_throttles == [] or max(fast_throttles) == 0, fast_throttles
     assert fast_rate > 2 * QUOTA, fast_rate
+
+
+def send_metadata_until(addr, client_id, stop, answers):
+    """Metadata requests back to back on one connection until `stop`; appends
+    (time answered, throttle_time_ms) per answer."""
+    conn = kafka_wire.Connection(addr, client_id)
+    try:
+        while not stop.is_set():
+            throttle = conn.metadata_throttle()
+            answers.append((time.monotonic(), throttle))
+    finally:
+        conn.close()
+
+
+def test_request_percentage_holds_back_a_busy_client_and_not_another(broker, measure):
+    addr = broker.bootstrap
+    # 0.2% of one broker thread: 2 ms of handling a second, a few hundred Metadata requests
+    # for no topics (the free client sends thousands).
+    results = kafka_wire.alter_client_quotas(
+        addr, [([("client-id", "busy")], [("request_percentage", 0.2)])])
+    assert results == [(0, None)], results
+    stop = threading.Event()
+    busy, free = [], []
+    threads = [threading.Thread(target=send_metadata_until, args=(addr, cid, stop, answers))
+               for cid, answers in (("busy", busy), ("free", free))]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(WARMUP_S + 8)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a connection stayed muted"
+    window = (start + WARMUP_S, start + WARMUP_S + 8)
+
+    def per_second(answers):
+        return sum(1 for t, _ in answers if window[0] <= t < window[1]) / (window[1] - window[0])
+
+    busy_rate, free_rate = per_second(busy), per_second(free)
+    measure("request_quota_busy_client_rate", busy_rate, "requests/s (request_percentage 0.2)")
+    measure("request_quota_free_client_rate", free_rate, "requests/s (no quota)")
+    throttled = [ms for _, ms in busy if ms > 0]
+    assert throttled, f"the busy client was never told it is throttled ({len(busy)} answers)"
+    assert all(ms == 0 for _, ms in free), [ms for _, ms in free if ms][:5]
+    assert free_rate > 10 * busy_rate, (busy_rate, free_rate)
+    # Removed, the client goes at full speed again.
+    kafka_wire.alter_client_quotas(addr, [([("client-id", "busy")],
+                                           [("request_percentage", None)])])

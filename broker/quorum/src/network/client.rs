@@ -2,10 +2,12 @@
 //! the next call after it breaks; and openraft's network factory on top of it.
 //!
 //! A connection also counts as broken when a call times out and nothing at all came back on
-//! it while the call waited. That is a connection into a network cut: TCP does not close it,
-//! it retransmits with a backoff that grows to minutes, so without this a peer back from a cut
-//! stayed unreachable long after the network healed (its old connection kept swallowing every
-//! call). A peer that is slow but answering other calls keeps its connection.
+//! it while the call waited nor for [`SILENCE_BEFORE_RECONNECT`]. That is a connection into a
+//! network cut: TCP does not close it, it retransmits with a backoff that grows to minutes,
+//! so without this a peer back from a cut stayed unreachable long after the network healed
+//! (its old connection kept swallowing every call). A peer that is slow but answering other
+//! calls keeps its connection, and so does one that misses a single short call (a 100 ms
+//! heartbeat on a loaded machine): reconnecting then would only fail the calls in flight.
 
 use std::collections::HashMap;
 use std::io;
@@ -23,12 +25,14 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{encode_frame, read_frame, write_frame, Envelope, Frame, Request, Response};
+use super::{
+    encode_frame, read_frame, split_plain, split_tls, write_frame, Envelope, Frame, QuorumTls,
+    Request, Response, WriteHalf, TLS_HANDSHAKE_TIMEOUT,
+};
 use crate::types::{NodeId, TypeConfig};
 
 /// Why a call got no response.
@@ -53,17 +57,22 @@ pub(crate) enum CallError {
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
 
+/// How long a connection must have been silent, with a call timing out on it, to be dropped.
+const SILENCE_BEFORE_RECONNECT: Duration = Duration::from_secs(2);
+
 /// The connections of one node to its peers, by address. Clones share them.
 #[derive(Clone, Default)]
 pub(crate) struct Peers {
     peers: Arc<Mutex<HashMap<String, Slot>>>,
+    /// Mutual TLS to the peers' controller listeners; `None`: plain TCP.
+    tls: Option<QuorumTls>,
 }
 
 /// A peer's connection, if one is open; the async mutex serializes (re)connecting.
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
 
 struct Conn {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<WriteHalf>,
     pending: Pending,
     next_id: AtomicU64,
     alive: Arc<AtomicBool>,
@@ -80,6 +89,13 @@ impl Drop for Conn {
 }
 
 impl Peers {
+    pub(crate) fn new(tls: Option<QuorumTls>) -> Peers {
+        Peers {
+            peers: Arc::default(),
+            tls,
+        }
+    }
+
     /// Sends `request` to `addr` and waits up to `timeout` for its response.
     pub(crate) async fn call(
         &self,
@@ -100,7 +116,7 @@ impl Peers {
                 match slot.as_ref() {
                     Some(conn) if conn.alive.load(Ordering::Acquire) => conn.clone(),
                     _ => {
-                        let conn = Arc::new(Conn::connect(addr).await?);
+                        let conn = Arc::new(Conn::connect(addr, self.tls.as_ref()).await?);
                         *slot = Some(conn.clone());
                         conn
                     }
@@ -144,7 +160,11 @@ impl Peers {
             Ok(result) => result,
             Err(_) => {
                 if let Some(conn) = used {
-                    if !conn.heard_since(started) {
+                    let silent_since = Instant::now()
+                        .checked_sub(SILENCE_BEFORE_RECONNECT)
+                        .map_or(started, |t| t.min(started));
+                    let old_enough = conn.opened.elapsed() >= SILENCE_BEFORE_RECONNECT;
+                    if old_enough && !conn.heard_since(silent_since) {
                         tracing::info!(peer = %addr, ?timeout, "nothing heard on the controller connection: reconnecting on the next call");
                         conn.alive.store(false, Ordering::Release);
                     }
@@ -185,16 +205,36 @@ impl Conn {
         }
     }
 
-    async fn connect(addr: &str) -> Result<Conn, CallError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| CallError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+    async fn connect(addr: &str, tls: Option<&QuorumTls>) -> Result<Conn, CallError> {
+        let failed = |source| CallError::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let stream = TcpStream::connect(addr).await.map_err(failed)?;
         // Raft RPCs are small and latency-bound.
         let _ = stream.set_nodelay(true);
-        let (mut read, write) = stream.into_split();
+        let (mut read, write) = match tls {
+            None => split_plain(stream),
+            Some(tls) => {
+                let invalid = |m: String| failed(io::Error::new(io::ErrorKind::InvalidInput, m));
+                let connector = (tls.connector)().map_err(invalid)?;
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| invalid(format!("TLS server name {host:?}: {e}")))?;
+                let handshake = connector.connect(name, stream);
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                    Ok(Ok(stream)) => split_tls(stream),
+                    Ok(Err(e)) => return Err(failed(e)),
+                    Err(_) => {
+                        return Err(failed(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        )))
+                    }
+                }
+            }
+        };
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let opened = Instant::now();

@@ -8,6 +8,7 @@
 //! refused: its bytes are skipped and the connection keeps serving.
 
 use std::io;
+use std::sync::Arc;
 
 use ironlog_metadata::{BrokerId, CommandResult, MetadataCommand};
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -175,4 +176,43 @@ mod tests {
         let mut r = &frame[..2];
         assert!(read_frame(&mut r).await.is_err(), "a torn length prefix");
     }
+}
+
+/// Mutual TLS on the controller listener: a node proves itself to the peer it connects to,
+/// and accepts only peers whose certificates chain to its CAs. Both are asked for anew for
+/// each connection, so certificate files reloaded meanwhile take effect.
+#[derive(Clone)]
+pub struct QuorumTls {
+    /// For accepted connections (requiring and verifying a client certificate).
+    pub acceptor: Arc<dyn Fn() -> tokio_rustls::TlsAcceptor + Send + Sync>,
+    /// For connections to peers (their CAs, this node's certificate).
+    pub connector: Arc<dyn Fn() -> Result<tokio_rustls::TlsConnector, String> + Send + Sync>,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls")
+    }
+}
+
+/// How long a TLS handshake on the controller listener may take.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One half of a connection, TLS or plain.
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Splits a plain connection.
+pub(crate) fn split_plain(stream: tokio::net::TcpStream) -> (ReadHalf, WriteHalf) {
+    let (read, write) = stream.into_split();
+    (Box::new(read), Box::new(write))
+}
+
+/// Splits a TLS connection.
+pub(crate) fn split_tls<S>(stream: S) -> (ReadHalf, WriteHalf)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    (Box::new(read), Box::new(write))
 }

@@ -6,7 +6,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{encode_frame, read_frame, write_frame, Envelope, Frame, Request, Response};
+use super::{
+    encode_frame, read_frame, split_plain, split_tls, write_frame, Envelope, Frame, QuorumTls,
+    Request, Response, TLS_HANDSHAKE_TIMEOUT,
+};
 use crate::node::Core;
 
 /// Peers are the other controllers and brokers: a few connections each. The cap only stops
@@ -17,7 +20,7 @@ const RESPONSE_QUEUE: usize = 64;
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
 /// (they live in its `JoinSet`).
-pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>) {
+pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>, tls: Option<QuorumTls>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -28,8 +31,9 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let core = core.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    serve_connection(stream, core).await;
+                    serve_connection(stream, core, tls).await;
                     tracing::debug!(%peer, "controller connection closed");
                     drop(permit);
                 });
@@ -43,13 +47,30 @@ pub(crate) async fn serve(listener: TcpListener, core: Arc<Core>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, core: Arc<Core>) {
+async fn serve_connection(stream: TcpStream, core: Arc<Core>, tls: Option<QuorumTls>) {
     let _ = stream.set_nodelay(true);
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, mut write) = match tls {
+        None => split_plain(stream),
+        Some(tls) => {
+            let handshake = (tls.acceptor)().accept(stream);
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(stream)) => split_tls(stream),
+                Ok(Err(e)) => {
+                    // An untrusted or missing client certificate, or not TLS at all.
+                    tracing::warn!(%peer, "controller listener: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "controller listener: TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(RESPONSE_QUEUE);
     let mut requests = JoinSet::new();
     requests.spawn(async move {

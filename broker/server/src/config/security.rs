@@ -310,6 +310,84 @@ pub(super) fn resolve(
     Ok((listeners, inter_broker, security))
 }
 
+/// How followers connect to their leaders' inter-broker listener (`listener`): as a Kafka
+/// client with the properties Kafka's own inter-broker client would have. TLS trusts
+/// `--inter-broker-tls-ca` (default `--tls-client-ca`) and presents the broker's certificate
+/// as its client certificate; SASL logs in as `--inter-broker-sasl-username` with
+/// `--sasl-mechanism-inter-broker-protocol`. Only a cluster (`--voters`) requires these: a
+/// single broker fetches from nobody.
+pub fn inter_broker_client(
+    args: &BrokerArgs,
+    listener: &ListenerConfig,
+) -> Result<ironlog_client::SecurityConfig, ConfigError> {
+    let bad =
+        |m: String| ConfigError::Listeners(format!("inter-broker listener {}: {m}", listener.name));
+    let protocol = listener.protocol;
+    let ca = args
+        .inter_broker_tls_ca
+        .as_ref()
+        .or(args.tls_client_ca.as_ref());
+    let login = match (
+        &args.inter_broker_sasl_username,
+        &args.inter_broker_sasl_password,
+    ) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "--inter-broker-sasl-username and --inter-broker-sasl-password go together".into(),
+            ))
+        }
+    };
+    let missing_ca = protocol.is_tls() && ca.is_none();
+    let missing_login = protocol.is_sasl() && login.is_none();
+    if args.voters.is_empty() && (missing_ca || missing_login) {
+        // A single broker has no followers: nothing connects with this.
+        return Ok(ironlog_client::SecurityConfig::default());
+    }
+    if missing_ca {
+        return Err(bad(format!(
+            "it is {}: give the CA other brokers' certificates chain to with \
+             --inter-broker-tls-ca (or --tls-client-ca)",
+            protocol.name()
+        )));
+    }
+    if missing_login {
+        return Err(bad(format!(
+            "it is {}: followers log in with --inter-broker-sasl-username and \
+             --inter-broker-sasl-password (IRONLOG_INTER_BROKER_SASL_PASSWORD)",
+            protocol.name()
+        )));
+    }
+    let mut properties = vec![("security.protocol".to_string(), protocol.name().to_string())];
+    if protocol.is_tls() {
+        let ca = ca.expect("checked above");
+        properties.push(("ssl.ca.location".into(), ca.display().to_string()));
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            properties.push((
+                "ssl.certificate.location".into(),
+                cert.display().to_string(),
+            ));
+            properties.push(("ssl.key.location".into(), key.display().to_string()));
+        }
+    }
+    if let (true, Some((user, password))) = (protocol.is_sasl(), login) {
+        let mechanism = args
+            .sasl_mechanism_inter_broker_protocol
+            .to_ascii_uppercase();
+        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(bad(format!(
+                "--sasl-mechanism-inter-broker-protocol {mechanism} is not one of {}",
+                SASL_MECHANISMS.join(", ")
+            )));
+        }
+        properties.push(("sasl.mechanism".into(), mechanism));
+        properties.push(("sasl.username".into(), user.clone()));
+        properties.push(("sasl.password".into(), password.clone()));
+    }
+    ironlog_client::SecurityConfig::from_properties(&properties).map_err(bad)
+}
+
 /// What a listener advertises without --advertised-listeners: its host as written, or, when
 /// it was written without one, the address it binds (a wildcard as it is: set
 /// --advertised-listeners then).

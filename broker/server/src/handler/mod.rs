@@ -44,12 +44,13 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ironlog_protocol::kafka_protocol::messages::{RequestHeader, RequestKind};
-use ironlog_protocol::kafka_protocol::protocol::StrBytes;
+use ironlog_protocol::kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use ironlog_protocol::legacy;
 use ironlog_protocol::response::{encode_response, EncodeError};
 use ironlog_protocol::{ApiKey, ResponseError};
@@ -57,7 +58,7 @@ use ironlog_protocol::{ApiKey, ResponseError};
 use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::net::session::Session;
-use crate::quota::Direction;
+use crate::quota::QuotaType;
 use ironlog_metadata::acl::AclOperation;
 use ironlog_protocol::kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionReassignmentsResponse,
@@ -85,293 +86,361 @@ pub async fn dispatch(
     let api = api_name(api);
     let started = Instant::now();
     broker.metrics.requests.with_label_values(&[api]).inc();
+    let request_quota = RequestQuota::of(broker, session, header, &body);
+    let request_throttle = request_quota
+        .as_ref()
+        .map_or(0, |q| millis(q.throttle(broker, started)));
     let access = Access::new(broker, session);
-    let access = &access;
-    let response = match body {
-        RequestKind::ApiVersions(r) => Some(encode_response(cid, v, &api_versions::handle(&r, v))?),
-        RequestKind::Metadata(r) => Some(encode_response(
-            cid,
-            v,
-            &metadata::handle(broker, access, &session.listener.name, r, v).await,
-        )?),
-        RequestKind::Produce(r) => {
-            let bytes: usize = r
-                .topic_data
-                .iter()
-                .flat_map(|t| &t.partition_data)
-                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                .sum();
-            let response = produce::handle(broker, access, r, v).await;
-            let throttle = quota(broker, session, header, Direction::Produce, bytes);
-            match response {
-                Some(mut resp) => {
-                    resp.throttle_time_ms = throttle;
-                    Some(encode_response(cid, v, &resp)?)
+    let (response, busy) = {
+        let access = &access;
+        let session = &mut *session;
+        let handling = async move {
+            let response = match body {
+                RequestKind::ApiVersions(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    api_versions::handle(&r, v),
+                )?),
+                RequestKind::Metadata(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    metadata::handle(broker, access, &session.listener.name, r, v).await,
+                )?),
+                RequestKind::Produce(r) => {
+                    let bytes: usize = r
+                        .topic_data
+                        .iter()
+                        .flat_map(|t| &t.partition_data)
+                        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                        .sum();
+                    let response = produce::handle(broker, access, r, v).await;
+                    let throttle = quota(broker, session, header, QuotaType::Produce, bytes);
+                    match response {
+                        Some(resp) => Some(reply(cid, v, throttle.max(request_throttle), resp)?),
+                        None => None,
+                    }
                 }
-                None => None,
-            }
-        }
-        RequestKind::Fetch(r) => {
-            // Followers' fetches are replication, not a client's consumption.
-            let from_replica = r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0;
-            let mut response = fetch::handle(broker, access, r, v).await;
-            let bytes: usize = response
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                .sum();
-            if !from_replica {
-                response.throttle_time_ms = quota(broker, session, header, Direction::Fetch, bytes);
-            }
-            Some(encode_response(cid, v, &response)?)
-        }
-        RequestKind::OffsetForLeaderEpoch(r) => Some(encode_response(
-            cid,
-            v,
-            &offset_for_leader_epoch::handle(broker, access, r, v),
-        )?),
-        RequestKind::ListOffsets(r) => Some(encode_response(
-            cid,
-            v,
-            &list_offsets::handle(broker, access, r, v),
-        )?),
-        RequestKind::CreateTopics(r) => Some(encode_response(
-            cid,
-            v,
-            &create_topics::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::DeleteTopics(r) => Some(encode_response(
-            cid,
-            v,
-            &delete_topics::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::CreatePartitions(r) => Some(encode_response(
-            cid,
-            v,
-            &create_partitions::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::DescribeConfigs(r) => {
-            let response = describe_configs::handle(broker, access, r, v);
-            Some(if header.request_api_version == 0 {
-                legacy::encode_describe_configs_v0(cid, &response)?
-            } else {
-                encode_response(cid, v, &response)?
-            })
-        }
-        RequestKind::AlterConfigs(r) => Some(encode_response(
-            cid,
-            v,
-            &alter_configs::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::IncrementalAlterConfigs(r) => Some(encode_response(
-            cid,
-            v,
-            &incremental_alter_configs::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::DeleteRecords(r) => Some(encode_response(
-            cid,
-            v,
-            &delete_records::handle(broker, access, r, v),
-        )?),
-        RequestKind::DescribeCluster(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Describe) {
-                describe_cluster::handle(broker, &session.listener.name, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::InitProducerId(r) => Some(encode_response(
-            cid,
-            v,
-            &init_producer_id::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::FindCoordinator(r) => Some(encode_response(
-            cid,
-            v,
-            &find_coordinator::handle(broker, access, &session.listener.name, r, v).await,
-        )?),
-        RequestKind::JoinGroup(r) => {
-            let client_id = header
-                .client_id
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            Some(encode_response(
-                cid,
-                v,
-                &if access.group(AclOperation::Read, &r.group_id.0) {
-                    join_group::handle(broker, r, v, client_id).await
-                } else {
-                    group_refused(broker, api)
-                },
-            )?)
-        }
-        RequestKind::SyncGroup(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.group(AclOperation::Read, &r.group_id.0) {
-                sync_group::handle(broker, r, v).await
-            } else {
-                group_refused(broker, api)
-            },
-        )?),
-        RequestKind::Heartbeat(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.group(AclOperation::Read, &r.group_id.0) {
-                heartbeat::handle(broker, r, v)
-            } else {
-                group_refused(broker, api)
-            },
-        )?),
-        RequestKind::LeaveGroup(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.group(AclOperation::Read, &r.group_id.0) {
-                leave_group::handle(broker, r, v)
-            } else {
-                group_refused(broker, api)
-            },
-        )?),
-        RequestKind::OffsetCommit(r) => Some(encode_response(
-            cid,
-            v,
-            &offset_commit::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::OffsetFetch(r) => Some(encode_response(
-            cid,
-            v,
-            &offset_fetch::handle(broker, access, r, v),
-        )?),
-        RequestKind::ListGroups(r) => Some(encode_response(
-            cid,
-            v,
-            &list_groups::handle(broker, access, r, v),
-        )?),
-        RequestKind::DescribeGroups(r) => Some(encode_response(
-            cid,
-            v,
-            &describe_groups::handle(broker, access, r, v),
-        )?),
-        RequestKind::DeleteGroups(r) => Some(encode_response(
-            cid,
-            v,
-            &delete_groups::handle(broker, access, r, v),
-        )?),
-        RequestKind::OffsetDelete(r) => Some(encode_response(
-            cid,
-            v,
-            &offset_delete::handle(broker, access, r, v),
-        )?),
-        RequestKind::DescribeQuorum(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Describe) {
-                describe_quorum::handle(broker, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::AlterPartitionReassignments(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Alter) {
-                alter_partition_reassignments::handle(broker, r, v).await
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::ListPartitionReassignments(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Describe) {
-                list_partition_reassignments::handle(broker, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::ElectLeaders(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Alter) {
-                elect_leaders::handle(broker, r, v).await
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::SaslHandshake(r) => Some(encode_response(
-            cid,
-            v,
-            &sasl_handshake::handle(broker, session, r, v),
-        )?),
-        RequestKind::SaslAuthenticate(r) => Some(encode_response(
-            cid,
-            v,
-            &sasl_authenticate::handle(broker, session, r, v),
-        )?),
-        RequestKind::DescribeUserScramCredentials(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Describe) {
-                describe_user_scram_credentials::handle(broker, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::AlterUserScramCredentials(r) => Some(encode_response(
-            cid,
-            v,
-            &alter_user_scram_credentials::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::DescribeAcls(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::Describe) {
-                describe_acls::handle(broker, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::DescribeClientQuotas(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::DescribeConfigs) {
-                describe_client_quotas::handle(broker, r, v)
-            } else {
-                refused(broker, api)
-            },
-        )?),
-        RequestKind::AlterClientQuotas(r) => Some(encode_response(
-            cid,
-            v,
-            &if access.cluster(AclOperation::AlterConfigs) {
-                alter_client_quotas::handle(broker, r, v).await
-            } else {
-                alter_client_quotas_refused(broker, api, r)
-            },
-        )?),
-        RequestKind::CreateAcls(r) => Some(encode_response(
-            cid,
-            v,
-            &create_acls::handle(broker, access, r, v).await,
-        )?),
-        RequestKind::DeleteAcls(r) => Some(encode_response(
-            cid,
-            v,
-            &delete_acls::handle(broker, access, r, v).await,
-        )?),
-        _ => {
-            // decode_header only lets served APIs through, so this is a missing arm above.
-            return Err(EncodeError {
-                message: api,
-                version: v,
-                reason: "the API is advertised but has no handler".into(),
-            });
-        }
+                RequestKind::Fetch(r) => {
+                    // Followers' fetches are replication, not a client's consumption.
+                    let from_replica = r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0;
+                    let response = fetch::handle(broker, access, r, v).await;
+                    let bytes: usize = response
+                        .responses
+                        .iter()
+                        .flat_map(|t| &t.partitions)
+                        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                        .sum();
+                    let throttle = if from_replica {
+                        0
+                    } else {
+                        quota(broker, session, header, QuotaType::Fetch, bytes)
+                    };
+                    Some(reply(cid, v, throttle.max(request_throttle), response)?)
+                }
+                RequestKind::OffsetForLeaderEpoch(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    offset_for_leader_epoch::handle(broker, access, r, v),
+                )?),
+                RequestKind::ListOffsets(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    list_offsets::handle(broker, access, r, v),
+                )?),
+                RequestKind::CreateTopics(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    create_topics::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::DeleteTopics(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    delete_topics::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::CreatePartitions(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    create_partitions::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::DescribeConfigs(r) => {
+                    let mut response = describe_configs::handle(broker, access, r, v);
+                    Some(if header.request_api_version == 0 {
+                        response.throttle_time_ms = request_throttle;
+                        legacy::encode_describe_configs_v0(cid, &response)?
+                    } else {
+                        reply(cid, v, request_throttle, response)?
+                    })
+                }
+                RequestKind::AlterConfigs(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    alter_configs::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::IncrementalAlterConfigs(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    incremental_alter_configs::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::DeleteRecords(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    delete_records::handle(broker, access, r, v),
+                )?),
+                RequestKind::DescribeCluster(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Describe) {
+                        describe_cluster::handle(broker, &session.listener.name, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::InitProducerId(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    init_producer_id::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::FindCoordinator(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    find_coordinator::handle(broker, access, &session.listener.name, r, v).await,
+                )?),
+                RequestKind::JoinGroup(r) => {
+                    let client_id = header
+                        .client_id
+                        .as_ref()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default();
+                    Some(reply(
+                        cid,
+                        v,
+                        request_throttle,
+                        if access.group(AclOperation::Read, &r.group_id.0) {
+                            join_group::handle(broker, r, v, client_id).await
+                        } else {
+                            group_refused(broker, api)
+                        },
+                    )?)
+                }
+                RequestKind::SyncGroup(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.group(AclOperation::Read, &r.group_id.0) {
+                        sync_group::handle(broker, r, v).await
+                    } else {
+                        group_refused(broker, api)
+                    },
+                )?),
+                RequestKind::Heartbeat(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.group(AclOperation::Read, &r.group_id.0) {
+                        heartbeat::handle(broker, r, v)
+                    } else {
+                        group_refused(broker, api)
+                    },
+                )?),
+                RequestKind::LeaveGroup(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.group(AclOperation::Read, &r.group_id.0) {
+                        leave_group::handle(broker, r, v)
+                    } else {
+                        group_refused(broker, api)
+                    },
+                )?),
+                RequestKind::OffsetCommit(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    offset_commit::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::OffsetFetch(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    offset_fetch::handle(broker, access, r, v),
+                )?),
+                RequestKind::ListGroups(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    list_groups::handle(broker, access, r, v),
+                )?),
+                RequestKind::DescribeGroups(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    describe_groups::handle(broker, access, r, v),
+                )?),
+                RequestKind::DeleteGroups(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    delete_groups::handle(broker, access, r, v),
+                )?),
+                RequestKind::OffsetDelete(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    offset_delete::handle(broker, access, r, v),
+                )?),
+                RequestKind::DescribeQuorum(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Describe) {
+                        describe_quorum::handle(broker, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::AlterPartitionReassignments(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Alter) {
+                        alter_partition_reassignments::handle(broker, r, v).await
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::ListPartitionReassignments(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Describe) {
+                        list_partition_reassignments::handle(broker, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::ElectLeaders(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Alter) {
+                        elect_leaders::handle(broker, r, v).await
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::SaslHandshake(r) => Some(encode_response(
+                    cid,
+                    v,
+                    &sasl_handshake::handle(broker, session, r, v),
+                )?),
+                RequestKind::SaslAuthenticate(r) => Some(encode_response(
+                    cid,
+                    v,
+                    &sasl_authenticate::handle(broker, session, r, v),
+                )?),
+                RequestKind::DescribeUserScramCredentials(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Describe) {
+                        describe_user_scram_credentials::handle(broker, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::AlterUserScramCredentials(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    alter_user_scram_credentials::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::DescribeAcls(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::Describe) {
+                        describe_acls::handle(broker, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::DescribeClientQuotas(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::DescribeConfigs) {
+                        describe_client_quotas::handle(broker, r, v)
+                    } else {
+                        refused(broker, api)
+                    },
+                )?),
+                RequestKind::AlterClientQuotas(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    if access.cluster(AclOperation::AlterConfigs) {
+                        alter_client_quotas::handle(broker, r, v).await
+                    } else {
+                        alter_client_quotas_refused(broker, api, r)
+                    },
+                )?),
+                RequestKind::CreateAcls(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    create_acls::handle(broker, access, r, v).await,
+                )?),
+                RequestKind::DeleteAcls(r) => Some(reply(
+                    cid,
+                    v,
+                    request_throttle,
+                    delete_acls::handle(broker, access, r, v).await,
+                )?),
+                _ => {
+                    // decode_header only lets served APIs through, so this is a missing arm above.
+                    return Err(EncodeError {
+                        message: api,
+                        version: v,
+                        reason: "the API is advertised but has no handler".into(),
+                    });
+                }
+            };
+            Ok::<_, EncodeError>(response)
+        };
+        // The request quota counts the time the handler is polled (works), not the time it
+        // waits (a long poll, acks=all, a group join), as Kafka counts I/O thread time and
+        // not time in purgatory.
+        let mut handling = std::pin::pin!(handling);
+        let mut busy = Duration::ZERO;
+        let response = std::future::poll_fn(|cx| {
+            let polled = Instant::now();
+            let result = handling.as_mut().poll(cx);
+            busy += polled.elapsed();
+            result
+        })
+        .await;
+        (response, busy)
     };
+    let response = response?;
+    if let Some(quota) = &request_quota {
+        let now = Instant::now();
+        let throttle = quota.record(broker, busy, now);
+        let answered = Duration::from_millis(u64::try_from(request_throttle).unwrap_or(0));
+        session.throttle(throttle.max(answered), now);
+    }
     broker
         .metrics
         .request_duration
@@ -443,7 +512,7 @@ fn quota(
     broker: &Broker,
     session: &mut Session,
     header: &RequestHeader,
-    direction: Direction,
+    kind: QuotaType,
     bytes: usize,
 ) -> i32 {
     let user = session.quota_user();
@@ -451,13 +520,148 @@ fn quota(
     let limit = broker
         .replicas
         .metadata()
-        .client_quota(&user, client_id, direction.key());
-    let now = std::time::Instant::now();
+        .client_quota(&user, client_id, kind.key());
+    let now = Instant::now();
     let throttle = broker
         .quotas
-        .record(&user, client_id, direction, bytes, limit, now);
+        .record(&user, client_id, kind, bytes as f64, limit, now);
     session.throttle(throttle, now);
-    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
+    millis(throttle)
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The client's request quota (`request_percentage`), when it has one and the request counts
+/// against it: everything but ApiVersions, SASL authentication and followers' fetches.
+struct RequestQuota {
+    user: String,
+    client_id: String,
+    percent: f64,
+}
+
+impl RequestQuota {
+    fn of(
+        broker: &Broker,
+        session: &Session,
+        header: &RequestHeader,
+        body: &RequestKind,
+    ) -> Option<Self> {
+        let exempt = match body {
+            RequestKind::ApiVersions(_)
+            | RequestKind::SaslHandshake(_)
+            | RequestKind::SaslAuthenticate(_) => true,
+            RequestKind::Fetch(r) => r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0,
+            _ => false,
+        };
+        let image = broker.replicas.metadata();
+        // Asked for every request: without quotas, allocate nothing.
+        if exempt || image.client_quotas.is_empty() {
+            return None;
+        }
+        let user = session.quota_user();
+        let client_id = header.client_id.as_deref().unwrap_or("").to_string();
+        let percent = image.client_quota(&user, &client_id, QuotaType::Request.key())?;
+        Some(RequestQuota {
+            user,
+            client_id,
+            percent,
+        })
+    }
+
+    /// How long the client is throttled for the thread time its requests used so far.
+    fn throttle(&self, broker: &Broker, now: Instant) -> Duration {
+        broker.quotas.throttle(
+            &self.user,
+            &self.client_id,
+            QuotaType::Request,
+            Some(self.percent),
+            now,
+        )
+    }
+
+    /// Counts `busy` thread time; returns the throttle it brings.
+    fn record(&self, broker: &Broker, busy: Duration, now: Instant) -> Duration {
+        broker.quotas.record(
+            &self.user,
+            &self.client_id,
+            QuotaType::Request,
+            QuotaType::amount_of(busy),
+            Some(self.percent),
+            now,
+        )
+    }
+}
+
+/// A response with Kafka's `throttle_time_ms`.
+trait Throttled {
+    fn set_throttle_time_ms(&mut self, ms: i32);
+}
+
+macro_rules! throttled {
+    ($($response:ident),* $(,)?) => {
+        $(impl Throttled for ironlog_protocol::kafka_protocol::messages::$response {
+            fn set_throttle_time_ms(&mut self, ms: i32) {
+                self.throttle_time_ms = ms;
+            }
+        })*
+    };
+}
+
+throttled!(
+    ApiVersionsResponse,
+    MetadataResponse,
+    ProduceResponse,
+    FetchResponse,
+    OffsetForLeaderEpochResponse,
+    ListOffsetsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    CreatePartitionsResponse,
+    DescribeConfigsResponse,
+    AlterConfigsResponse,
+    IncrementalAlterConfigsResponse,
+    DeleteRecordsResponse,
+    DescribeClusterResponse,
+    InitProducerIdResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    ListGroupsResponse,
+    DescribeGroupsResponse,
+    DeleteGroupsResponse,
+    OffsetDeleteResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
+    ElectLeadersResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeAclsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
+);
+
+/// DescribeQuorum answers have no throttle time: the connection is still muted.
+impl Throttled for DescribeQuorumResponse {
+    fn set_throttle_time_ms(&mut self, _ms: i32) {}
+}
+
+/// Encodes `body` answering that the client is throttled for `throttle_ms`.
+fn reply<R: Encodable + HeaderVersion + Throttled>(
+    cid: i32,
+    v: i16,
+    throttle_ms: i32,
+    mut body: R,
+) -> Result<Bytes, EncodeError> {
+    body.set_throttle_time_ms(throttle_ms);
+    encode_response(cid, v, &body)
 }
 
 /// A response that refuses a whole request in its top-level error code.

@@ -32,6 +32,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
             listen,
         )],
         inter_broker_listener: "PLAINTEXT".into(),
+        inter_broker_client: Default::default(),
         security: ironlog_server::config::security::SecurityConfig::default(),
         data_dir: data_dir.to_path_buf(),
         metrics_listen: metrics,
