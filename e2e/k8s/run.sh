@@ -10,7 +10,8 @@
 #   pytest   e2e/k8s/tests/ with the kubelet stand-in (e2e/k8s/kubelet.py): five Nodes whose
 #            pods run as containers of the broker image on a private Docker network
 #            (172.28.0.0/24), local volumes, and a hosts file of the cluster's DNS names that the
-#            operator (a host process) and the tests resolve through nss_wrapper.
+#            operator (a host process) and the tests resolve through nss_wrapper (with
+#            e2e/k8s/resolver/serialize_lookups.so: nss_wrapper is not thread-safe).
 #
 #   e2e/k8s/run.sh                    # both phases
 #   e2e/k8s/run.sh -k install         # extra arguments go to pytest
@@ -94,6 +95,12 @@ if [[ " $PHASES " == *" rust "* ]]; then
     || fail_setup "building operator/tests/k8s_e2e.rs (see $LOG/cargo-test-build.log)"
 fi
 dpkg -s libnss-wrapper >/dev/null 2>&1 || e2e_apt_install libnss-wrapper
+# nss_wrapper crashes a multi-threaded process that looks names up while the hosts file is
+# rewritten (e2e/k8s/resolver/serialize_lookups.c): every lookup goes through one lock.
+mkdir -p "$STATE"
+gcc -shared -fPIC -O2 -Wall -o "$STATE/serialize_lookups.so" \
+  "$ROOT/e2e/k8s/resolver/serialize_lookups.c" -ldl -lpthread \
+  || fail_setup "building e2e/k8s/resolver/serialize_lookups.c (needs gcc)"
 e2e_setup
 "$CP" build >"$LOG/build.log" 2>&1 || fail_setup "building the control plane (see $LOG/build.log)"
 "$IRONLOG_SHARED/k8s/install-helm-kubectl.sh" >"$LOG/tools.log" 2>&1 \
@@ -172,7 +179,7 @@ if [[ " $PHASES " == *" pytest "* ]]; then
   export E2E_OPERATOR_METRICS=$METRICS_ADDR
   (
     # Cluster DNS names (pods, Services) for pytest and everything it starts, the operator too.
-    export LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_HOSTS=$STATE/hosts
+    export LD_PRELOAD="$STATE/serialize_lookups.so libnss_wrapper.so" NSS_WRAPPER_HOSTS=$STATE/hosts
     # pytest (its Kafka clients are librdkafka) has died of SIGSEGV here without a Python
     # traceback: keep a core to say where (printed below).
     ulimit -c unlimited 2>/dev/null || true

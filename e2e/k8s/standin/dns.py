@@ -1,5 +1,7 @@
 """Cluster DNS for processes on the host (the operator, pytest's clients, kcat): a hosts file
-that they read through nss_wrapper (`LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_HOSTS=<file>`).
+that they read through nss_wrapper (`LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_HOSTS=<file>`,
+preceded by e2e/k8s/resolver/serialize_lookups.so: nss_wrapper crashes threads that look names
+up while this file is replaced).
 
 It holds what CoreDNS would answer:
 - every pod with an IP and a subdomain: `<hostname>.<subdomain>.<ns>.svc[.cluster.local]`;
