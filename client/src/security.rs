@@ -378,7 +378,10 @@ impl fmt::Debug for Security {
 
 /// The TLS server name of `address` (`host:port` or `[v6]:port`): a DNS name or an IP
 /// address.
-pub(crate) fn server_name(address: &str) -> Result<ServerName<'static>, String> {
+///
+/// # Errors
+/// A host that is neither a valid DNS name nor an IP address.
+pub fn server_name(address: &str) -> Result<ServerName<'static>, String> {
     let host = address
         .rsplit_once(':')
         .map_or(address, |(host, _)| host)

@@ -82,7 +82,12 @@ impl Cluster {
                     .map_err(|e| ClusterError::Tls(format!("controller listener: {e}")))?;
                 Some(ironlog_quorum::QuorumTls {
                     acceptor: Arc::new(move || tls.acceptor(true)),
-                    connector: Arc::new(move || ironlog_client::security::tls_connector(&client)),
+                    connector: Arc::new(move |peer: &str| {
+                        Ok((
+                            ironlog_client::security::tls_connector(&client)?,
+                            ironlog_client::security::server_name(peer)?,
+                        ))
+                    }),
                 })
             }
             (Some(_), None) => {

@@ -216,12 +216,8 @@ impl Conn {
         let (mut read, write) = match tls {
             None => split_plain(stream),
             Some(tls) => {
-                let invalid = |m: String| failed(io::Error::new(io::ErrorKind::InvalidInput, m));
-                let connector = (tls.connector)().map_err(invalid)?;
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls_pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| invalid(format!("TLS server name {host:?}: {e}")))?;
+                let (connector, name) = (tls.connector)(addr)
+                    .map_err(|m| failed(io::Error::new(io::ErrorKind::InvalidInput, m)))?;
                 let handshake = connector.connect(name, stream);
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                     Ok(Ok(stream)) => split_tls(stream),

@@ -10,6 +10,8 @@
 use std::io;
 use std::sync::Arc;
 
+use rustls_pki_types::ServerName;
+
 use ironlog_metadata::{BrokerId, CommandResult, MetadataCommand};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -185,9 +187,14 @@ mod tests {
 pub struct QuorumTls {
     /// For accepted connections (requiring and verifying a client certificate).
     pub acceptor: Arc<dyn Fn() -> tokio_rustls::TlsAcceptor + Send + Sync>,
-    /// For connections to peers (their CAs, this node's certificate).
-    pub connector: Arc<dyn Fn() -> Result<tokio_rustls::TlsConnector, String> + Send + Sync>,
+    /// For a connection to the peer at `host:port`.
+    pub connector: Arc<ConnectPeer>,
 }
+
+/// What a connection to the peer at `host:port` needs: the connector (the peers' CAs, this
+/// node's certificate) and the name the peer's certificate must carry.
+pub type ConnectPeer =
+    dyn Fn(&str) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> + Send + Sync;
 
 impl std::fmt::Debug for QuorumTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

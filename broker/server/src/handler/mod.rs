@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ironlog_protocol::kafka_protocol::messages::{RequestHeader, RequestKind};
+use ironlog_protocol::kafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind};
 use ironlog_protocol::kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use ironlog_protocol::legacy;
 use ironlog_protocol::response::{encode_response, EncodeError};
@@ -89,357 +89,22 @@ pub async fn dispatch(
     let request_quota = RequestQuota::of(broker, session, header, &body);
     let request_throttle = request_quota
         .as_ref()
-        .map_or(0, |q| millis(q.throttle(broker, started)));
+        .map_or(Duration::ZERO, |q| q.throttle(broker, started));
     let access = Access::new(broker, session);
-    let (response, busy) = {
-        let access = &access;
-        let session = &mut *session;
-        let handling = async move {
-            let response = match body {
-                RequestKind::ApiVersions(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    api_versions::handle(&r, v),
-                )?),
-                RequestKind::Metadata(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    metadata::handle(broker, access, &session.listener.name, r, v).await,
-                )?),
-                RequestKind::Produce(r) => {
-                    let bytes: usize = r
-                        .topic_data
-                        .iter()
-                        .flat_map(|t| &t.partition_data)
-                        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                        .sum();
-                    let response = produce::handle(broker, access, r, v).await;
-                    let throttle = quota(broker, session, header, QuotaType::Produce, bytes);
-                    match response {
-                        Some(resp) => Some(reply(cid, v, throttle.max(request_throttle), resp)?),
-                        None => None,
-                    }
-                }
-                RequestKind::Fetch(r) => {
-                    // Followers' fetches are replication, not a client's consumption.
-                    let from_replica = r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0;
-                    let response = fetch::handle(broker, access, r, v).await;
-                    let bytes: usize = response
-                        .responses
-                        .iter()
-                        .flat_map(|t| &t.partitions)
-                        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                        .sum();
-                    let throttle = if from_replica {
-                        0
-                    } else {
-                        quota(broker, session, header, QuotaType::Fetch, bytes)
-                    };
-                    Some(reply(cid, v, throttle.max(request_throttle), response)?)
-                }
-                RequestKind::OffsetForLeaderEpoch(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    offset_for_leader_epoch::handle(broker, access, r, v),
-                )?),
-                RequestKind::ListOffsets(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    list_offsets::handle(broker, access, r, v),
-                )?),
-                RequestKind::CreateTopics(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    create_topics::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::DeleteTopics(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    delete_topics::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::CreatePartitions(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    create_partitions::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::DescribeConfigs(r) => {
-                    let mut response = describe_configs::handle(broker, access, r, v);
-                    Some(if header.request_api_version == 0 {
-                        response.throttle_time_ms = request_throttle;
-                        legacy::encode_describe_configs_v0(cid, &response)?
-                    } else {
-                        reply(cid, v, request_throttle, response)?
-                    })
-                }
-                RequestKind::AlterConfigs(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    alter_configs::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::IncrementalAlterConfigs(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    incremental_alter_configs::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::DeleteRecords(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    delete_records::handle(broker, access, r, v),
-                )?),
-                RequestKind::DescribeCluster(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Describe) {
-                        describe_cluster::handle(broker, &session.listener.name, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::InitProducerId(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    init_producer_id::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::FindCoordinator(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    find_coordinator::handle(broker, access, &session.listener.name, r, v).await,
-                )?),
-                RequestKind::JoinGroup(r) => {
-                    let client_id = header
-                        .client_id
-                        .as_ref()
-                        .map(|c| c.to_string())
-                        .unwrap_or_default();
-                    Some(reply(
-                        cid,
-                        v,
-                        request_throttle,
-                        if access.group(AclOperation::Read, &r.group_id.0) {
-                            join_group::handle(broker, r, v, client_id).await
-                        } else {
-                            group_refused(broker, api)
-                        },
-                    )?)
-                }
-                RequestKind::SyncGroup(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.group(AclOperation::Read, &r.group_id.0) {
-                        sync_group::handle(broker, r, v).await
-                    } else {
-                        group_refused(broker, api)
-                    },
-                )?),
-                RequestKind::Heartbeat(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.group(AclOperation::Read, &r.group_id.0) {
-                        heartbeat::handle(broker, r, v)
-                    } else {
-                        group_refused(broker, api)
-                    },
-                )?),
-                RequestKind::LeaveGroup(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.group(AclOperation::Read, &r.group_id.0) {
-                        leave_group::handle(broker, r, v)
-                    } else {
-                        group_refused(broker, api)
-                    },
-                )?),
-                RequestKind::OffsetCommit(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    offset_commit::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::OffsetFetch(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    offset_fetch::handle(broker, access, r, v),
-                )?),
-                RequestKind::ListGroups(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    list_groups::handle(broker, access, r, v),
-                )?),
-                RequestKind::DescribeGroups(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    describe_groups::handle(broker, access, r, v),
-                )?),
-                RequestKind::DeleteGroups(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    delete_groups::handle(broker, access, r, v),
-                )?),
-                RequestKind::OffsetDelete(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    offset_delete::handle(broker, access, r, v),
-                )?),
-                RequestKind::DescribeQuorum(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Describe) {
-                        describe_quorum::handle(broker, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::AlterPartitionReassignments(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Alter) {
-                        alter_partition_reassignments::handle(broker, r, v).await
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::ListPartitionReassignments(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Describe) {
-                        list_partition_reassignments::handle(broker, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::ElectLeaders(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Alter) {
-                        elect_leaders::handle(broker, r, v).await
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::SaslHandshake(r) => Some(encode_response(
-                    cid,
-                    v,
-                    &sasl_handshake::handle(broker, session, r, v),
-                )?),
-                RequestKind::SaslAuthenticate(r) => Some(encode_response(
-                    cid,
-                    v,
-                    &sasl_authenticate::handle(broker, session, r, v),
-                )?),
-                RequestKind::DescribeUserScramCredentials(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Describe) {
-                        describe_user_scram_credentials::handle(broker, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::AlterUserScramCredentials(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    alter_user_scram_credentials::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::DescribeAcls(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::Describe) {
-                        describe_acls::handle(broker, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::DescribeClientQuotas(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::DescribeConfigs) {
-                        describe_client_quotas::handle(broker, r, v)
-                    } else {
-                        refused(broker, api)
-                    },
-                )?),
-                RequestKind::AlterClientQuotas(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    if access.cluster(AclOperation::AlterConfigs) {
-                        alter_client_quotas::handle(broker, r, v).await
-                    } else {
-                        alter_client_quotas_refused(broker, api, r)
-                    },
-                )?),
-                RequestKind::CreateAcls(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    create_acls::handle(broker, access, r, v).await,
-                )?),
-                RequestKind::DeleteAcls(r) => Some(reply(
-                    cid,
-                    v,
-                    request_throttle,
-                    delete_acls::handle(broker, access, r, v).await,
-                )?),
-                _ => {
-                    // decode_header only lets served APIs through, so this is a missing arm above.
-                    return Err(EncodeError {
-                        message: api,
-                        version: v,
-                        reason: "the API is advertised but has no handler".into(),
-                    });
-                }
-            };
-            Ok::<_, EncodeError>(response)
-        };
-        // The request quota counts the time the handler is polled (works), not the time it
-        // waits (a long poll, acks=all, a group join), as Kafka counts I/O thread time and
-        // not time in purgatory.
-        let mut handling = std::pin::pin!(handling);
-        let mut busy = Duration::ZERO;
-        let response = std::future::poll_fn(|cx| {
-            let polled = Instant::now();
-            let result = handling.as_mut().poll(cx);
-            busy += polled.elapsed();
-            result
-        })
-        .await;
-        (response, busy)
+    let out = Reply {
+        cid,
+        v,
+        throttle_ms: millis(request_throttle),
     };
+    // The request quota counts the time the handler is polled (works), not the time it
+    // waits (a long poll, acks=all, a group join), as Kafka counts I/O thread time and not
+    // time in purgatory.
+    let (response, busy) =
+        busy_time(handle(broker, session, &access, header, body, api, out)).await;
     let response = response?;
     if let Some(quota) = &request_quota {
         let now = Instant::now();
-        let throttle = quota.record(broker, busy, now);
-        let answered = Duration::from_millis(u64::try_from(request_throttle).unwrap_or(0));
-        session.throttle(throttle.max(answered), now);
+        session.throttle(quota.record(broker, busy, now).max(request_throttle), now);
     }
     broker
         .metrics
@@ -447,6 +112,257 @@ pub async fn dispatch(
         .with_label_values(&[api])
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// Handles one decoded request and encodes its response (`out`: the request's correlation id
+/// and version, and the request-quota throttle to answer).
+async fn handle(
+    broker: &Arc<Broker>,
+    session: &mut Session,
+    access: &Access,
+    header: &RequestHeader,
+    body: RequestKind,
+    api: &'static str,
+    out: Reply,
+) -> Result<Option<Bytes>, EncodeError> {
+    let Reply { cid, v, .. } = out;
+    let response = match body {
+        RequestKind::ApiVersions(r) => Some(out.encode(api_versions::handle(&r, v))?),
+        RequestKind::Metadata(r) => {
+            Some(out.encode(metadata::handle(broker, access, &session.listener.name, r, v).await)?)
+        }
+        RequestKind::Produce(r) => {
+            let bytes: usize = r
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            let response = produce::handle(broker, access, r, v).await;
+            let throttle = quota(broker, session, header, QuotaType::Produce, bytes);
+            match response {
+                Some(resp) => Some(out.encode_with(throttle, resp)?),
+                None => None,
+            }
+        }
+        RequestKind::Fetch(r) => {
+            // Followers' fetches are replication, not a client's consumption.
+            let from_replica = is_replica_fetch(&r);
+            let response = fetch::handle(broker, access, r, v).await;
+            let bytes: usize = response
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            let throttle = if from_replica {
+                0
+            } else {
+                quota(broker, session, header, QuotaType::Fetch, bytes)
+            };
+            Some(out.encode_with(throttle, response)?)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Some(out.encode(offset_for_leader_epoch::handle(broker, access, r, v))?)
+        }
+        RequestKind::ListOffsets(r) => {
+            Some(out.encode(list_offsets::handle(broker, access, r, v))?)
+        }
+        RequestKind::CreateTopics(r) => {
+            Some(out.encode(create_topics::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::DeleteTopics(r) => {
+            Some(out.encode(delete_topics::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::CreatePartitions(r) => {
+            Some(out.encode(create_partitions::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            let mut response = describe_configs::handle(broker, access, r, v);
+            Some(if header.request_api_version == 0 {
+                response.throttle_time_ms = out.throttle_ms;
+                legacy::encode_describe_configs_v0(cid, &response)?
+            } else {
+                out.encode(response)?
+            })
+        }
+        RequestKind::AlterConfigs(r) => {
+            Some(out.encode(alter_configs::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Some(out.encode(incremental_alter_configs::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::DeleteRecords(r) => {
+            Some(out.encode(delete_records::handle(broker, access, r, v))?)
+        }
+        RequestKind::DescribeCluster(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Describe) {
+                describe_cluster::handle(broker, &session.listener.name, r, v)
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::InitProducerId(r) => {
+            Some(out.encode(init_producer_id::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::FindCoordinator(r) => Some(out.encode(
+            find_coordinator::handle(broker, access, &session.listener.name, r, v).await,
+        )?),
+        RequestKind::JoinGroup(r) => {
+            let client_id = header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            Some(
+                out.encode(if access.group(AclOperation::Read, &r.group_id.0) {
+                    join_group::handle(broker, r, v, client_id).await
+                } else {
+                    group_refused(broker, api)
+                })?,
+            )
+        }
+        RequestKind::SyncGroup(r) => Some(out.encode(
+            if access.group(AclOperation::Read, &r.group_id.0) {
+                sync_group::handle(broker, r, v).await
+            } else {
+                group_refused(broker, api)
+            },
+        )?),
+        RequestKind::Heartbeat(r) => Some(out.encode(
+            if access.group(AclOperation::Read, &r.group_id.0) {
+                heartbeat::handle(broker, r, v)
+            } else {
+                group_refused(broker, api)
+            },
+        )?),
+        RequestKind::LeaveGroup(r) => Some(out.encode(
+            if access.group(AclOperation::Read, &r.group_id.0) {
+                leave_group::handle(broker, r, v)
+            } else {
+                group_refused(broker, api)
+            },
+        )?),
+        RequestKind::OffsetCommit(r) => {
+            Some(out.encode(offset_commit::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::OffsetFetch(r) => {
+            Some(out.encode(offset_fetch::handle(broker, access, r, v))?)
+        }
+        RequestKind::ListGroups(r) => Some(out.encode(list_groups::handle(broker, access, r, v))?),
+        RequestKind::DescribeGroups(r) => {
+            Some(out.encode(describe_groups::handle(broker, access, r, v))?)
+        }
+        RequestKind::DeleteGroups(r) => {
+            Some(out.encode(delete_groups::handle(broker, access, r, v))?)
+        }
+        RequestKind::OffsetDelete(r) => {
+            Some(out.encode(offset_delete::handle(broker, access, r, v))?)
+        }
+        RequestKind::DescribeQuorum(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Describe) {
+                describe_quorum::handle(broker, r, v)
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Alter) {
+                alter_partition_reassignments::handle(broker, r, v).await
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Describe) {
+                list_partition_reassignments::handle(broker, r, v)
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::ElectLeaders(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Alter) {
+                elect_leaders::handle(broker, r, v).await
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::SaslHandshake(r) => Some(encode_response(
+            cid,
+            v,
+            &sasl_handshake::handle(broker, session, r, v),
+        )?),
+        RequestKind::SaslAuthenticate(r) => Some(encode_response(
+            cid,
+            v,
+            &sasl_authenticate::handle(broker, session, r, v),
+        )?),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Describe) {
+                describe_user_scram_credentials::handle(broker, r, v)
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            Some(out.encode(alter_user_scram_credentials::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::DescribeAcls(r) => {
+            Some(out.encode(if access.cluster(AclOperation::Describe) {
+                describe_acls::handle(broker, r, v)
+            } else {
+                refused(broker, api)
+            })?)
+        }
+        RequestKind::DescribeClientQuotas(r) => Some(out.encode(
+            if access.cluster(AclOperation::DescribeConfigs) {
+                describe_client_quotas::handle(broker, r, v)
+            } else {
+                refused(broker, api)
+            },
+        )?),
+        RequestKind::AlterClientQuotas(r) => {
+            Some(out.encode(if access.cluster(AclOperation::AlterConfigs) {
+                alter_client_quotas::handle(broker, r, v).await
+            } else {
+                alter_client_quotas_refused(broker, api, r)
+            })?)
+        }
+        RequestKind::CreateAcls(r) => {
+            Some(out.encode(create_acls::handle(broker, access, r, v).await)?)
+        }
+        RequestKind::DeleteAcls(r) => {
+            Some(out.encode(delete_acls::handle(broker, access, r, v).await)?)
+        }
+        _ => {
+            // decode_header only lets served APIs through, so this is a missing arm above.
+            return Err(EncodeError {
+                message: api,
+                version: v,
+                reason: "the API is advertised but has no handler".into(),
+            });
+        }
+    };
+    Ok(response)
+}
+
+/// Runs `work` and measures the time spent polling it (working), not waiting.
+async fn busy_time<F: Future>(work: F) -> (F::Output, Duration) {
+    let mut work = std::pin::pin!(work);
+    let mut busy = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let polled = Instant::now();
+        let result = work.as_mut().poll(cx);
+        busy += polled.elapsed();
+        result
+    })
+    .await;
+    (output, busy)
+}
+
+/// Whether a Fetch comes from a follower (replication, not a client's consumption).
+fn is_replica_fetch(r: &FetchRequest) -> bool {
+    r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0
 }
 
 /// The API's name as used in metric labels (`Produce`, `Fetch`, ...).
@@ -552,7 +468,7 @@ impl RequestQuota {
             RequestKind::ApiVersions(_)
             | RequestKind::SaslHandshake(_)
             | RequestKind::SaslAuthenticate(_) => true,
-            RequestKind::Fetch(r) => r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0,
+            RequestKind::Fetch(r) => is_replica_fetch(r),
             _ => false,
         };
         let image = broker.replicas.metadata();
@@ -653,15 +569,34 @@ impl Throttled for DescribeQuorumResponse {
     fn set_throttle_time_ms(&mut self, _ms: i32) {}
 }
 
-/// Encodes `body` answering that the client is throttled for `throttle_ms`.
-fn reply<R: Encodable + HeaderVersion + Throttled>(
+/// How a response is encoded: the request's correlation id and version, and how long the
+/// client's request quota throttles it.
+#[derive(Clone, Copy)]
+struct Reply {
     cid: i32,
     v: i16,
     throttle_ms: i32,
-    mut body: R,
-) -> Result<Bytes, EncodeError> {
-    body.set_throttle_time_ms(throttle_ms);
-    encode_response(cid, v, &body)
+}
+
+impl Reply {
+    /// Encodes `body` answering the request-quota throttle.
+    fn encode<R: Encodable + HeaderVersion + Throttled>(
+        self,
+        body: R,
+    ) -> Result<Bytes, EncodeError> {
+        self.encode_with(0, body)
+    }
+
+    /// Encodes `body` answering the longer of the request-quota throttle and `throttle_ms`
+    /// (a byte-rate quota's).
+    fn encode_with<R: Encodable + HeaderVersion + Throttled>(
+        self,
+        throttle_ms: i32,
+        mut body: R,
+    ) -> Result<Bytes, EncodeError> {
+        body.set_throttle_time_ms(throttle_ms.max(self.throttle_ms));
+        encode_response(self.cid, self.v, &body)
+    }
 }
 
 /// A response that refuses a whole request in its top-level error code.
