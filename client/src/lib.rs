@@ -13,8 +13,9 @@
 //! - [`Client`] (`client.rs`): bootstrap, metadata cache, a connection per broker, routing
 //!   (partition requests to the leader, admin requests to the controller) and bounded retries.
 //! - `admin.rs`, `data.rs`: the typed admin and data APIs as methods on [`Client`];
-//!   [`acl`] (Describe/Create/DeleteAcls) and `scram_users.rs`
-//!   (Describe/AlterUserScramCredentials) likewise.
+//!   [`acl`] (Describe/Create/DeleteAcls), `scram_users.rs`
+//!   (Describe/AlterUserScramCredentials) and [`quotas`] (Describe/AlterClientQuotas)
+//!   likewise.
 //! - [`groups`]: consumer-group admin (list, describe, committed offsets, reset, delete);
 //!   [`member`]: taking part in a group as a consumer (join, sync with the range assignor,
 //!   heartbeat, commit, leave).
@@ -57,6 +58,7 @@ mod error;
 pub mod groups;
 pub mod member;
 pub mod quorum;
+pub mod quotas;
 pub mod records;
 mod scram_users;
 pub mod security;
@@ -77,6 +79,7 @@ pub use error::{error_name, ClientError};
 pub use ironlog_security::ScramMechanism;
 pub use member::GroupMembership;
 pub use quorum::{QuorumDescription, QuorumReplica};
+pub use quotas::QuotaEntity;
 pub use records::{Compression, ConsumedRecord, ProduceRecord};
 pub use scram_users::{ScramCredentialInfo, UserScramCredentials};
 pub use security::{
@@ -127,6 +130,8 @@ mod send_check {
             assert_send(c.describe_user_scram_credentials(None));
             assert_send(c.upsert_user_scram_credential("u", ScramMechanism::Sha512, 4096, "p"));
             assert_send(c.delete_user_scram_credential("u", ScramMechanism::Sha512));
+            assert_send(c.describe_client_quotas(&[], true));
+            assert_send(c.alter_client_quotas(&[], &BTreeMap::new(), &[]));
         };
     }
 }

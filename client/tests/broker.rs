@@ -1,79 +1,48 @@
 //! Integration tests against a real broker binary.
 //!
 //! Set `IRONLOG_BIN` to the `ironlog` binary (the workspace test script does); without it
-//! every test prints a note and passes without doing anything.
+//! every test fails.
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ironlog_client::tools::topics::{self, TopicsArgs, TopicsCommand};
 use ironlog_client::tools::{format_topic_id, ConnectionArgs};
 use ironlog_client::{
     Acks, Bytes, Client, ClientError, Compression, ConfigSource, NewTopic, OffsetSpec,
-    ProduceRecord,
+    ProduceRecord, QuotaEntity,
 };
 
-/// A broker process on free ports in its own temporary directory; killed on drop.
+mod support {
+    pub mod broker_process;
+}
+
+use support::broker_process::{broker_bin, free_port, BrokerProcess};
+
+/// A broker on one PLAINTEXT listener.
 struct Broker {
-    child: Child,
+    process: BrokerProcess,
     address: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // The port is released before the broker binds it; a collision is unlikely and would
-    // show up as a startup failure with the broker's log attached.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-fn broker_bin(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("IRONLOG_BIN") {
-        Some(bin) => Some(PathBuf::from(bin)),
-        None => {
-            eprintln!("skipping {test}: IRONLOG_BIN is not set (point it at the ironlog binary)");
-            None
-        }
-    }
 }
 
 impl Broker {
     async fn start(bin: PathBuf) -> (Broker, Client) {
-        let dir = tempfile::tempdir().expect("temp dir");
         let address = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.path().join("broker.log")).expect("log file");
-        let child = Command::new(&bin)
-            .arg("broker")
-            .args(["--listen", &address, "--metrics-listen", &metrics])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--auto-create-topics", "false"])
-            // Groups form at once instead of after Kafka's 3 s initial rebalance delay.
-            .args(["--group-initial-rebalance-delay-ms", "0"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let broker = Broker {
-            child,
-            address,
-            dir,
-        };
+        let process = BrokerProcess::start(
+            &bin,
+            &[
+                "--listen",
+                &address,
+                // Groups form at once instead of after Kafka's 3 s initial rebalance delay.
+                "--group-initial-rebalance-delay-ms",
+                "0",
+            ],
+            &[],
+        );
+        let broker = Broker { process, address };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match Client::bootstrap(&broker.address).await {
@@ -85,8 +54,7 @@ impl Broker {
                 Err(e) => panic!(
                     "broker at {} did not come up: {e}\nlog:\n{}",
                     broker.address,
-                    std::fs::read_to_string(broker.dir.path().join("broker.log"))
-                        .unwrap_or_default()
+                    broker.process.log()
                 ),
             }
         }
@@ -131,9 +99,7 @@ where
 
 #[tokio::test]
 async fn topic_lifecycle_create_describe_alter_delete() {
-    let Some(bin) = broker_bin("topic_lifecycle_create_describe_alter_delete") else {
-        return;
-    };
+    let bin = broker_bin("topic_lifecycle_create_describe_alter_delete");
     let (_broker, client) = Broker::start(bin).await;
 
     let topic = new_topic("orders", 2, &[("retention.ms", "12345")]);
@@ -232,9 +198,7 @@ fn record(key: Option<&str>, value: &str) -> ProduceRecord {
 
 #[tokio::test]
 async fn produce_then_consume_with_every_codec() {
-    let Some(bin) = broker_bin("produce_then_consume_with_every_codec") else {
-        return;
-    };
+    let bin = broker_bin("produce_then_consume_with_every_codec");
     let (_broker, client) = Broker::start(bin).await;
 
     for compression in Compression::ALL {
@@ -336,9 +300,7 @@ async fn produce_then_consume_with_every_codec() {
 
 #[tokio::test]
 async fn list_offsets_by_time_and_fire_and_forget_produce() {
-    let Some(bin) = broker_bin("list_offsets_by_time_and_fire_and_forget_produce") else {
-        return;
-    };
+    let bin = broker_bin("list_offsets_by_time_and_fire_and_forget_produce");
     let (_broker, client) = Broker::start(bin).await;
     client
         .create_topic(&new_topic("times", 1, &[]), false)
@@ -390,9 +352,7 @@ async fn list_offsets_by_time_and_fire_and_forget_produce() {
 
 #[tokio::test]
 async fn describe_cluster_or_clear_unsupported_error() {
-    let Some(bin) = broker_bin("describe_cluster_or_clear_unsupported_error") else {
-        return;
-    };
+    let bin = broker_bin("describe_cluster_or_clear_unsupported_error");
     let (broker, client) = Broker::start(bin).await;
     match client.describe_cluster().await {
         Ok(cluster) => {
@@ -417,9 +377,7 @@ async fn describe_cluster_or_clear_unsupported_error() {
 
 #[tokio::test]
 async fn topics_tool_creates_alters_and_deletes() {
-    let Some(bin) = broker_bin("topics_tool_creates_alters_and_deletes") else {
-        return;
-    };
+    let bin = broker_bin("topics_tool_creates_alters_and_deletes");
     let (broker, client) = Broker::start(bin).await;
     let args = |command| TopicsArgs {
         connection: ConnectionArgs {
@@ -525,9 +483,7 @@ async fn committed(client: &Client, group: &str) -> BTreeMap<(String, i32), i64>
 
 #[tokio::test]
 async fn consume_in_a_group_continues_where_the_last_run_committed() {
-    let Some(bin) = broker_bin("consume_in_a_group_continues_where_the_last_run_committed") else {
-        return;
-    };
+    let bin = broker_bin("consume_in_a_group_continues_where_the_last_run_committed");
     let (broker, client) = Broker::start(bin.clone()).await;
     client
         .create_topic(&new_topic("grouped", 1, &[]), false)
@@ -625,9 +581,7 @@ async fn consume_in_a_group_continues_where_the_last_run_committed() {
 
 #[tokio::test]
 async fn consume_in_a_group_commits_on_ctrl_c() {
-    let Some(bin) = broker_bin("consume_in_a_group_commits_on_ctrl_c") else {
-        return;
-    };
+    let bin = broker_bin("consume_in_a_group_commits_on_ctrl_c");
     let (broker, client) = Broker::start(bin.clone()).await;
     client
         .create_topic(&new_topic("interrupted", 2, &[]), false)
@@ -680,10 +634,7 @@ async fn consume_in_a_group_commits_on_ctrl_c() {
 
 #[tokio::test]
 async fn topics_describe_prints_leader_replicas_and_isr_per_partition() {
-    let Some(bin) = broker_bin("topics_describe_prints_leader_replicas_and_isr_per_partition")
-    else {
-        return;
-    };
+    let bin = broker_bin("topics_describe_prints_leader_replicas_and_isr_per_partition");
     let (broker, client) = Broker::start(bin.clone()).await;
     client
         .create_topic(
@@ -714,9 +665,7 @@ async fn topics_describe_prints_leader_replicas_and_isr_per_partition() {
 
 #[tokio::test]
 async fn cluster_describe_shows_the_single_broker() {
-    let Some(bin) = broker_bin("cluster_describe_shows_the_single_broker") else {
-        return;
-    };
+    let bin = broker_bin("cluster_describe_shows_the_single_broker");
     let (broker, client) = Broker::start(bin.clone()).await;
     let metadata = client.metadata(None).await.unwrap();
     let cluster_id = metadata.cluster_id.clone().expect("cluster id in Metadata");
@@ -761,9 +710,7 @@ async fn cluster_describe_shows_the_single_broker() {
 /// A single broker is the metadata quorum: its only voter and its leader.
 #[tokio::test]
 async fn cluster_describe_shows_the_quorum_of_one() {
-    let Some(bin) = broker_bin("cluster_describe_shows_the_quorum_of_one") else {
-        return;
-    };
+    let bin = broker_bin("cluster_describe_shows_the_quorum_of_one");
     let (broker, client) = Broker::start(bin.clone()).await;
     let quorum = client.describe_quorum().await.expect("DescribeQuorum");
     assert_eq!(quorum.leader_id, Some(1), "{quorum:?}");
@@ -798,4 +745,142 @@ async fn cluster_describe_shows_the_quorum_of_one() {
     assert_eq!(voters.len(), 1, "{out}");
     assert!(voters[0].starts_with("\tVoter: 1\tLogEndOffset: "), "{out}");
     assert!(voters[0].contains("\tLag: 0\t"), "{out}");
+}
+
+fn quotas(entries: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    entries.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test]
+async fn client_quotas_set_describe_remove() {
+    let bin = broker_bin("client_quotas_set_describe_remove");
+    let (_broker, client) = Broker::start(bin).await;
+    let alice = || vec![("user".to_string(), Some("alice".to_string()))];
+    let alice_app = || {
+        vec![
+            ("client-id".to_string(), Some("app".to_string())),
+            ("user".to_string(), Some("alice".to_string())),
+        ]
+    };
+    let default_user = || vec![("user".to_string(), None)];
+
+    let set = quotas(&[
+        ("producer_byte_rate", 1_048_576.0),
+        ("consumer_byte_rate", 2_097_152.0),
+        ("request_percentage", 12.5),
+    ]);
+    client
+        .alter_client_quotas(&alice(), &set, &[])
+        .await
+        .expect("set alice's quotas");
+    // Neighbours that a strict, exact filter must leave out.
+    client
+        .alter_client_quotas(
+            &alice_app(),
+            &quotas(&[("producer_byte_rate", 1024.0)]),
+            &[],
+        )
+        .await
+        .expect("set alice's quota for client id app");
+    client
+        .alter_client_quotas(
+            &default_user(),
+            &quotas(&[("consumer_byte_rate", 4096.0)]),
+            &[],
+        )
+        .await
+        .expect("set the default user's quota");
+
+    let described = client
+        .describe_client_quotas(&alice(), true)
+        .await
+        .expect("describe alice's quotas");
+    assert_eq!(described, vec![(QuotaEntity::user(Some("alice")), set)]);
+
+    let loose = client
+        .describe_client_quotas(&alice(), false)
+        .await
+        .expect("describe every entity of alice");
+    let entities: Vec<String> = loose.iter().map(|(e, _)| e.to_string()).collect();
+    assert_eq!(entities, ["user=alice", "user=alice, client-id=app"]);
+    assert_eq!(loose[1].1, quotas(&[("producer_byte_rate", 1024.0)]));
+
+    let defaults = client
+        .describe_client_quotas(&default_user(), true)
+        .await
+        .expect("describe the default user's quotas");
+    assert_eq!(
+        defaults,
+        vec![(
+            QuotaEntity::user(None),
+            quotas(&[("consumer_byte_rate", 4096.0)])
+        )]
+    );
+
+    client
+        .alter_client_quotas(
+            &alice(),
+            &BTreeMap::new(),
+            &["consumer_byte_rate".to_string()],
+        )
+        .await
+        .expect("remove alice's consumer quota");
+    let described = client.describe_client_quotas(&alice(), true).await.unwrap();
+    assert_eq!(
+        described,
+        vec![(
+            QuotaEntity::user(Some("alice")),
+            quotas(&[
+                ("producer_byte_rate", 1_048_576.0),
+                ("request_percentage", 12.5)
+            ])
+        )]
+    );
+
+    // The broker's checks come back as Kafka errors, and nothing changes.
+    let refused = client
+        .alter_client_quotas(&alice(), &quotas(&[("producer_byte_rate", 1.5)]), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ClientError::Kafka {
+                name: "INVALID_REQUEST",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("user=alice"), "{refused}");
+    let both = client
+        .alter_client_quotas(
+            &alice(),
+            &quotas(&[("request_percentage", 50.0)]),
+            &["request_percentage".to_string()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(both, ClientError::InvalidArgument(_)), "{both}");
+    assert_eq!(
+        client.describe_client_quotas(&alice(), true).await.unwrap(),
+        described
+    );
+
+    // Removing the last keys removes the entity.
+    client
+        .alter_client_quotas(
+            &alice(),
+            &BTreeMap::new(),
+            &[
+                "producer_byte_rate".to_string(),
+                "request_percentage".to_string(),
+            ],
+        )
+        .await
+        .expect("remove alice's last quotas");
+    assert_eq!(
+        client.describe_client_quotas(&alice(), true).await.unwrap(),
+        vec![]
+    );
 }

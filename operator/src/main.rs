@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -18,14 +18,14 @@ use kube::{Client, ResourceExt};
 
 use ironlog_operator::admin::kafka::KafkaConnector;
 use ironlog_operator::controller::{self, apply::discover_capabilities, Context, Error};
-use ironlog_operator::crd::{KafkaCluster, KafkaTopic};
+use ironlog_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use ironlog_operator::leader::{self, LeaseConfig};
 use ironlog_operator::metrics::{self, Metrics};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "ironlog-operator",
-    about = "Kubernetes operator for Ironlog clusters and topics"
+    about = "Kubernetes operator for Ironlog clusters, topics and users"
 )]
 struct Args {
     /// Address serving /metrics and /healthz.
@@ -137,11 +137,15 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let wc = watcher::Config::default();
+    // Only the Secrets the operator writes (not every Secret of the cluster).
+    let managed_secrets =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=ironlog-operator");
     let clusters = Controller::new(Api::<KafkaCluster>::all(client.clone()), wc.clone())
         .owns(Api::<StatefulSet>::all(client.clone()), wc.clone())
         .owns(Api::<Service>::all(client.clone()), wc.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), wc.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), wc.clone())
+        .owns(Api::<Secret>::all(client.clone()), managed_secrets.clone())
         // Broker pods (not owned: the StatefulSet owns them) wake their cluster up when they
         // change, e.g. when a Node's loss marks them not ready.
         .watches(
@@ -162,6 +166,20 @@ async fn main() -> anyhow::Result<()> {
         .for_each(|res| async move {
             if let Ok((obj, _)) = res {
                 tracing::debug!(name = obj.name, "reconciled KafkaCluster");
+            }
+        });
+    let users = Controller::new(Api::<KafkaUser>::all(client.clone()), wc.clone())
+        // A changed password in a user's Secret is set on the cluster.
+        .owns(Api::<Secret>::all(client.clone()), managed_secrets.clone())
+        .shutdown_on_signal()
+        .run(
+            controller::user::reconcile,
+            error_policy("KafkaUser"),
+            ctx.clone(),
+        )
+        .for_each(|res| async move {
+            if let Ok((obj, _)) = res {
+                tracing::debug!(name = obj.name, "reconciled KafkaUser");
             }
         });
     let topics = Controller::new(Api::<KafkaTopic>::all(client.clone()), wc)
@@ -186,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = async { tokio::join!(clusters, topics) } => tracing::info!("controllers stopped"),
+        _ = async { tokio::join!(clusters, topics, users) } => tracing::info!("controllers stopped"),
         _ = lost_leadership => anyhow::bail!("lost the leader Lease; exiting so a fresh process campaigns again"),
     }
     Ok(())

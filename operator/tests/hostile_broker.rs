@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use fake_broker::{encode, frame, header, raw_with_size, FakeBroker, Healthy, Reply, Request};
 use ironlog_operator::admin::kafka::KafkaConnector;
-use ironlog_operator::admin::{Admin, AdminConnector, AdminError};
+use ironlog_operator::admin::{Admin, AdminConnector, AdminError, AdminTarget};
 use ironlog_operator::controller::rollout::{
     roll_step, scale_down_step, spread_step, RollGate, Step,
 };
@@ -158,10 +158,13 @@ async fn healthy_cluster() -> FakeBroker {
 }
 
 async fn connect(fake: &FakeBroker) -> Box<dyn Admin> {
-    tokio::time::timeout(FAST, KafkaConnector.connect(&fake.address()))
-        .await
-        .expect("connect within the bound")
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", fake.address()))
+    tokio::time::timeout(
+        FAST,
+        KafkaConnector.connect(&AdminTarget::plaintext(fake.address())),
+    )
+    .await
+    .expect("connect within the bound")
+    .unwrap_or_else(|e| panic!("connect to {}: {e}", fake.address()))
 }
 
 fn spec() -> KafkaTopicSpec {
@@ -284,9 +287,12 @@ async fn connecting_to_a_hostile_broker_is_an_error() {
             }
         })
         .await;
-        let result = tokio::time::timeout(FAST, KafkaConnector.connect(&fake.address()))
-            .await
-            .expect("bounded");
+        let result = tokio::time::timeout(
+            FAST,
+            KafkaConnector.connect(&AdminTarget::plaintext(fake.address())),
+        )
+        .await
+        .expect("bounded");
         let err = match result {
             Ok(_) => panic!("{name}: connected through a hostile Metadata answer"),
             Err(e) => e,

@@ -22,7 +22,7 @@ use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
 use ironlog_operator::admin::kafka::KafkaConnector;
-use ironlog_operator::admin::AdminConnector;
+use ironlog_operator::admin::{AdminConnector, AdminTarget};
 use ironlog_operator::controller::apply::{discover_capabilities, pdb_resource};
 use ironlog_operator::crd::{KafkaCluster, KafkaTopic};
 
@@ -148,7 +148,11 @@ async fn wait_condition(
 #[ignore = "needs a real API server: run e2e/k8s/run.sh"]
 async fn crds_are_established() {
     let api = Api::<CustomResourceDefinition>::all(client().await);
-    for name in ["kafkaclusters.ironlog.dev", "kafkatopics.ironlog.dev"] {
+    for name in [
+        "kafkaclusters.ironlog.dev",
+        "kafkatopics.ironlog.dev",
+        "kafkausers.ironlog.dev",
+    ] {
         wait_for(&format!("{name} Established"), DEADLINE, || async {
             let crd = api.get_opt(name).await.ok()??;
             crd.status?
@@ -580,7 +584,7 @@ async fn kafka_topic_lifecycle_on_a_real_broker() {
     let ns = fresh_namespace(&client, "e2e-topic").await;
     let kts = Api::<KafkaTopic>::namespaced(client.clone(), &ns);
     let admin = KafkaConnector
-        .connect(&broker.addr)
+        .connect(&AdminTarget::plaintext(broker.addr.as_str()))
         .await
         .expect("admin connection to the broker");
 

@@ -25,7 +25,8 @@ from measure import measure, pytest_terminal_summary  # noqa: F401 - MEASURE lin
 
 OPERATOR_NAMESPACE = "ironlog-system"
 RELEASE = "ironlog-operator"
-CRDS = ("crd/kafkaclusters.ironlog.dev", "crd/kafkatopics.ironlog.dev")
+CRDS = ("crd/kafkaclusters.ironlog.dev", "crd/kafkatopics.ironlog.dev",
+        "crd/kafkausers.ironlog.dev")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,8 +95,8 @@ def diagnostics(request):
         return
     print("\n===== pods =====")
     print(kubectl("get", "pods", "-A", "-o", "wide", check=False))
-    print("===== KafkaClusters, KafkaTopics =====")
-    print(kubectl("get", "kc,kt", "-A", "-o", "wide", check=False))
+    print("===== KafkaClusters, KafkaTopics, KafkaUsers =====")
+    print(kubectl("get", "kc,kt,ku", "-A", "-o", "wide", check=False))
     try:
         state = KubeletControl().state()
     except (AssertionError, OSError) as e:

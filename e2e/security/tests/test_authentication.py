@@ -80,6 +80,12 @@ def kcat(args, input_text=None, timeout=60):
                           timeout=timeout)
 
 
+def first_error_line(stderr):
+    """The first line of a tool's stderr that names an error (for the test's report)."""
+    lines = [ln for ln in stderr.splitlines() if "rror" in ln or "fail" in ln.lower()]
+    return (lines or stderr.splitlines() or [""])[0].strip()
+
+
 def kcat_props(config):
     out = []
     for key, value in config.items():
@@ -210,6 +216,7 @@ def test_wrong_password_fails_with_an_authentication_error_and_writes_nothing(se
     p.produce(topic, b"never")
     p.flush(5)
     del p  # stops its reconnecting
+    print(f"saw: confluent-kafka, wrong password: {errors[0].name()}: {errors[0].str()}")
     assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
     assert any("Authentication failed" in e.str() for e in errors), [e.str() for e in errors]
 
@@ -223,11 +230,13 @@ def test_wrong_password_fails_with_an_authentication_error_and_writes_nothing(se
             producer = KafkaProducer(**kp_config, max_block_ms=3000)
             producer.send(topic, b"never").get(timeout=3)
     reported = [r.getMessage() for r in caplog.records if r.name.startswith("kafka")]
+    print(f"saw: kafka-python, wrong password: {reported[:1]}")
     assert any("SaslAuthenticationFailedError" in m and "Authentication failed" in m
                for m in reported), reported[:5]
 
     out = kcat([*kcat_props(wrong), "-P", "-t", topic, "-X", "message.timeout.ms=3000"],
                "never\n", timeout=60)
+    print(f"saw: kcat, wrong password: exit {out.returncode}: {first_error_line(out.stderr)}")
     assert out.returncode != 0
     assert "Authentication failed" in out.stderr, out.stderr
 
@@ -245,12 +254,15 @@ def test_untrusted_or_missing_client_certificate_is_refused(secure, topic):
     p.flush(5)
     del p  # stops its reconnecting
     assert errors, "the producer with an untrusted certificate saw no error"
+    print(f"saw: confluent-kafka, untrusted certificate: {errors[0].name()}: {errors[0].str()}")
     assert all(e.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
                for e in errors), errors
 
     no_cert = {"bootstrap.servers": secure.ssl, "security.protocol": "SSL",
                "ssl.ca.location": str(secure.certs.ca)}
     out = kcat([*kcat_props(no_cert), "-L", "-m", "3"], timeout=60)
+    print(f"saw: kcat, no client certificate: exit {out.returncode}: "
+          f"{first_error_line(out.stderr)}")
     assert out.returncode != 0, out.stdout
 
     common = kafka_python_security(secure, "SSL")
@@ -258,9 +270,10 @@ def test_untrusted_or_missing_client_certificate_is_refused(secure, topic):
     common["ssl_keyfile"] = str(secure.certs.rogue_key)
     common["request_timeout_ms"] = 3000
     common["bootstrap_timeout_ms"] = 3000
-    with pytest.raises(KafkaPythonError):
+    with pytest.raises(KafkaPythonError) as raised:
         producer = KafkaProducer(**common, max_block_ms=3000)
         producer.send(topic, b"never").get(timeout=3)
+    print(f"saw: kafka-python, untrusted certificate: {raised.value!r}")
 
     assert metric(secure, "ironlog_refused_frames_total",
                   'reason="tls_handshake"') >= refused_before + 3

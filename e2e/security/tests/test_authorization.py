@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
 
 from conftest import start_secure_broker
-from test_authentication import kafka_python_security, kcat, kcat_props
+from test_authentication import first_error_line, kafka_python_security, kcat, kcat_props
 
 AUTHZ = ("--authorizer", "acl", "--super-users", "User:admin")
 
@@ -84,10 +84,12 @@ def test_a_missing_acl_refuses_every_client_and_writes_nothing(authz):
     s, admin = authz
     bob = s.sasl_ssl_config("bob", "bob-pw")
     err = produce_error(bob, "payments")
+    print(f"saw: confluent-kafka, no ACL: {err}")
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
 
     out = kcat([*kcat_props(bob), "-P", "-t", "payments", "-X", "message.timeout.ms=8000"],
                "never\n")
+    print(f"saw: kcat, no ACL: exit {out.returncode}: {first_error_line(out.stderr)}")
     assert out.returncode != 0
     assert "Topic authorization failed" in out.stderr or "TOPIC_AUTHORIZATION_FAILED" in out.stderr, \
         out.stderr
@@ -98,6 +100,7 @@ def test_a_missing_acl_refuses_every_client_and_writes_nothing(authz):
     with pytest.raises(KafkaPythonError) as raised:
         producer.send("payments", b"never").get(timeout=10)
     producer.close()
+    print(f"saw: kafka-python, no ACL: {raised.value!r}")
     assert "TopicAuthorizationFailed" in repr(raised.value), repr(raised.value)
 
     # The admin reads the topic: nothing was written.
@@ -115,11 +118,13 @@ def test_a_prefixed_acl_grants_exactly_its_prefix(authz):
     alice = s.sasl_ssl_config("alice", "alice-pw")
     assert produce_error(alice, "orders-eu") is None
     err = produce_error(alice, "order")
+    print(f"saw: confluent-kafka, outside the prefix orders-: {err}")
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
     got, errors = consume(alice, "orders-eu", "g-alice", 1)
     assert got == [b"x"], errors
     # A group she has no ACL for.
     got, errors = consume(alice, "orders-eu", "g-other", 1, timeout=10)
+    print(f"saw: confluent-kafka, group without ACL: {errors[:1]}")
     assert got == []
     assert any(e.code() == KafkaError.GROUP_AUTHORIZATION_FAILED for e in errors), errors
 
@@ -133,6 +138,7 @@ def test_a_deny_beats_an_allow(authz):
     alice = s.sasl_ssl_config("alice", "alice-pw")
     assert produce_error(alice, "orders-eu") is None
     err = produce_error(alice, "orders-secret")
+    print(f"saw: confluent-kafka, DENY over a prefixed ALLOW: {err}")
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
 
 

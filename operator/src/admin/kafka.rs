@@ -4,11 +4,17 @@
 use std::collections::BTreeMap;
 
 use futures::future::{BoxFuture, FutureExt};
-use ironlog_client::{Client, ClientConfig, ClientError, ConfigSource};
+use ironlog_client::acl::AclBindingFilter;
+use ironlog_client::quotas::USER;
+use ironlog_client::{
+    Client, ClientConfig, ClientError, ConfigSource, SaslCredentials, SaslMechanism,
+    ScramMechanism, SecurityConfig, SecurityProtocol,
+};
 
 use super::{
-    Admin, AdminConnector, AdminError, AdminResult, ClusterMetadata, ConfigEntry, PartitionInfo,
-    Reassignment, TopicInfo,
+    check_exact_binding, AclBinding, AclOperation, AclPermission, Admin, AdminConnector,
+    AdminError, AdminResult, AdminTarget, ClusterMetadata, ConfigEntry, PartitionInfo, PatternType,
+    Reassignment, ResourceType, TopicInfo, RESOURCE_NOT_FOUND, SCRAM_ITERATIONS,
 };
 
 /// Connects with [`ClientConfig`] tuned for an operator: admin calls only, so responses
@@ -68,17 +74,57 @@ impl KafkaAdmin {
     }
 }
 
+/// The client configuration of an admin session on `target`: PLAINTEXT, or SASL_PLAINTEXT
+/// with a SCRAM-SHA-512 login.
+///
+/// # Errors
+/// [`AdminError::Unreachable`] for a bootstrap list that is not `host:port[,host:port...]`.
+pub fn client_config(target: &AdminTarget) -> AdminResult<ClientConfig> {
+    let mut config = ClientConfig::new(&target.bootstrap)?;
+    config.max_response_bytes = ADMIN_MAX_RESPONSE_BYTES;
+    config.request_timeout = ADMIN_REQUEST_TIMEOUT;
+    if let Some(login) = &target.login {
+        config.security = SecurityConfig {
+            protocol: SecurityProtocol::SaslPlaintext,
+            sasl: Some(SaslCredentials {
+                mechanism: SaslMechanism::Scram(ScramMechanism::Sha512),
+                username: login.username.clone(),
+                password: login.password.clone(),
+            }),
+            tls: Default::default(),
+        };
+    }
+    Ok(config)
+}
+
 impl AdminConnector for KafkaConnector {
-    fn connect<'a>(&'a self, bootstrap: &'a str) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>> {
-        let bootstrap = bootstrap.to_string();
+    fn connect<'a>(
+        &'a self,
+        target: &'a AdminTarget,
+    ) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>> {
         async move {
-            let mut config = ClientConfig::new(&bootstrap)?;
-            config.max_response_bytes = ADMIN_MAX_RESPONSE_BYTES;
-            config.request_timeout = ADMIN_REQUEST_TIMEOUT;
-            let client = Client::connect(config).await?;
+            let client = Client::connect(client_config(target)?).await?;
             Ok(Box::new(KafkaAdmin { client }) as Box<dyn Admin>)
         }
         .boxed()
+    }
+}
+
+/// The DescribeClientQuotas / AlterClientQuotas entity `{user: user}`.
+fn user_entity(user: &str) -> Vec<(String, Option<String>)> {
+    vec![(USER.to_string(), Some(user.to_string()))]
+}
+
+/// The DeleteAcls filter that matches exactly `binding`.
+fn exact_filter(binding: &AclBinding) -> AclBindingFilter {
+    AclBindingFilter {
+        resource_type: binding.resource_type,
+        resource_name: Some(binding.resource_name.clone()),
+        pattern_type: binding.pattern_type,
+        principal: Some(binding.principal.clone()),
+        host: Some(binding.host.clone()),
+        operation: binding.operation,
+        permission: binding.permission,
     }
 }
 
@@ -209,6 +255,128 @@ impl Admin for KafkaAdmin {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn has_scram_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, AdminResult<bool>> {
+        let users = vec![user.to_string()];
+        self.call(move |c| async move {
+            match c.describe_user_scram_credentials(Some(&users)).await {
+                Ok(found) => Ok(found.iter().any(|u| {
+                    u.user == users[0]
+                        && u.credentials
+                            .iter()
+                            .any(|cred| cred.mechanism == Some(ScramMechanism::Sha512))
+                })),
+                Err(e) if e.code() == Some(RESOURCE_NOT_FOUND) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn upsert_scram_user<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, AdminResult<()>> {
+        self.call(move |c| async move {
+            Ok(c.upsert_user_scram_credential(
+                user,
+                ScramMechanism::Sha512,
+                SCRAM_ITERATIONS,
+                password,
+            )
+            .await?)
+        })
+    }
+
+    fn delete_scram_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, AdminResult<()>> {
+        self.call(move |c| async move {
+            match c
+                .delete_user_scram_credential(user, ScramMechanism::Sha512)
+                .await
+            {
+                Err(e) if e.code() == Some(RESOURCE_NOT_FOUND) => Ok(()),
+                result => Ok(result?),
+            }
+        })
+    }
+
+    fn describe_acls<'a>(
+        &'a self,
+        principal: &'a str,
+    ) -> BoxFuture<'a, AdminResult<Vec<AclBinding>>> {
+        let filter = AclBindingFilter {
+            resource_type: ResourceType::Any,
+            resource_name: None,
+            pattern_type: PatternType::Any,
+            principal: Some(principal.to_string()),
+            host: None,
+            operation: AclOperation::Any,
+            permission: AclPermission::Any,
+        };
+        self.call(move |c| async move {
+            let mut bindings = c.describe_acls(&filter).await?;
+            // The filter already says so; a broker that ignored it must not hand the
+            // operator another principal's bindings to delete.
+            bindings.retain(|b| b.principal == principal);
+            bindings.sort();
+            Ok(bindings)
+        })
+    }
+
+    fn create_acls<'a>(&'a self, bindings: &'a [AclBinding]) -> BoxFuture<'a, AdminResult<()>> {
+        self.call(move |c| async move {
+            if bindings.is_empty() {
+                return Ok(());
+            }
+            for (_, result) in c.create_acls(bindings).await? {
+                result?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_acls<'a>(&'a self, bindings: &'a [AclBinding]) -> BoxFuture<'a, AdminResult<()>> {
+        self.call(move |c| async move {
+            if bindings.is_empty() {
+                return Ok(());
+            }
+            let filters = bindings
+                .iter()
+                .map(|b| check_exact_binding(b).map(|()| exact_filter(b)))
+                .collect::<AdminResult<Vec<_>>>()?;
+            for result in c.delete_acls(&filters).await? {
+                result?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe_user_quotas<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, AdminResult<BTreeMap<String, f64>>> {
+        self.call(move |c| async move {
+            let entity = user_entity(user);
+            Ok(c.describe_client_quotas(&entity, true)
+                .await?
+                .into_iter()
+                .find(|(e, _)| e.parts == entity)
+                .map(|(_, quotas)| quotas)
+                .unwrap_or_default())
+        })
+    }
+
+    fn alter_user_quotas<'a>(
+        &'a self,
+        user: &'a str,
+        set: &'a BTreeMap<String, f64>,
+        remove: &'a [String],
+    ) -> BoxFuture<'a, AdminResult<()>> {
+        self.call(move |c| async move {
+            Ok(c.alter_client_quotas(&user_entity(user), set, remove)
+                .await?)
         })
     }
 }

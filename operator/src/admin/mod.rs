@@ -1,13 +1,87 @@
 //! The operator's view of a Kafka cluster's admin API: a small trait, the seam through which the
-//! topic, roll and drain logic run. [`kafka::KafkaAdmin`] implements it over the Kafka protocol
-//! (ironlog-client); tests use [`fake::FakeAdmin`].
+//! topic, user, roll and drain logic run. [`kafka::KafkaAdmin`] implements it over the Kafka
+//! protocol (ironlog-client); tests use [`fake::FakeAdmin`]. [`AdminTarget`] says where a
+//! cluster is and how the operator logs in to it.
 
 pub mod fake;
 pub mod kafka;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use futures::future::BoxFuture;
+pub use ironlog_client::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
+
+/// Where and how the operator reaches a cluster's admin API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminTarget {
+    /// `host:port[,host:port...]`
+    pub bootstrap: String,
+    /// SCRAM-SHA-512 login over SASL_PLAINTEXT; `None`: PLAINTEXT, no login.
+    pub login: Option<ScramLogin>,
+}
+
+impl AdminTarget {
+    /// A PLAINTEXT listener, no login.
+    pub fn plaintext(bootstrap: impl Into<String>) -> AdminTarget {
+        AdminTarget {
+            bootstrap: bootstrap.into(),
+            login: None,
+        }
+    }
+
+    /// A SASL_PLAINTEXT listener, logging in as `username` with SCRAM-SHA-512.
+    pub fn scram(
+        bootstrap: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> AdminTarget {
+        AdminTarget {
+            bootstrap: bootstrap.into(),
+            login: Some(ScramLogin {
+                username: username.into(),
+                password: password.into(),
+            }),
+        }
+    }
+}
+
+/// Never shows the password.
+impl fmt::Debug for AdminTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminTarget")
+            .field("bootstrap", &self.bootstrap)
+            .field("login", &self.login)
+            .finish()
+    }
+}
+
+/// `host:port`, or `host:port as admin` with a login: for logs and messages.
+impl fmt::Display for AdminTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.bootstrap)?;
+        if let Some(login) = &self.login {
+            write!(f, " as {}", login.username)?;
+        }
+        Ok(())
+    }
+}
+
+/// A SCRAM-SHA-512 login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramLogin {
+    pub username: String,
+    pub password: String,
+}
+
+/// Never shows the password.
+impl fmt::Debug for ScramLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Broker node id (= pod ordinal in an operator-managed cluster).
 pub type BrokerId = i32;
@@ -110,6 +184,8 @@ pub enum AdminError {
 
 /// Kafka error code UNKNOWN_TOPIC_OR_PARTITION.
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Kafka error code RESOURCE_NOT_FOUND (e.g. deleting a SCRAM credential a user lacks).
+pub const RESOURCE_NOT_FOUND: i16 = 91;
 
 impl AdminError {
     pub fn kafka_code(&self) -> Option<i16> {
@@ -155,9 +231,145 @@ pub trait Admin: Send + Sync {
         &'a self,
         moves: &'a [Reassignment],
     ) -> BoxFuture<'a, AdminResult<()>>;
+
+    /// Whether `user` has a SCRAM-SHA-512 credential.
+    fn has_scram_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, AdminResult<bool>>;
+    /// Creates or replaces `user`'s SCRAM-SHA-512 credential from `password`
+    /// ([`SCRAM_ITERATIONS`] rounds).
+    fn upsert_scram_user<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, AdminResult<()>>;
+    /// Deletes `user`'s SCRAM-SHA-512 credential; `Ok(())` when it had none.
+    fn delete_scram_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, AdminResult<()>>;
+    /// Every ACL binding whose principal is exactly `principal` (e.g. `User:alice`), sorted.
+    fn describe_acls<'a>(
+        &'a self,
+        principal: &'a str,
+    ) -> BoxFuture<'a, AdminResult<Vec<AclBinding>>>;
+    /// Creates the bindings; the first binding the cluster refuses is the error.
+    fn create_acls<'a>(&'a self, bindings: &'a [AclBinding]) -> BoxFuture<'a, AdminResult<()>>;
+    /// Deletes exactly these bindings (one exact filter per binding, never a wildcard); a
+    /// binding that does not exist is no error. Bindings holding an ANY, MATCH or UNKNOWN
+    /// value are refused ([`AdminError::Other`]) before anything is sent.
+    fn delete_acls<'a>(&'a self, bindings: &'a [AclBinding]) -> BoxFuture<'a, AdminResult<()>>;
+    /// The quotas set on exactly the entity `{user: user}` (not on `user` + a client id, nor
+    /// the defaults that may apply to it), by key; empty when none.
+    fn describe_user_quotas<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, AdminResult<BTreeMap<String, f64>>>;
+    /// Sets `set` and removes the keys in `remove` on the entity `{user: user}`.
+    fn alter_user_quotas<'a>(
+        &'a self,
+        user: &'a str,
+        set: &'a BTreeMap<String, f64>,
+        remove: &'a [String],
+    ) -> BoxFuture<'a, AdminResult<()>>;
+}
+
+/// PBKDF2 rounds of the SCRAM credentials the operator creates: the `ironlog users create`
+/// default (Kafka's minimum).
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// Whether `binding` names one binding: no ANY, MATCH or UNKNOWN value, which a delete
+/// filter would widen to many. `Err` says which value.
+pub fn check_exact_binding(binding: &AclBinding) -> AdminResult<()> {
+    let wildcard = if matches!(
+        binding.resource_type,
+        ResourceType::Any | ResourceType::Unknown
+    ) {
+        Some(binding.resource_type.name())
+    } else if !matches!(
+        binding.pattern_type,
+        PatternType::Literal | PatternType::Prefixed
+    ) {
+        Some(binding.pattern_type.name())
+    } else if matches!(binding.operation, AclOperation::Any | AclOperation::Unknown) {
+        Some(binding.operation.name())
+    } else if matches!(
+        binding.permission,
+        AclPermission::Any | AclPermission::Unknown
+    ) {
+        Some(binding.permission.name())
+    } else {
+        None
+    };
+    match wildcard {
+        None => Ok(()),
+        Some(value) => Err(AdminError::Other(format!(
+            "cannot delete ACL {}: {value} is a filter value, not a binding's",
+            ironlog_client::acl::describe_binding(binding)
+        ))),
+    }
 }
 
 /// Opens admin connections; the controllers call it once per reconcile.
 pub trait AdminConnector: Send + Sync {
-    fn connect<'a>(&'a self, bootstrap: &'a str) -> BoxFuture<'a, AdminResult<Box<dyn Admin>>>;
+    fn connect<'a>(&'a self, target: &'a AdminTarget)
+        -> BoxFuture<'a, AdminResult<Box<dyn Admin>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_print_the_user_but_never_the_password() {
+        let plain = AdminTarget::plaintext("kafka-0:9092,kafka-1:9092");
+        assert_eq!(plain.to_string(), "kafka-0:9092,kafka-1:9092");
+        assert_eq!(plain.login, None);
+
+        let secured = AdminTarget::scram("kafka:9094", "ironlog-operator", "s3cret-pw");
+        assert_eq!(secured.to_string(), "kafka:9094 as ironlog-operator");
+        let debug = format!("{secured:?} {:?}", secured.login);
+        assert!(debug.contains("ironlog-operator"), "{debug}");
+        assert!(debug.contains("kafka:9094"), "{debug}");
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert_ne!(
+            secured,
+            AdminTarget::scram("kafka:9094", "ironlog-operator", "other")
+        );
+    }
+
+    #[test]
+    fn only_bindings_without_filter_values_are_exact() {
+        let exact = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "orders".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: AclPermission::Allow,
+        };
+        assert!(check_exact_binding(&exact).is_ok());
+        let widened = [
+            AclBinding {
+                resource_type: ResourceType::Any,
+                ..exact.clone()
+            },
+            AclBinding {
+                pattern_type: PatternType::Match,
+                ..exact.clone()
+            },
+            AclBinding {
+                pattern_type: PatternType::Any,
+                ..exact.clone()
+            },
+            AclBinding {
+                operation: AclOperation::Any,
+                ..exact.clone()
+            },
+            AclBinding {
+                permission: AclPermission::Unknown,
+                ..exact.clone()
+            },
+        ];
+        for b in widened {
+            let err = check_exact_binding(&b).unwrap_err();
+            assert!(matches!(err, AdminError::Other(_)), "{err}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::access::admin_target;
 use super::apply::{apply, apply_pdb, patch_status};
 use super::build::{self, BrokerConfig, Names};
 use super::health::{assess, healthy_brokers, BrokerHealth, BrokerPod, NodeHealth, Observed};
@@ -23,8 +24,8 @@ use super::rollout::{self, Racks, RollGate, Step};
 use super::status::{cluster_conditions, to_conditions, ClusterObservation};
 use super::validate::validate_cluster;
 use super::{kube_err, Context, Error};
-use crate::admin::{Admin, AdminError, ClusterMetadata};
-use crate::crd::{BrokerState, BrokerStatus, KafkaCluster, KafkaClusterStatus};
+use crate::admin::{Admin, AdminError, AdminTarget, ClusterMetadata};
+use crate::crd::{BrokerState, BrokerStatus, KafkaCluster, KafkaClusterStatus, ListenerStatus};
 
 /// Requeue while something is moving; otherwise a slow periodic resync.
 const ACTIVE_REQUEUE: Duration = Duration::from_secs(5);
@@ -55,6 +56,12 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let conds = cluster_conditions(&obs);
     let previous = kc.status.clone().unwrap_or_default();
     let names = Names::of(&kc);
+    // Where clients go: the first listener.
+    let first_port = kc
+        .spec
+        .listeners
+        .first()
+        .map_or(build::KAFKA_PORT, |l| l.port);
     let status = KafkaClusterStatus {
         observed_generation: kc.metadata.generation,
         conditions: to_conditions(
@@ -66,7 +73,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         replicas: obs.sts_replicas,
         ready_replicas: obs.ready_replicas,
         selector: Some(build::selector_string(&kc)),
-        bootstrap: Some(names.bootstrap_address()),
+        bootstrap: Some(names.bootstrap_on(first_port)),
         // Without a fresh look at the brokers (the reconcile failed early), keep the last one:
         // it carries the node-loss clocks.
         brokers: if obs.brokers.is_empty() {
@@ -77,7 +84,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
                 .map(|h| BrokerStatus {
                     node_id: h.id,
                     pod: names.pod(h.id),
-                    address: format!("{}:{}", names.broker_host(h.id), build::KAFKA_PORT),
+                    address: format!("{}:{first_port}", names.broker_host(h.id)),
                     voter: h.id < kc.spec.effective_controllers(),
                     state: h.state,
                     node: h.node.clone(),
@@ -87,6 +94,16 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         },
         under_replicated_partitions: obs.under_replicated,
         reassigning_partitions: obs.reassigning,
+        listeners: kc
+            .spec
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                security_protocol: build::security_protocol(l).to_string(),
+                bootstrap: names.bootstrap_on(l.port),
+            })
+            .collect(),
     };
     announce_transitions(&kc, &ctx, &previous, &status).await;
     patch_status(
@@ -202,12 +219,6 @@ fn pod_ref(kc: &KafkaCluster, pod: &str) -> ObjectReference {
     }
 }
 
-/// Bootstrap address the operator uses to reach the brokers.
-fn admin_bootstrap(kc: &KafkaCluster, ctx: &Context) -> String {
-    ctx.bootstrap_override(kc)
-        .unwrap_or_else(|| Names::of(kc).bootstrap_address())
-}
-
 /// A step's outcome; a failed admin call (the cluster unreachable, a request timed out) is
 /// reported in the status and retried at the next reconcile, like a step in progress.
 fn note_step(obs: &mut ClusterObservation, step: Result<Step, AdminError>) {
@@ -241,7 +252,7 @@ async fn observe(
     ctx: &Context,
     ns: &str,
     update_revision: Option<&str>,
-    bootstrap: &str,
+    bootstrap: &AdminTarget,
     admin: &mut Option<Box<dyn Admin>>,
 ) -> Result<Observation, Error> {
     let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
@@ -385,7 +396,7 @@ async fn converge(
         .as_ref()
         .and_then(|s| s.status.as_ref()?.update_revision.clone());
     let desired = kc.spec.replicas;
-    let bootstrap = admin_bootstrap(kc, ctx);
+    let bootstrap = admin_target(kc, ctx, ns).await?;
     let mut admin: Option<Box<dyn Admin>> = None;
 
     let seen = observe(
@@ -520,7 +531,7 @@ async fn heal(
     lost: &BTreeSet<i32>,
     seen: &Observation,
     racks: &Racks,
-    bootstrap: &str,
+    bootstrap: &AdminTarget,
     admin: &mut Option<Box<dyn Admin>>,
     obs: &mut ClusterObservation,
 ) -> Result<(), Error> {
@@ -647,14 +658,14 @@ async fn unstick_pods(ctx: &Context, ns: &str, seen: &Observation) -> Result<(),
 
 async fn admin_for<'a>(
     ctx: &Context,
-    bootstrap: &str,
+    bootstrap: &AdminTarget,
     slot: &'a mut Option<Box<dyn Admin>>,
 ) -> Option<&'a dyn Admin> {
     if slot.is_none() {
         match ctx.connect_admin(bootstrap).await {
             Ok(a) => *slot = Some(a),
             Err(e) => {
-                tracing::info!(error = %e, bootstrap, "cluster not reachable over the Kafka protocol")
+                tracing::info!(error = %e, %bootstrap, "cluster not reachable over the Kafka protocol")
             }
         }
     }
@@ -670,7 +681,7 @@ async fn roll(
     seen: &Observation,
     gate: RollGate,
     update_revision: Option<&str>,
-    bootstrap: &str,
+    bootstrap: &AdminTarget,
     admin: &mut Option<Box<dyn Admin>>,
     obs: &mut ClusterObservation,
 ) -> Result<(), Error> {

@@ -3,6 +3,7 @@
 //! Services before the StatefulSet) → [`status`] (conditions with observedGeneration).
 //! Safe broker changes (roll, scale) live in [`rollout`]; topics in [`topic`].
 
+pub mod access;
 pub mod apply;
 pub mod build;
 pub mod cluster;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod rollout;
 pub mod status;
 pub mod topic;
+pub mod user;
 pub mod validate;
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
 
-use crate::admin::{Admin, AdminConnector, AdminError};
+use crate::admin::{Admin, AdminConnector, AdminError, AdminTarget};
 use crate::crd::BOOTSTRAP_OVERRIDE_ANNOTATION;
 use crate::metrics::Metrics;
 use build::Capabilities;
@@ -52,11 +54,11 @@ impl Context {
     }
 
     /// Connects to a cluster's admin API, bounded in time.
-    pub async fn connect_admin(&self, bootstrap: &str) -> Result<Box<dyn Admin>, AdminError> {
-        match tokio::time::timeout(Duration::from_secs(10), self.admin.connect(bootstrap)).await {
+    pub async fn connect_admin(&self, target: &AdminTarget) -> Result<Box<dyn Admin>, AdminError> {
+        match tokio::time::timeout(Duration::from_secs(10), self.admin.connect(target)).await {
             Ok(r) => r,
             Err(_) => Err(AdminError::Unreachable(format!(
-                "connecting to {bootstrap} timed out after 10s"
+                "connecting to {target} timed out after 10s"
             ))),
         }
     }
@@ -111,6 +113,10 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("object has no namespace")]
     MissingNamespace,
+    #[error("the operating system's random source failed")]
+    Random,
+    #[error("{0}")]
+    Invalid(String),
     #[error("serializing {what}: {source}")]
     Serialize {
         what: &'static str,
@@ -127,6 +133,8 @@ impl Error {
             Error::Admin(_) => "kafka_admin",
             Error::Finalizer(_) => "finalizer",
             Error::MissingNamespace => "no_namespace",
+            Error::Random => "random",
+            Error::Invalid(_) => "invalid",
             Error::Serialize { .. } => "serialize",
         }
     }

@@ -12,12 +12,13 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
 
+use super::access::admin_target;
 use super::apply::patch_status;
-use super::build::Names;
 use super::status::{to_conditions, Cond};
 use super::{kube_err, Context, Error};
 use crate::admin::{
-    Admin, AdminError, BrokerId, ConfigEntry, Reassignment, TopicInfo, UNKNOWN_TOPIC_OR_PARTITION,
+    Admin, AdminError, AdminTarget, BrokerId, ConfigEntry, Reassignment, TopicInfo,
+    UNKNOWN_TOPIC_OR_PARTITION,
 };
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicSpec, KafkaTopicStatus};
 
@@ -169,16 +170,16 @@ pub async fn reconcile(kt: Arc<KafkaTopic>, ctx: Arc<Context>) -> Result<Action,
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// `Err(Some(conds))`: not reachable/owned, report these; `Ok(bootstrap)`: go ahead.
+/// Where the topic's cluster is, or why there is nowhere to go.
 enum Target {
-    Bootstrap(String),
+    Bootstrap(AdminTarget),
     /// The KafkaCluster does not exist (and no override).
     ClusterMissing,
 }
 
 async fn target(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Target, Error> {
     if let Some(addr) = ctx.bootstrap_override(kt) {
-        return Ok(Target::Bootstrap(addr));
+        return Ok(Target::Bootstrap(AdminTarget::plaintext(addr)));
     }
     let clusters = Api::<KafkaCluster>::namespaced(ctx.client.clone(), ns);
     match clusters
@@ -186,10 +187,7 @@ async fn target(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Target, Erro
         .await
         .map_err(kube_err("reading KafkaCluster"))?
     {
-        Some(kc) => Ok(Target::Bootstrap(
-            ctx.bootstrap_override(&kc)
-                .unwrap_or_else(|| Names::of(&kc).bootstrap_address()),
-        )),
+        Some(kc) => Ok(Target::Bootstrap(admin_target(&kc, ctx, ns).await?)),
         None => Ok(Target::ClusterMissing),
     }
 }

@@ -91,6 +91,139 @@ pub struct KafkaClusterSpec {
     #[serde(default = "default_node_loss_timeout")]
     #[schemars(range(min = 30, max = 86400))]
     pub node_loss_timeout_seconds: i64,
+    /// The listeners clients connect to. Defaults to one, `plain`: port 9092, no TLS, no
+    /// authentication. As soon as a listener uses TLS or authentication, or `authorization`
+    /// is set, brokers reach each other (and the operator reaches them) on an internal
+    /// listener of their own, port 9091, authenticated with SCRAM-SHA-512.
+    #[serde(default = "default_listeners")]
+    #[schemars(length(min = 1, max = 8))]
+    pub listeners: Vec<ListenerSpec>,
+    /// The brokers' TLS certificate, for listeners with `tls: true`, and the CA of client
+    /// certificates, for listeners with `authentication.type: tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClusterTlsSpec>,
+    /// Turns Kafka's ACL authorizer on: deny by default, KafkaUsers' ACLs grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
+}
+
+fn default_listeners() -> Vec<ListenerSpec> {
+    vec![ListenerSpec {
+        name: "plain".to_string(),
+        port: 9092,
+        tls: false,
+        authentication: None,
+    }]
+}
+
+/// A Kafka listener clients connect to (Strimzi-style).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSpec {
+    /// Lowercase name; the Kafka listener name is its upper case (`secure` → `SECURE`).
+    /// `controller` and `replication` are the operator's.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]{0,14}$"))]
+    pub name: String,
+    /// Port on every broker and on the bootstrap Service. 9091, 9093 and 9644 are taken by
+    /// the internal, controller and metrics listeners.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// Encrypt connections with TLS, presenting the certificate of `spec.tls.certificate`.
+    #[serde(default)]
+    pub tls: bool,
+    /// How clients prove who they are; unset: they don't (principal `User:ANONYMOUS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+}
+
+/// A listener's client authentication.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerAuthentication {
+    #[serde(rename = "type")]
+    pub type_: AuthenticationType,
+}
+
+/// How a client authenticates.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AuthenticationType {
+    /// SASL SCRAM-SHA-512 with a KafkaUser's password (principal `User:<name>`).
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// A client certificate signed by `spec.tls.clientCa` (principal `User:<subject>`, e.g.
+    /// `User:CN=alice`); needs `tls: true`.
+    #[serde(rename = "tls")]
+    Tls,
+}
+
+/// Where the brokers' certificates come from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterTlsSpec {
+    /// The brokers' certificate and key (PEM), e.g. the Secret cert-manager writes for a
+    /// Certificate. It must name every broker (`*.NAME-brokers.NAMESPACE.svc`) and the
+    /// bootstrap Service (`NAME-bootstrap.NAMESPACE.svc`). A renewed Secret is picked up
+    /// without a restart.
+    pub certificate: CertificateSecret,
+    /// CA certificates (PEM) that client certificates must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<CaSecret>,
+}
+
+/// A certificate and its key in a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSecret {
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Key of the certificate chain in the Secret.
+    #[serde(default = "default_certificate_key")]
+    pub certificate: String,
+    /// Key of the private key in the Secret.
+    #[serde(default = "default_private_key")]
+    pub key: String,
+}
+
+/// CA certificates in a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSecret {
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Key of the CA certificates in the Secret.
+    #[serde(default = "default_ca_key")]
+    pub certificate: String,
+}
+
+fn default_certificate_key() -> String {
+    "tls.crt".to_string()
+}
+
+fn default_private_key() -> String {
+    "tls.key".to_string()
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_string()
+}
+
+/// Kafka's ACL authorizer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationSpec {
+    #[serde(rename = "type")]
+    pub type_: AuthorizationType,
+    /// Principals allowed everything, as `User:admin` or `User:CN=ops`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
+
+/// The authorizer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AuthorizationType {
+    /// ACLs in the cluster metadata (KafkaUser `authorization.acls`), deny by default.
+    #[serde(rename = "simple")]
+    Simple,
 }
 
 fn default_image() -> String {
@@ -173,7 +306,7 @@ pub struct KafkaClusterStatus {
     /// Label selector of the broker pods (scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
-    /// `host:port` of the bootstrap Service.
+    /// `host:port` of the bootstrap Service on the first listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
     /// One entry per broker the StatefulSet runs.
@@ -186,6 +319,20 @@ pub struct KafkaClusterStatus {
     /// Partitions with a reassignment in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reassigning_partitions: Option<i32>,
+    /// Where clients bootstrap, per listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// One listener's bootstrap address.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub name: String,
+    /// Kafka's security protocol of the listener (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+    pub security_protocol: String,
+    /// `host:port` of the bootstrap Service on this listener.
+    pub bootstrap: String,
 }
 
 /// What the operator sees of one broker.
@@ -213,7 +360,7 @@ pub enum BrokerState {
 pub struct BrokerStatus {
     pub node_id: i32,
     pub pod: String,
-    /// Advertised `host:port`.
+    /// Advertised `host:port` on the first listener.
     pub address: String,
     pub voter: bool,
     pub state: BrokerState,
@@ -230,5 +377,15 @@ impl KafkaClusterSpec {
     pub fn effective_controllers(&self) -> i32 {
         self.controllers
             .unwrap_or_else(|| self.replicas.clamp(1, 3))
+    }
+
+    /// Whether any listener uses TLS or authentication, or ACLs are on: brokers and the
+    /// operator then talk on an internal listener of their own, with SCRAM logins.
+    pub fn secured(&self) -> bool {
+        self.authorization.is_some()
+            || self
+                .listeners
+                .iter()
+                .any(|l| l.tls || l.authentication.is_some())
     }
 }

@@ -5,9 +5,11 @@
 
 mod cluster;
 mod topic;
+mod user;
 
 pub use cluster::*;
 pub use topic::*;
+pub use user::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -24,6 +26,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("kafkaclusters.ironlog.dev.yaml", KafkaCluster::crd()),
         ("kafkatopics.ironlog.dev.yaml", KafkaTopic::crd()),
+        ("kafkausers.ironlog.dev.yaml", KafkaUser::crd()),
     ]
 }
 
@@ -110,6 +113,47 @@ mod tests {
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["required"], serde_json::json!(["replicas"]));
         assert_eq!(spec["properties"]["replicas"]["minimum"], 1.0);
+    }
+
+    /// The example manifests are resources these types read (kubectl would accept them as
+    /// well: the CRDs come from the same types) and that validation passes.
+    #[test]
+    fn example_manifests_parse_and_validate() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples");
+        let mut kinds = Vec::new();
+        for dir in [root.clone(), root.join("secure")] {
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+                let kind = value["kind"].as_str().unwrap().to_string();
+                let what = format!("{}: {kind}", file.display());
+                match kind.as_str() {
+                    "KafkaCluster" => {
+                        let kc: KafkaCluster = serde_yaml::from_value(value).expect(&what);
+                        let problems = crate::controller::validate::validate_cluster(&kc);
+                        assert!(problems.is_empty(), "{what}: {problems:?}");
+                    }
+                    "KafkaTopic" => {
+                        serde_yaml::from_value::<KafkaTopic>(value).expect(&what);
+                    }
+                    "KafkaUser" => {
+                        serde_yaml::from_value::<KafkaUser>(value).expect(&what);
+                    }
+                    other => panic!("{what}: unexpected kind {other}"),
+                }
+                kinds.push(kind);
+            }
+        }
+        assert_eq!(
+            kinds,
+            ["KafkaCluster", "KafkaTopic", "KafkaCluster", "KafkaUser"]
+        );
     }
 
     #[test]

@@ -7,12 +7,17 @@
 //! - ConfigMap `NAME-config`, ServiceAccount `NAME-broker`, PodDisruptionBudget `NAME`.
 
 mod config_map;
+mod listeners;
 mod pdb;
 mod service_account;
 mod services;
 mod statefulset;
 
 pub use config_map::{build_config_map, config_hash, BrokerConfig, PROPERTIES_FILE};
+pub use listeners::{
+    broker_listeners, inter_broker_listener, security_protocol, BrokerListener, BROKER_USER,
+    INTERNAL_LISTENER, OPERATOR_USER, SCRAM_MECHANISM,
+};
 pub use pdb::build_pdb;
 pub use service_account::build_service_account;
 pub use services::{build_bootstrap_service, build_headless_service};
@@ -26,10 +31,16 @@ use kube::{Resource, ResourceExt};
 use crate::crd::KafkaCluster;
 
 pub const KAFKA_PORT: i32 = 9092;
+/// The internal listener of a secured cluster (see [`listeners`]).
+pub const INTERNAL_PORT: i32 = 9091;
 pub const CONTROLLER_PORT: i32 = 9093;
 pub const METRICS_PORT: i32 = 9644;
 pub const DATA_DIR: &str = "/var/lib/ironlog";
 pub const CONFIG_DIR: &str = "/etc/ironlog";
+/// Where the brokers' certificate Secret is mounted.
+pub const TLS_DIR: &str = "/var/run/ironlog/tls";
+/// Where the client CA Secret is mounted.
+pub const CLIENT_CA_DIR: &str = "/var/run/ironlog/client-ca";
 
 /// What the API server offers, discovered at startup; builders adapt to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +88,10 @@ impl Names {
     pub fn service_account(&self) -> String {
         format!("{}-broker", self.cluster)
     }
+    /// Secret with the passwords of the internal users ([`BROKER_USER`], [`OPERATOR_USER`]).
+    pub fn internal_users_secret(&self) -> String {
+        format!("{}-internal-users", self.cluster)
+    }
     pub fn pdb(&self) -> String {
         self.cluster.clone()
     }
@@ -92,13 +107,9 @@ impl Names {
             self.namespace
         )
     }
-    /// `host:port` clients bootstrap from.
-    pub fn bootstrap_address(&self) -> String {
-        format!(
-            "{}.{}.svc:{KAFKA_PORT}",
-            self.bootstrap_service(),
-            self.namespace
-        )
+    /// `host:port` of the bootstrap Service on `port`.
+    pub fn bootstrap_on(&self, port: i32) -> String {
+        format!("{}.{}.svc:{port}", self.bootstrap_service(), self.namespace)
     }
     /// `--voters` value: `0@NAME-0...:9093,1@...` for the first `controllers` ordinals.
     pub fn voters(&self, controllers: i32) -> String {
@@ -187,7 +198,7 @@ mod tests {
     fn names_and_voters() {
         let n = Names::of(&cluster(3));
         assert_eq!(n.broker_host(1), "events-1.events-brokers.prod.svc");
-        assert_eq!(n.bootstrap_address(), "events-bootstrap.prod.svc:9092");
+        assert_eq!(n.bootstrap_on(9092), "events-bootstrap.prod.svc:9092");
         assert_eq!(
             n.voters(2),
             "0@events-0.events-brokers.prod.svc:9093,1@events-1.events-brokers.prod.svc:9093"

@@ -1,7 +1,7 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{owned_meta, selector_labels, Names, CONTROLLER_PORT, KAFKA_PORT};
+use super::{broker_listeners, owned_meta, selector_labels, Names, CONTROLLER_PORT};
 use crate::crd::KafkaCluster;
 
 fn port(name: &str, port: i32) -> ServicePort {
@@ -23,24 +23,33 @@ pub fn build_headless_service(kc: &KafkaCluster) -> Service {
             cluster_ip: Some("None".to_string()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(kc)),
-            ports: Some(vec![
-                port("kafka", KAFKA_PORT),
-                port("controller", CONTROLLER_PORT),
-            ]),
+            ports: Some(
+                broker_listeners(&kc.spec)
+                    .iter()
+                    .map(|l| port(&l.port_name, l.port))
+                    .chain([port("controller", CONTROLLER_PORT)])
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()
     }
 }
 
-/// ClusterIP Service clients bootstrap from; only ready brokers receive traffic.
+/// ClusterIP Service clients bootstrap from, on every listener (and the operator on the
+/// internal one); only ready brokers receive traffic.
 pub fn build_bootstrap_service(kc: &KafkaCluster) -> Service {
     Service {
         metadata: owned_meta(kc, Names::of(kc).bootstrap_service()),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             selector: Some(selector_labels(kc)),
-            ports: Some(vec![port("kafka", KAFKA_PORT)]),
+            ports: Some(
+                broker_listeners(&kc.spec)
+                    .iter()
+                    .map(|l| port(&l.port_name, l.port))
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()

@@ -7,16 +7,18 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, TCPSocketAction, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
+    SecretVolumeSource, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    config_hash, labels, owned_meta, selector_labels, BrokerConfig, Capabilities, Names,
-    CONFIG_DIR, CONTROLLER_PORT, DATA_DIR, KAFKA_PORT, METRICS_PORT, PROPERTIES_FILE,
+    broker_listeners, config_hash, labels, owned_meta, selector_labels, BrokerConfig, Capabilities,
+    Names, BROKER_USER, CLIENT_CA_DIR, CONFIG_DIR, CONTROLLER_PORT, DATA_DIR, METRICS_PORT,
+    OPERATOR_USER, PROPERTIES_FILE, SCRAM_MECHANISM, TLS_DIR,
 };
 use crate::crd::KafkaCluster;
 
@@ -101,15 +103,55 @@ fn pod_spec(kc: &KafkaCluster, names: &Names) -> PodSpec {
         tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
         node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
         containers: vec![broker_container(kc, names)],
-        volumes: Some(vec![Volume {
-            name: "config".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names.config_map(),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        }]),
+        volumes: Some(volumes(kc, names)),
         ..PodSpec::default()
+    }
+}
+
+/// The ConfigMap, and the certificate Secrets of `spec.tls`. Kubernetes updates a mounted
+/// Secret in place when it changes (a cert-manager renewal): the broker notices the new files
+/// and serves the new certificate without a restart.
+fn volumes(kc: &KafkaCluster, names: &Names) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: "config".to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: names.config_map(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    if let Some(tls) = &kc.spec.tls {
+        volumes.push(secret_volume("tls", &tls.certificate.secret_name));
+        if let Some(ca) = &tls.client_ca {
+            volumes.push(secret_volume("client-ca", &ca.secret_name));
+        }
+    }
+    volumes
+}
+
+fn secret_volume(name: &str, secret: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
     }
 }
 
@@ -171,23 +213,82 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
 
 /// The broker container. It reads the cluster's `server.properties` (`IRONLOG_CONFIG`, the
 /// ConfigMap mounted at [`CONFIG_DIR`]); the per-broker settings come from the environment,
-/// which the broker ranks above the file: the advertised listener from the pod name, and the
+/// which the broker ranks above the file: the advertised listeners from the pod name, and the
 /// node id, the pod ordinal, taken from the pod name by the shell (`events-2` → 2) because
-/// Kubernetes before 1.28 has no pod-index label to read through the downward API.
+/// Kubernetes before 1.28 has no pod-index label to read through the downward API. On a
+/// secured cluster the internal users' passwords come from their Secret: the broker's own for
+/// replication, and both for `--add-scram`, which creates them at the first start.
 fn broker_container(kc: &KafkaCluster, names: &Names) -> Container {
-    let env_vars = vec![
+    let listeners = broker_listeners(&kc.spec);
+    let advertised: Vec<String> = listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{}://$(POD_NAME).{}.{}.svc:{}",
+                l.kafka_name,
+                names.headless_service(),
+                names.namespace,
+                l.port
+            )
+        })
+        .collect();
+    let mut env_vars = vec![
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
-        env(
-            "IRONLOG_ADVERTISED_LISTENER",
-            format!(
-                "$(POD_NAME).{}.{}.svc:{KAFKA_PORT}",
-                names.headless_service(),
-                names.namespace
-            ),
-        ),
+        env("IRONLOG_ADVERTISED_LISTENERS", advertised.join(",")),
         env("IRONLOG_CONFIG", format!("{CONFIG_DIR}/{PROPERTIES_FILE}")),
     ];
+    if kc.spec.secured() {
+        let secret = names.internal_users_secret();
+        env_vars.push(secret_env(
+            "IRONLOG_INTER_BROKER_SASL_PASSWORD",
+            &secret,
+            BROKER_USER,
+        ));
+        env_vars.push(secret_env("OPERATOR_PASSWORD", &secret, OPERATOR_USER));
+        env_vars.push(env(
+            "IRONLOG_ADD_SCRAM",
+            format!(
+                "{SCRAM_MECHANISM}=[name={BROKER_USER},password=$(IRONLOG_INTER_BROKER_SASL_PASSWORD)];\
+                 {SCRAM_MECHANISM}=[name={OPERATOR_USER},password=$(OPERATOR_PASSWORD)]"
+            ),
+        ));
+    }
+    let mut ports: Vec<ContainerPort> = listeners
+        .iter()
+        .map(|l| container_port(&l.port_name, l.port))
+        .collect();
+    ports.push(container_port("controller", CONTROLLER_PORT));
+    ports.push(container_port("metrics", METRICS_PORT));
+    let mut mounts = vec![
+        VolumeMount {
+            name: "data".to_string(),
+            mount_path: DATA_DIR.to_string(),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "config".to_string(),
+            mount_path: CONFIG_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+    ];
+    if let Some(tls) = &kc.spec.tls {
+        mounts.push(VolumeMount {
+            name: "tls".to_string(),
+            mount_path: TLS_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        if tls.client_ca.is_some() {
+            mounts.push(VolumeMount {
+                name: "client-ca".to_string(),
+                mount_path: CLIENT_CA_DIR.to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+    }
 
     Container {
         name: "broker".to_string(),
@@ -198,11 +299,7 @@ fn broker_container(kc: &KafkaCluster, names: &Names) -> Container {
             "export IRONLOG_NODE_ID=\"${POD_NAME##*-}\"; exec ironlog broker".to_string(),
         ]),
         env: Some(env_vars),
-        ports: Some(vec![
-            container_port("kafka", KAFKA_PORT),
-            container_port("controller", CONTROLLER_PORT),
-            container_port("metrics", METRICS_PORT),
-        ]),
+        ports: Some(ports),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some("/health".to_string()),
@@ -226,19 +323,7 @@ fn broker_container(kc: &KafkaCluster, names: &Names) -> Container {
             ..Probe::default()
         }),
         resources: kc.spec.resources.clone(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".to_string(),
-                mount_path: DATA_DIR.to_string(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "config".to_string(),
-                mount_path: CONFIG_DIR.to_string(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     }
 }
@@ -310,15 +395,15 @@ mod tests {
         assert_eq!(
             env.keys().collect::<Vec<_>>(),
             [
-                "IRONLOG_ADVERTISED_LISTENER",
+                "IRONLOG_ADVERTISED_LISTENERS",
                 "IRONLOG_CONFIG",
                 "POD_NAME",
                 "POD_NAMESPACE"
             ]
         );
         assert_eq!(
-            env["IRONLOG_ADVERTISED_LISTENER"].as_deref(),
-            Some("$(POD_NAME).events-brokers.prod.svc:9092")
+            env["IRONLOG_ADVERTISED_LISTENERS"].as_deref(),
+            Some("PLAIN://$(POD_NAME).events-brokers.prod.svc:9092")
         );
         assert_eq!(
             env["IRONLOG_CONFIG"].as_deref(),
