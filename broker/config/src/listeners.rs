@@ -82,16 +82,19 @@ pub struct ListenerSplit {
 }
 
 impl ListenerSplit {
-    /// Whether the Kafka listeners are exactly one PLAINTEXT listener: what `--listen`
-    /// (and `--advertised-listener`) can say. An entry without a name is PLAINTEXT.
+    /// Whether the Kafka listeners are exactly one listener named PLAINTEXT (or unnamed)
+    /// that speaks PLAINTEXT: what `--listen` (and `--advertised-listener`) can say. A
+    /// listener with a name of its own (`PLAIN://:9092`) keeps it, through `--listeners`:
+    /// `--advertised-listeners` and `inter.broker.listener.name` refer to it by that name.
     pub fn is_single_plaintext(&self, protocol_map: &[(String, String)]) -> bool {
         match self.kafka.as_slice() {
-            [only] => {
-                only.name
-                    .as_deref()
-                    .map_or(PLAINTEXT, |name| protocol_of(name, protocol_map))
-                    == PLAINTEXT
-            }
+            [only] => match only.name.as_deref() {
+                None => true,
+                Some(name) => {
+                    name.eq_ignore_ascii_case(PLAINTEXT)
+                        && protocol_of(name, protocol_map) == PLAINTEXT
+                }
+            },
             _ => false,
         }
     }
@@ -400,8 +403,11 @@ mod tests {
                 .is_single_plaintext(&map)
         };
         assert!(single("PLAINTEXT://0.0.0.0:9092,CONTROLLER://:9093"));
-        assert!(single("INTERNAL://:9094"));
-        assert!(single("OTHER://:9092"), "an unmapped name is PLAINTEXT");
+        assert!(
+            !single("INTERNAL://:9094"),
+            "a named listener keeps its name"
+        );
+        assert!(!single("OTHER://:9092"), "a named listener keeps its name");
         assert!(single("127.0.0.1:9092"));
         assert!(!single("CLIENT://:9093"));
         assert!(!single("SASL_SSL://:9093"));

@@ -522,7 +522,7 @@ mod tests {
         assert_eq!(
             flags(&s),
             vec![
-                ("listen", "127.0.0.1:9092"),
+                ("listeners", "CLIENT://127.0.0.1:9092"),
                 ("controller-listen", "127.0.0.1:9093")
             ]
         );
@@ -555,16 +555,18 @@ mod tests {
                 ("controller-listen", "0.0.0.0:9093")
             ]
         );
-        // A name mapped to PLAINTEXT is one PLAINTEXT listener too.
+        // A PLAINTEXT listener with a name of its own keeps the name (advertised listeners
+        // and the inter-broker listener name refer to it), so it needs --listeners.
         let s = resolve_text(
-            "listener.security.protocol.map=INTERNAL:PLAINTEXT\nlisteners=INTERNAL://127.0.0.1:9094\n",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT\nlisteners=INTERNAL://127.0.0.1:9094\nadvertised.listeners=INTERNAL://b1:9094\n",
         )
         .unwrap();
         assert_eq!(
             flags(&s),
             vec![
                 ("listener-security-protocol-map", "INTERNAL:PLAINTEXT"),
-                ("listen", "127.0.0.1:9094")
+                ("listeners", "INTERNAL://127.0.0.1:9094"),
+                ("advertised-listeners", "INTERNAL://b1:9094")
             ]
         );
     }
@@ -814,18 +816,31 @@ mod tests {
         assert_eq!(flags(&s), vec![("inter-broker-listener-name", "PLAINTEXT")]);
         // With --listen the one listener is the inter-broker listener: nothing to pass on.
         let s = resolve_text(
-            "listener.security.protocol.map=CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT\nlisteners=CLIENT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=CLIENT\n",
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=PLAINTEXT\n",
         )
         .unwrap();
         assert_eq!(
             flags(&s),
             vec![
-                (
-                    "listener-security-protocol-map",
-                    "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT"
-                ),
                 ("listen", "0.0.0.0:9092"),
                 ("controller-listen", "0.0.0.0:9093")
+            ]
+        );
+        // A named one is passed on with it, as the Kubernetes operator writes it.
+        let s = resolve_text(
+            "listeners=PLAIN://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093\nlistener.security.protocol.map=PLAIN:PLAINTEXT,CONTROLLER:PLAINTEXT\ninter.broker.listener.name=PLAIN\ncontroller.listener.names=CONTROLLER\n",
+        )
+        .unwrap();
+        assert_eq!(
+            flags(&s),
+            vec![
+                ("listeners", "PLAIN://0.0.0.0:9092"),
+                ("controller-listen", "0.0.0.0:9093"),
+                (
+                    "listener-security-protocol-map",
+                    "PLAIN:PLAINTEXT,CONTROLLER:PLAINTEXT"
+                ),
+                ("inter-broker-listener-name", "PLAIN"),
             ]
         );
     }

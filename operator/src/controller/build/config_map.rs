@@ -159,7 +159,13 @@ mod tests {
         for e in &entries {
             ironlog_broker_config::check(&e.key, &e.value).unwrap();
         }
-        ironlog_broker_config::resolve(&entries).unwrap();
+        // The listener keeps its name: the pods' IRONLOG_ADVERTISED_LISTENERS say PLAIN://.
+        let settings = ironlog_broker_config::resolve(&entries).unwrap();
+        let listeners = settings.flags.iter().find(|f| f.name == "listeners");
+        assert_eq!(
+            listeners.map(|f| f.value.as_str()),
+            Some("PLAIN://0.0.0.0:9092")
+        );
     }
 
     #[test]
