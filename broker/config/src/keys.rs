@@ -67,8 +67,8 @@ pub enum Sets {
     /// set one topic config, the one in the finest unit wins, as in Kafka
     /// (`log.retention.ms` > `log.retention.minutes` > `log.retention.hours`).
     ScaledTopicDefault(&'static str, i64),
-    /// The Kafka listeners: `--listen` when they are one PLAINTEXT listener, else
-    /// `--listeners`; and `--controller-listen` (the controller listener).
+    /// The Kafka listeners: `--listen` when they are one PLAINTEXT listener named PLAINTEXT
+    /// (or unnamed), else `--listeners`; and `--controller-listen` (the controller listener).
     Listeners,
     /// `--advertised-listener` or `--advertised-listeners` (as for [`Sets::Listeners`]), and
     /// `--controller-advertised-listener`.

@@ -1,7 +1,7 @@
 //! A whole config file into what it sets: `ironlog broker` flags and broker-wide topic
 //! config defaults. Here live the rules between keys: aliases that must not both be given,
 //! Kafka's unit precedence, which listener is the controller's and which flags the Kafka
-//! listeners become (`--listen` for one PLAINTEXT listener, else `--listeners`), the
+//! listeners become (`--listen` for one PLAINTEXT listener named PLAINTEXT or unnamed, else `--listeners`), the
 //! inter-broker listener.
 
 use std::collections::BTreeMap;
