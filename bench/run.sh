@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Ironlog benchmark: the machine's limits, then a single-node broker and a 3-node cluster
-# (RF=3, acks=all) driven by `ironlog perf` (librdkafka), in one run on one machine.
-# See bench/README.md.
+# (RF=3, acks=all) driven by `ironlog perf workload` (librdkafka; OpenMessaging-Benchmark
+# style: producers and consumers together, warm-up, then a measured steady state, every
+# record verified) and `ironlog perf connections`, in one run on one machine. Each case runs
+# REPEATS times; the report gives the median and the spread (min-max). See bench/README.md.
 #
-#   bench/run.sh            full run (~5-10 min); writes bench/results/<date>.json
-#   bench/run.sh --smoke    tiny counts (~1 min on a warm build); checks every figure parses;
+#   bench/run.sh            full run (~25 min: 3 x (5 s warm-up + 20 s) per case)
+#                           writes bench/results/<date>.json
+#   bench/run.sh --smoke    one 3-second run per case (~2 min on a warm build); checks every
+#                           figure parses and every record was read;
 #                           writes $CARGO_TARGET_DIR/bench-smoke.json; exits non-zero on failure
 #
 # Environment: CARGO_TARGET_DIR (default target/perf), BENCH_NO_BUILD=1 to use the
-# binary as built, BENCH_DATA_DIR (default: under the target dir, i.e. the repo's filesystem).
+# binary as built, BENCH_DATA_DIR (default: under the target dir, i.e. the repo's filesystem),
+# BENCH_REPEATS (runs per case in a full run, default 3).
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -66,20 +71,32 @@ if ((${#need[@]})); then
 fi
 
 # --- sizes -----------------------------------------------------------------------------
+# Every workload case: WARMUP_S unmeasured, then DURATION_S measured, REPEATS times.
 if [[ $MODE == smoke ]]; then
     IPERF_SECONDS=1
     FIO_SIZE=64M
     FIO_SYNC_SIZE=8M
-    MATRIX=("20000 100" "2000 1024")
-    DURABLE_RECORDS=2000
+    REPEATS=1
+    WARMUP_S=1
+    DURATION_S=3
+    CONNECTIONS=500
 else
-    IPERF_SECONDS=5
+    IPERF_SECONDS=10
     FIO_SIZE=2G
     FIO_SYNC_SIZE=256M
-    MATRIX=("1000000 100" "200000 1024")
-    DURABLE_RECORDS=100000
+    REPEATS=${BENCH_REPEATS:-3}
+    WARMUP_S=5
+    DURATION_S=20
+    CONNECTIONS=10000
 fi
+DRAIN_S=$DURATION_S
 CLUSTER_FORM_TIMEOUT_S=60 # three fresh nodes: healthy and each listing all three brokers
+# The idle-connections case holds CONNECTIONS sockets in the client and in the broker.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (($(ulimit -n) < CONNECTIONS + 1000)); then
+    echo "bench: open-files limit $(ulimit -n) is too low for $CONNECTIONS connections (raise ulimit -Hn)" >&2
+    exit 1
+fi
 
 # --- limits ----------------------------------------------------------------------------
 log "loopback TCP: iperf3 for ${IPERF_SECONDS}s"
@@ -137,7 +154,8 @@ start_broker() { # name, extra args...
     local mport
     mport=$(free_port)
     "$BIN" broker --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$mport" \
-        --data-dir "$WORK/data-$name" --log-level warn "$@" >"$WORK/broker-$name.log" 2>&1 &
+        --data-dir "$WORK/data-$name" --log-level warn \
+        --max-connections-per-ip $((CONNECTIONS + 100)) "$@" >"$WORK/broker-$name.log" 2>&1 &
     BROKER_PID=$!
     BROKER_PIDS=("$BROKER_PID")
     for _ in $(seq 100); do
@@ -148,7 +166,8 @@ start_broker() { # name, extra args...
     curl -sf "http://127.0.0.1:$mport/health" >/dev/null || { echo "bench: broker not healthy" >&2; exit 1; }
     sleep 0.5 # let start-up allocations settle before reading the idle RSS
     IDLE_RSS_KB=$(status_kb VmRSS)
-    log "broker $name: pid $BROKER_PID on 127.0.0.1:$PORT, idle RSS ${IDLE_RSS_KB} kB"
+    BOOTSTRAP=127.0.0.1:$PORT
+    log "broker $name: pid $BROKER_PID on $BOOTSTRAP, idle RSS ${IDLE_RSS_KB} kB"
 }
 
 stop_broker() { # name
@@ -161,75 +180,36 @@ stop_broker() { # name
     echo "{\"broker\":\"$1\",\"idle_rss_kb\":$IDLE_RSS_KB,\"peak_rss_kb\":$PEAK_RSS_KB,\"cpu_s\":$CPU_TOTAL}" >>"$ROWS"
 }
 
-# Waits until every partition of the topic has a leader and a full ISR in the metadata of
-# each broker of the bootstrap list, asked one by one (`topics describe`): a broker that has
-# not applied the new topic yet would send the first produce requests back with
-# NOT_LEADER_OR_FOLLOWER, and the client's retry backoff would show up as latency.
-topic_ready_on() { # broker topic partitions replication-factor
-    local out
-    out=$("$BIN" topics describe --bootstrap-server "$1" --topic "$2" 2>/dev/null) || return 1
-    [[ $(awk -v rf="$4" '
-            /Partition:/ {
-                leader = ""; isr = ""
-                for (i = 1; i <= NF; i++) {
-                    if ($i == "Leader:") leader = $(i + 1)
-                    if ($i == "Isr:") isr = $(i + 1)
-                }
-                if (leader ~ /^[0-9]+$/ && split(isr, a, ",") == rf) ok++
-            }
-            END { print ok + 0 }' <<<"$out") == "$3" ]]
-}
-
-wait_topic_ready() { # bootstrap topic partitions replication-factor
-    local bs=$1 topic=$2 parts=$3 rf=$4 broker ready
-    for _ in $(seq 300); do
-        ready=1
-        for broker in ${bs//,/ }; do
-            topic_ready_on "$broker" "$topic" "$parts" "$rf" || { ready=0; break; }
-        done
-        ((ready)) && return 0
-        sleep 0.1
+# One workload case, REPEATS times, against the running setup ($BOOTSTRAP, $BROKER_PIDS):
+# `ironlog perf workload` with the case's flags; each run's JSON summary becomes a row.
+# A run that fails (a record missing, duplicated or out of order; a delivery error) stops
+# the benchmark.
+workload_case() { # case setup [workload flags...]
+    local name=$1 setup=$2 r out pid
+    shift 2
+    local -a pids=()
+    for pid in "${BROKER_PIDS[@]}"; do pids+=(--broker-pid "$pid"); done
+    for r in $(seq "$REPEATS"); do
+        log "$name ($setup) run $r/$REPEATS: $*"
+        out=$(timeout $((WARMUP_S + DURATION_S + DRAIN_S + 240)) "$BIN" perf workload \
+            --bootstrap-server "$BOOTSTRAP" --name "$name" --warmup-s "$WARMUP_S" \
+            --duration-s "$DURATION_S" --drain-s "$DRAIN_S" --reporting-interval-ms 5000 \
+            "${pids[@]}" --json "$@" | tail -n 1) || {
+            echo "bench: workload $name run $r failed" >&2
+            exit 1
+        }
+        echo "{\"case\":\"$name\",\"setup\":\"$setup\",\"repeat\":$r,\"result\":$out}" >>"$ROWS"
     done
-    echo "bench: topic $topic not ready on every broker of $bs (every partition led, ISR of $rf):" >&2
-    "$BIN" topics describe --bootstrap-server "$bs" --topic "$topic" >&2 || true
-    exit 1
 }
 
-create_topic() { # bootstrap topic partitions replication-factor [--config k=v ...]
-    local bs=$1 topic=$2 parts=$3 rf=$4
-    shift 4
-    "$BIN" topics create --bootstrap-server "$bs" --topic "$topic" --partitions "$parts" \
-        --replication-factor "$rf" "$@" >/dev/null
-    wait_topic_ready "$bs" "$topic" "$parts" "$rf"
-}
-
-# One produce run and its consume-back. Optional settings, as variables before the call:
-# BOOTSTRAP (default the single broker), PRODUCERS (1), THROUGHPUT (-1 = max), TOPIC_SUFFIX,
-# PARTITIONS with RF and TOPIC_CONFIG (create the topic first; else it is auto-created with
-# one partition). The produce JSON goes to $WORK/last-produce.json as well.
-run_case() { # durability records size acks compression
-    local durability=$1 n=$2 size=$3 acks=$4 comp=$5
-    local bs=${BOOTSTRAP:-127.0.0.1:$PORT} producers=${PRODUCERS:-1} rate=${THROUGHPUT:--1}
-    local parts=${PARTITIONS:-1} rf=${RF:-1}
-    local topic="bench-${durability//[^a-zA-Z0-9]/-}-$size-$acks-$comp${TOPIC_SUFFIX:-}"
-    if [[ -n "${PARTITIONS:-}" ]]; then
-        # shellcheck disable=SC2086 # TOPIC_CONFIG is a list of `--config k=v` words
-        create_topic "$bs" "$topic" "$parts" "$rf" ${TOPIC_CONFIG:-}
-    fi
-    log "produce $n x $size B acks=$acks compression=$comp ($durability, $parts partition(s), $producers producer(s), rate ${rate/#-1/max})"
-    local c0 c1 c2 p c
-    c0=$(cpu_seconds)
-    p=$("$BIN" perf produce --bootstrap-server "$bs" --topic "$topic" \
-        --num-records "$n" --record-size "$size" --acks "$acks" --compression "$comp" \
-        --producers "$producers" --throughput "$rate" \
-        --json --reporting-interval-ms 2000 | tail -n 1)
-    c1=$(cpu_seconds)
-    echo "$p" >"$WORK/last-produce.json"
-    log "consume $n"
-    c=$("$BIN" perf consume --bootstrap-server "$bs" --topic "$topic" \
-        --messages "$n" --json --reporting-interval-ms 2000 | tail -n 1)
-    c2=$(cpu_seconds)
-    echo "{\"durability\":\"$durability\",\"records\":$n,\"record_size\":$size,\"acks\":\"$acks\",\"compression\":\"$comp\",\"produce\":$p,\"consume\":$c,\"broker_cpu_produce_s\":$c1,\"broker_cpu_consume_s\":$c2,\"broker_cpu_start_s\":$c0,\"brokers\":${#BROKER_PIDS[@]},\"partitions\":$parts,\"replication_factor\":$rf,\"producers\":$producers,\"throughput_limit\":$rate}" >>"$ROWS"
+connections_case() { # setup
+    local r out
+    for r in $(seq "$REPEATS"); do
+        log "idle connections ($1) run $r/$REPEATS: $CONNECTIONS"
+        out=$("$BIN" perf connections --bootstrap-server "$BOOTSTRAP" --count "$CONNECTIONS" \
+            --broker-pid "$BROKER_PID" --json | tail -n 1)
+        echo "{\"case\":\"idle-connections\",\"setup\":\"$1\",\"repeat\":$r,\"result\":$out}" >>"$ROWS"
+    done
 }
 
 # --- 3-node cluster ----------------------------------------------------------------------
@@ -311,39 +291,24 @@ stop_cluster() { # name: SIGTERM to all three at once, then wait for each
     echo "{\"broker\":\"$name\",\"idle_rss_kb\":$idle_max,\"peak_rss_kb\":$peak_max,\"cpu_s\":$cpu,\"nodes\":[$nodes]}" >>"$ROWS"
 }
 
-start_broker page-cache
-for case in "${MATRIX[@]}"; do
-    read -r n size <<<"$case"
-    for acks in 1 all; do
-        for comp in none lz4; do
-            run_case page-cache "$n" "$size" "$acks" "$comp"
-        done
-    done
+# --- cases -------------------------------------------------------------------------------
+# Each case is a workload file in bench/workloads/ (what it runs is written there); the
+# durations are set here. Single node first, Kafka's default durability (page cache, no
+# fsync per write) unless the workload sets flush.messages.
+WORKLOADS=$ROOT/bench/workloads
+start_broker single
+for name in cost fixed-50mb partitions-1 partitions-6 partitions-48 producers-1 producers-30 \
+    records-100b text-lz4 fsync-each; do
+    workload_case "$name" single --workload "$WORKLOADS/$name.yaml"
 done
-# The same broker, one topic of 6 partitions written by 3 producers (acks=1, no compression).
-for case in "${MATRIX[@]}"; do
-    read -r n size <<<"$case"
-    PARTITIONS=6 RF=1 PRODUCERS=3 run_case "page-cache 6p x3 producers" "$n" "$size" 1 none
-done
-stop_broker page-cache
+connections_case single
+stop_broker single
 
-start_broker fsync-each --default-topic-config flush.messages=1
-run_case flush.messages=1 "$DURABLE_RECORDS" 100 all none
-stop_broker fsync-each
-
-# 3 brokers, RF=3, min.insync.replicas=2, 6 partitions, 3 producers with acks=all: as fast
-# as possible, then at half the rate just measured (for the latency at a sustainable load).
-cluster_case() { # records size throughput topic-suffix
-    local BOOTSTRAP=$CLUSTER_BOOTSTRAP PARTITIONS=6 RF=3 PRODUCERS=3 THROUGHPUT=$3 TOPIC_SUFFIX=$4
-    local TOPIC_CONFIG="--config min.insync.replicas=2"
-    run_case "cluster RF=3 min.isr=2" "$1" "$2" all none
-}
+# 3 brokers (combined broker+voter), RF=3, min.insync.replicas=2, acks=all.
 start_cluster cluster
-for case in "${MATRIX[@]}"; do
-    read -r n size <<<"$case"
-    cluster_case "$n" "$size" -1 ""
-    half=$(python3 -c 'import json,sys; print(max(1, int(json.load(open(sys.argv[1]))["records_per_sec"] / 2)))' "$WORK/last-produce.json")
-    cluster_case "$n" "$size" "$half" "-half"
+BOOTSTRAP=$CLUSTER_BOOTSTRAP
+for name in cluster-max cluster-50mb; do
+    workload_case "$name" cluster --workload "$WORKLOADS/$name.yaml"
 done
 stop_cluster cluster
 

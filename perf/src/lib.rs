@@ -13,10 +13,13 @@
 //! Dependency rule: this crate talks to brokers only over the Kafka protocol; it links no
 //! broker code.
 
+pub mod connections;
 pub mod consume;
 pub mod histogram;
+pub mod proc_stats;
 pub mod produce;
 pub mod report;
+pub mod workload;
 
 use std::str::FromStr;
 
@@ -32,6 +35,12 @@ pub enum PerfCommand {
     Produce(produce::ProduceArgs),
     /// Consume records and report throughput.
     Consume(consume::ConsumeArgs),
+    /// An OpenMessaging-Benchmark-style workload: producers and consumers together at a
+    /// fixed or maximum rate, warm-up then measurement, publish and end-to-end latency,
+    /// every record verified, broker CPU and memory with `--broker-pid`.
+    Workload(Box<workload::WorkloadArgs>),
+    /// Open many idle connections and report the broker's memory per connection.
+    Connections(connections::ConnectionsArgs),
 }
 
 /// Runs a perf command to completion (blocking: librdkafka has its own threads).
@@ -43,6 +52,8 @@ pub fn run(args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
         PerfCommand::Produce(a) => produce::run(a),
         PerfCommand::Consume(a) => consume::run(a),
+        PerfCommand::Workload(a) => workload::run(*a),
+        PerfCommand::Connections(a) => connections::run(a),
     }
 }
 
@@ -77,7 +88,10 @@ impl FromStr for Acks {
 }
 
 /// Producer compression codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
     Gzip,
