@@ -29,6 +29,8 @@
 //!
 //! A session belongs to the principal and replica id that created it: anyone else naming
 //! its id is told FETCH_SESSION_ID_NOT_FOUND, and cannot close it.
+//!
+//! [`client`] is the other side, for this broker's replica fetchers.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,14 +58,14 @@ pub fn next_epoch(epoch: i32) -> i32 {
 }
 
 /// How a request names a topic: by name (Fetch v7–12) or by id (v13+).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TopicRef {
     Name(String),
     Id(Uuid),
 }
 
 /// One partition of a session, named as its requests name it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionPartition {
     pub topic: TopicRef,
     pub partition: i32,
@@ -456,6 +458,8 @@ impl FetchSessionCache {
         ((follower, partitions) > least.rank()).then_some(id)
     }
 }
+
+pub mod client;
 
 #[cfg(test)]
 mod tests;
