@@ -120,6 +120,19 @@ pub enum SessionError {
     TopicIdMismatch(i32),
 }
 
+/// What a Fetch says about its session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRequest<'a> {
+    pub session_id: i32,
+    pub epoch: i32,
+    /// v13+: topics named by id.
+    pub uses_topic_ids: bool,
+    /// The partitions the request lists.
+    pub partitions: &'a [(SessionPartition, FetchPosition)],
+    /// The partitions it forgets (v7+).
+    pub forgotten: &'a [SessionPartition],
+}
+
 /// How one Fetch is to be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchContext {
@@ -283,19 +296,21 @@ impl FetchSessionCache {
         self.cached_partitions
     }
 
-    /// Decides how a Fetch is answered from its session fields, `partitions` (what the
-    /// request lists) and `forgotten` (v7+). An incremental fetch updates its session here,
+    /// Decides how a Fetch is answered from its session fields. An incremental fetch updates its session here,
     /// once per request: positions, forgotten partitions, the next expected epoch.
     pub fn new_context(
         &mut self,
         owner: &SessionOwner,
-        session_id: i32,
-        epoch: i32,
-        uses_topic_ids: bool,
-        partitions: &[(SessionPartition, FetchPosition)],
-        forgotten: &[SessionPartition],
+        request: &SessionRequest<'_>,
         now: i64,
     ) -> Result<FetchContext, SessionError> {
+        let &SessionRequest {
+            session_id,
+            epoch,
+            uses_topic_ids,
+            partitions,
+            forgotten,
+        } = request;
         if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
             if session_id != INVALID_SESSION_ID
                 && self

@@ -77,7 +77,17 @@ fn incremental(
     add: &[(SessionPartition, FetchPosition)],
     forget: &[SessionPartition],
 ) -> Result<(i32, Vec<(SessionPartition, FetchPosition)>), SessionError> {
-    match cache.new_context(owner, id, epoch, false, add, forget, 1_000)? {
+    match cache.new_context(
+        owner,
+        &SessionRequest {
+            session_id: id,
+            epoch,
+            uses_topic_ids: false,
+            partitions: add,
+            forgotten: forget,
+        },
+        1_000,
+    )? {
         FetchContext::Incremental {
             id: got,
             epoch,
@@ -110,7 +120,17 @@ fn session_fields_choose_the_context() {
     ];
     for (id, epoch, expected) in cases {
         let mut cache = FetchSessionCache::new(10);
-        let got = cache.new_context(&consumer(), id, epoch, false, &[], &[], 0);
+        let got = cache.new_context(
+            &consumer(),
+            &SessionRequest {
+                session_id: id,
+                epoch,
+                uses_topic_ids: false,
+                partitions: &[],
+                forgotten: &[],
+            },
+            0,
+        );
         assert_eq!(got, expected, "session {id} epoch {epoch}");
     }
 }
@@ -160,8 +180,18 @@ fn a_wrong_epoch_is_refused_and_changes_nothing() {
     let mut cache = FetchSessionCache::new(10);
     let owner = consumer();
     let id = open(&mut cache, &owner, &[tp("a", 0)], 0);
-    for epoch in [0 + 2, 5, -2] {
-        let got = cache.new_context(&owner, id, epoch, false, &[(tp("x", 0), at(0))], &[], 1);
+    for epoch in [2, 5, -2] {
+        let got = cache.new_context(
+            &owner,
+            &SessionRequest {
+                session_id: id,
+                epoch,
+                uses_topic_ids: false,
+                partitions: &[(tp("x", 0), at(0))],
+                forgotten: &[],
+            },
+            1,
+        );
         assert_eq!(
             got,
             Err(SessionError::InvalidEpoch {
@@ -175,7 +205,17 @@ fn a_wrong_epoch_is_refused_and_changes_nothing() {
     // The right epoch still works, and the same epoch twice does not.
     incremental(&mut cache, &owner, id, 1, &[], &[]).unwrap();
     assert!(matches!(
-        cache.new_context(&owner, id, 1, false, &[], &[], 1),
+        cache.new_context(
+            &owner,
+            &SessionRequest {
+                session_id: id,
+                epoch: 1,
+                uses_topic_ids: false,
+                partitions: &[],
+                forgotten: &[]
+            },
+            1,
+        ),
         Err(SessionError::InvalidEpoch { expected: 2, .. })
     ));
 }
@@ -184,7 +224,17 @@ fn a_wrong_epoch_is_refused_and_changes_nothing() {
 fn mixing_topic_names_and_ids_is_refused() {
     let mut cache = FetchSessionCache::new(10);
     let id = open(&mut cache, &consumer(), &[tp("a", 0)], 0);
-    let got = cache.new_context(&consumer(), id, 1, true, &[], &[], 1);
+    let got = cache.new_context(
+        &consumer(),
+        &SessionRequest {
+            session_id: id,
+            epoch: 1,
+            uses_topic_ids: true,
+            partitions: &[],
+            forgotten: &[],
+        },
+        1,
+    );
     assert_eq!(got, Err(SessionError::TopicIdMismatch(id)));
 }
 
@@ -194,18 +244,48 @@ fn closing_removes_the_session_and_reopening_replaces_it() {
     let owner = consumer();
     let id = open(&mut cache, &owner, &[tp("a", 0)], 0);
     assert_eq!(
-        cache.new_context(&owner, id, FINAL_EPOCH, false, &[], &[], 1),
+        cache.new_context(
+            &owner,
+            &SessionRequest {
+                session_id: id,
+                epoch: FINAL_EPOCH,
+                uses_topic_ids: false,
+                partitions: &[],
+                forgotten: &[]
+            },
+            1,
+        ),
         Ok(FetchContext::Sessionless)
     );
     assert_eq!((cache.len(), cache.cached_partitions()), (0, 0));
     assert_eq!(
-        cache.new_context(&owner, id, 1, false, &[], &[], 1),
+        cache.new_context(
+            &owner,
+            &SessionRequest {
+                session_id: id,
+                epoch: 1,
+                uses_topic_ids: false,
+                partitions: &[],
+                forgotten: &[]
+            },
+            1,
+        ),
         Err(SessionError::IdNotFound(id))
     );
 
     let id = open(&mut cache, &owner, &[tp("a", 0)], 0);
     assert_eq!(
-        cache.new_context(&owner, id, INITIAL_EPOCH, false, &[], &[], 1),
+        cache.new_context(
+            &owner,
+            &SessionRequest {
+                session_id: id,
+                epoch: INITIAL_EPOCH,
+                uses_topic_ids: false,
+                partitions: &[],
+                forgotten: &[]
+            },
+            1,
+        ),
         Ok(FetchContext::Full)
     );
     assert!(
@@ -230,7 +310,17 @@ fn another_principal_or_replica_cannot_use_or_close_a_session() {
     ];
     for other in &others {
         assert_eq!(
-            cache.new_context(other, id, 1, false, &[], &[], 1),
+            cache.new_context(
+                other,
+                &SessionRequest {
+                    session_id: id,
+                    epoch: 1,
+                    uses_topic_ids: false,
+                    partitions: &[],
+                    forgotten: &[]
+                },
+                1,
+            ),
             Err(SessionError::IdNotFound(id)),
             "{other:?}"
         );
@@ -240,7 +330,17 @@ fn another_principal_or_replica_cannot_use_or_close_a_session() {
         );
         for epoch in [FINAL_EPOCH, INITIAL_EPOCH] {
             cache
-                .new_context(other, id, epoch, false, &[], &[], 1)
+                .new_context(
+                    other,
+                    &SessionRequest {
+                        session_id: id,
+                        epoch,
+                        uses_topic_ids: false,
+                        partitions: &[],
+                        forgotten: &[],
+                    },
+                    1,
+                )
                 .unwrap();
         }
     }
@@ -404,7 +504,17 @@ fn topics_by_id_are_their_own_partitions() {
     ) else {
         panic!("no slot")
     };
-    let context = cache.new_context(&owner, id, 1, true, &[], &[by_id], 1);
+    let context = cache.new_context(
+        &owner,
+        &SessionRequest {
+            session_id: id,
+            epoch: 1,
+            uses_topic_ids: true,
+            partitions: &[],
+            forgotten: &[by_id],
+        },
+        1,
+    );
     assert!(
         matches!(context, Ok(FetchContext::Incremental { ref partitions, .. }) if partitions.is_empty())
     );

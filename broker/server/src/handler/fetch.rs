@@ -35,7 +35,7 @@ use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::fetch_session::{
     Admission, FetchContext, FetchPosition, PartitionOutcome, SessionError, SessionOwner,
-    SessionPartition, TopicRef, FINAL_EPOCH, INVALID_SESSION_ID,
+    SessionPartition, SessionRequest, TopicRef, FINAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::replica_manager::{now_ms, ReplicaError};
 use ironlog_metadata::acl::AclOperation;
@@ -66,11 +66,13 @@ pub async fn handle(
         let mut cache = lock_sessions(broker);
         let context = cache.new_context(
             &owner,
-            session_id,
-            epoch,
-            uses_topic_ids,
-            &requested,
-            &forgotten_partitions(&request, version),
+            &SessionRequest {
+                session_id,
+                epoch,
+                uses_topic_ids,
+                partitions: &requested,
+                forgotten: &forgotten_partitions(&request, version),
+            },
             now_ms(),
         );
         broker.metrics.fetch_sessions.observe(&cache);
