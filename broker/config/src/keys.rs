@@ -198,6 +198,11 @@ pub const TABLE: &[KeySpec] = &[
         long(1),
         Flag("connections-max-idle-ms"),
     ),
+    key(
+        "max.incremental.fetch.session.cache.slots",
+        int(0),
+        Flag("max-incremental-fetch-session-cache-slots"),
+    ),
     // TLS and SASL.
     key("ironlog.tls.cert", Kind::String, Flag("tls-cert")),
     key("ironlog.tls.key", Kind::String, Flag("tls-key")),

@@ -39,6 +39,9 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Clients' byte rates against their quotas.
     pub quotas: crate::quota::Quotas,
+    /// Fetch sessions (KIP-227). A std mutex: it is held only for the session bookkeeping
+    /// of one Fetch, never across an await.
+    pub fetch_sessions: std::sync::Mutex<crate::fetch_session::FetchSessionCache>,
     shutdown: watch::Receiver<bool>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     started_ms: AtomicI64,
@@ -81,6 +84,9 @@ impl Broker {
             &replicas.metadata(),
             crate::replica_manager::now_ms(),
         );
+        let fetch_sessions = std::sync::Mutex::new(crate::fetch_session::FetchSessionCache::new(
+            config.fetch_session_cache_slots,
+        ));
         Ok(Arc::new(Broker {
             config,
             cluster,
@@ -88,6 +94,7 @@ impl Broker {
             metrics,
             groups,
             quotas: crate::quota::Quotas::default(),
+            fetch_sessions,
             shutdown,
             producer_ids: std::sync::Mutex::new(ProducerIdBlock::default()),
             started_ms: AtomicI64::new(crate::replica_manager::now_ms()),

@@ -146,6 +146,14 @@ pub struct BrokerArgs {
     /// Most client connections served at once; further ones wait to be accepted.
     #[arg(long, env = "IRONLOG_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Kafka's max.incremental.fetch.session.cache.slots: the most fetch sessions (KIP-227)
+    /// kept at once; 0 disables them (every Fetch is then answered as a full fetch).
+    #[arg(
+        long,
+        env = "IRONLOG_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS",
+        default_value_t = crate::fetch_session::DEFAULT_CACHE_SLOTS
+    )]
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// Kafka's queued.max.request.bytes: the most bytes of requests being read or waiting to
     /// be handled, across all connections. Must be at least --socket-request-max-bytes, or a
     /// request of the largest allowed size could never be read.
@@ -377,6 +385,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `max.incremental.fetch.session.cache.slots`.
+    pub fetch_session_cache_slots: usize,
     pub default_topic_config: Vec<(String, String)>,
     pub group: crate::group::GroupConfig,
     pub net: NetLimits,
@@ -625,6 +635,7 @@ impl BrokerConfig {
             default_replication_factor: args.default_replication_factor,
             socket_request_max_bytes: args.socket_request_max_bytes,
             max_connections: args.max_connections,
+            fetch_session_cache_slots: args.max_incremental_fetch_session_cache_slots,
             default_topic_config: args.default_topic_config.clone(),
             group,
             net,

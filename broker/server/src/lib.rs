@@ -13,6 +13,7 @@
 //! - [`authorizer`]: Kafka's ACL authorizer, asked by the handlers.
 //! - [`quota`]: client byte-rate quotas and throttling.
 //! - [`handler`]: one file per Kafka API; Kafka error codes are chosen there.
+//! - [`fetch_session`]: fetch sessions (KIP-227), the pure core of incremental fetches.
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`replica_manager`]: topics and partitions on top of metadata and logs.
 //! - [`partition`]: one hosted partition: log, producers, role, ISR, high watermark.
@@ -24,6 +25,7 @@ pub mod authorizer;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod fetch_session;
 pub mod group;
 pub mod handler;
 pub mod http;

@@ -37,6 +37,31 @@ pub struct Metrics {
     pub cleaner: CleanerMetrics,
     pub cluster: ClusterMetrics,
     pub replication: ReplicationMetrics,
+    pub fetch_sessions: FetchSessionMetrics,
+}
+
+/// Fetch sessions (KIP-227; Kafka's `kafka.server:type=FetchSessionCache` metrics).
+pub struct FetchSessionMetrics {
+    /// `incremental_fetch_sessions`: sessions in the cache (NumIncrementalFetchSessions).
+    pub sessions: IntGauge,
+    /// `incremental_fetch_partitions_cached`: partitions across those sessions
+    /// (NumIncrementalFetchPartitionsCached).
+    pub partitions_cached: IntGauge,
+    /// `incremental_fetch_sessions_created_total`: sessions opened.
+    pub created: IntCounter,
+    /// `incremental_fetch_session_evictions_total`: sessions evicted to make room for new
+    /// ones (IncrementalFetchSessionEvictionsPerSec).
+    pub evictions: IntCounter,
+    /// `incremental_fetches_total`: incremental Fetch requests answered.
+    pub incremental_fetches: IntCounter,
+}
+
+impl FetchSessionMetrics {
+    /// Sets the gauges from the cache.
+    pub fn observe(&self, cache: &crate::fetch_session::FetchSessionCache) {
+        self.sessions.set(cache.len() as i64);
+        self.partitions_cached.set(cache.cached_partitions() as i64);
+    }
 }
 
 /// Replication as seen by this broker's leaderships (Kafka's ReplicaManager metrics).
@@ -283,7 +308,30 @@ impl Metrics {
             ),
             offline_partitions: gauge("offline_partitions", "Partitions without a leader."),
         };
+        let fetch_sessions = FetchSessionMetrics {
+            sessions: gauge(
+                "incremental_fetch_sessions",
+                "Fetch sessions (KIP-227) in the cache.",
+            ),
+            partitions_cached: gauge(
+                "incremental_fetch_partitions_cached",
+                "Partitions across all fetch sessions in the cache.",
+            ),
+            created: counter(
+                "incremental_fetch_sessions_created_total",
+                "Fetch sessions opened.",
+            ),
+            evictions: counter(
+                "incremental_fetch_session_evictions_total",
+                "Fetch sessions evicted from a full cache to make room for new ones.",
+            ),
+            incremental_fetches: counter(
+                "incremental_fetches_total",
+                "Incremental Fetch requests (those of an existing fetch session) answered.",
+            ),
+        };
         Metrics {
+            fetch_sessions,
             cleaner,
             cluster,
             groups,

@@ -9,6 +9,9 @@
 //! 2. One Fetch (v12, `replica_id` = this broker, `current_leader_epoch` per partition)
 //!    from each partition's log end, waiting at the leader up to
 //!    `replica.fetch.wait.max.ms`. The fetch offset is how the leader learns our log end.
+//!    Fetches go through a fetch session (KIP-227, [`FetchSessionHandler`]): after the
+//!    first, they list only the partitions whose position changed, and the leader answers
+//!    only the partitions with something new. Any failure starts a new session.
 //! 3. What comes back is appended with the leader's offsets and epochs, and the leader's
 //!    high watermark is taken (capped by our log end), on the blocking pool.
 //!
@@ -26,7 +29,9 @@ use std::time::Duration;
 
 use ironlog_client::{ClientError, Connection};
 use ironlog_metadata::BrokerId;
-use ironlog_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use ironlog_protocol::kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic,
+};
 use ironlog_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -40,6 +45,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::broker::{stopped, Broker};
+use crate::fetch_session::client::FetchSessionHandler;
+use crate::fetch_session::{FetchPosition, SessionPartition, TopicRef};
 use crate::partition::{FollowerPosition, Partition};
 use crate::replica_manager::now_ms;
 
@@ -109,6 +116,7 @@ pub fn spawn_manager(broker: &Arc<Broker>, mut wakeup: watch::Receiver<u64>) -> 
 /// One leader's fetcher: rounds until nothing here follows `leader`.
 async fn fetch_from(broker: Arc<Broker>, leader: BrokerId, mut wakeup: watch::Receiver<u64>) {
     let mut connection: Option<Connection> = None;
+    let mut session = FetchSessionHandler::default();
     let mut failures = 0u32;
     // Partitions sitting out until the instant given.
     let mut delayed: HashMap<(String, i32), Instant> = HashMap::new();
@@ -165,7 +173,21 @@ async fn fetch_from(broker: Arc<Broker>, leader: BrokerId, mut wakeup: watch::Re
             .map_or(broker.config.cluster.replica_fetch_wait_max, |due| {
                 due.min(broker.config.cluster.replica_fetch_wait_max)
             });
-        match round(&broker, conn, leader, followed, max_wait, &mut wakeup).await {
+        let result = round(
+            &broker,
+            conn,
+            &mut session,
+            leader,
+            followed,
+            max_wait,
+            &mut wakeup,
+        )
+        .await;
+        if result.is_err() {
+            // The leader may have moved the session's epoch on without our seeing it.
+            session.reset();
+        }
+        match result {
             Ok(refused) => {
                 failures = 0;
                 let until = Instant::now() + PARTITION_BACKOFF;
@@ -221,6 +243,7 @@ type Followed = (Arc<Partition>, FollowerPosition);
 async fn round(
     broker: &Arc<Broker>,
     conn: &mut Connection,
+    session: &mut FetchSessionHandler,
     leader: BrokerId,
     followed: Vec<Followed>,
     max_wait: Duration,
@@ -232,7 +255,7 @@ async fn round(
     if !truncating.is_empty() {
         return reconcile(broker, conn, truncating).await;
     }
-    fetch(broker, conn, leader, fetching, max_wait, wakeup).await
+    fetch(broker, conn, session, leader, fetching, max_wait, wakeup).await
 }
 
 /// A followed partition, the leader epoch it follows at, and the leader's answer to
@@ -310,27 +333,63 @@ async fn reconcile(
 async fn fetch(
     broker: &Arc<Broker>,
     conn: &mut Connection,
+    session: &mut FetchSessionHandler,
     leader: BrokerId,
     partitions: Vec<Followed>,
     max_wait: Duration,
     wakeup: &mut watch::Receiver<u64>,
 ) -> Result<Vec<Followed>, FetcherError> {
     let settings = &broker.config.cluster;
+    let wanted: Vec<_> = partitions
+        .iter()
+        .map(|(p, pos)| {
+            let key = SessionPartition {
+                topic: TopicRef::Name(p.topic().to_string()),
+                partition: p.index(),
+            };
+            let position = FetchPosition {
+                fetch_offset: pos.log_end_offset,
+                partition_max_bytes: settings.replica_fetch_max_bytes,
+                log_start_offset: pos.log_start_offset,
+                current_leader_epoch: pos.leader_epoch,
+                last_fetched_epoch: -1,
+            };
+            (key, position)
+        })
+        .collect();
+    let next = session.build(&wanted);
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for (p, pos) in &partitions {
+    for (key, position) in &next.to_send {
+        let TopicRef::Name(topic) = &key.topic else {
+            continue; // built by name above
+        };
         let entry = FetchPartition::default()
-            .with_partition(p.index())
-            .with_current_leader_epoch(pos.leader_epoch)
-            .with_fetch_offset(pos.log_end_offset)
-            .with_last_fetched_epoch(-1)
-            .with_log_start_offset(pos.log_start_offset)
-            .with_partition_max_bytes(settings.replica_fetch_max_bytes);
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == p.topic()) {
+            .with_partition(key.partition)
+            .with_current_leader_epoch(position.current_leader_epoch)
+            .with_fetch_offset(position.fetch_offset)
+            .with_last_fetched_epoch(position.last_fetched_epoch)
+            .with_log_start_offset(position.log_start_offset)
+            .with_partition_max_bytes(position.partition_max_bytes);
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
             Some(t) => t.partitions.push(entry),
             None => topics.push(
                 FetchTopic::default()
-                    .with_topic(topic_name(p.topic()))
+                    .with_topic(topic_name(topic))
                     .with_partitions(vec![entry]),
+            ),
+        }
+    }
+    let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+    for key in &next.forgotten {
+        let TopicRef::Name(topic) = &key.topic else {
+            continue;
+        };
+        match forgotten.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+            Some(t) => t.partitions.push(key.partition),
+            None => forgotten.push(
+                ForgottenTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(vec![key.partition]),
             ),
         }
     }
@@ -341,19 +400,30 @@ async fn fetch(
         .with_min_bytes(1)
         .with_max_bytes(FETCH_MAX_BYTES)
         .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
+        .with_session_id(next.session_id)
+        .with_session_epoch(next.epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten);
     let response = tokio::select! {
         response = conn.send_with(&request, FETCH_VERSION, wait + Duration::from_secs(10)) => response?,
         _ = wakeup.changed() => return Err(FetcherError::Interrupted),
     };
+    let error = ResponseError::try_from_code(response.error_code);
+    if let Some(ResponseError::FetchSessionIdNotFound | ResponseError::InvalidFetchSessionEpoch) =
+        error
+    {
+        // The leader restarted or evicted the session: open a new one in the next round.
+        tracing::debug!(leader, ?error, "fetch session lost; starting a new one");
+        session.reset();
+        return Ok(Vec::new());
+    }
     if response.error_code != 0 {
         return Err(FetcherError::Fetch {
             leader,
             error: ResponseError::try_from_code(response.error_code),
         });
     }
+    session.answered(response.session_id);
     let mut refused = Vec::new();
     let mut work = Vec::new();
     for topic in response.responses {

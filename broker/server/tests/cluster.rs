@@ -23,6 +23,7 @@ use tokio::sync::watch;
 struct Node {
     id: i32,
     addr: SocketAddr,
+    metrics: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -47,6 +48,7 @@ async fn start_cluster(dir: &std::path::Path, ids: &[i32]) -> Vec<Node> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = http.local_addr().unwrap();
         let mut c = config(
             &dir.join(format!("node-{id}")),
             addr,
@@ -63,6 +65,7 @@ async fn start_cluster(dir: &std::path::Path, ids: &[i32]) -> Vec<Node> {
         nodes.push(Node {
             id: *id,
             addr,
+            metrics,
             stop,
             task,
         });
@@ -335,6 +338,18 @@ async fn acknowledged_writes_survive_the_leader() {
         assert_eq!((error, base), (0, i64::from(i)), "record {i}");
     }
     drop(to_leader);
+    // The two followers fetch through fetch sessions (KIP-227) at the leader.
+    let leader_metrics = nodes[leader_index].metrics;
+    let sessions = node_metric(leader_metrics, "ironlog_incremental_fetch_sessions").await;
+    let incremental = node_metric(leader_metrics, "ironlog_incremental_fetches_total").await;
+    assert!(
+        sessions >= 2.0,
+        "the followers' sessions at the leader: {sessions}"
+    );
+    assert!(
+        incremental > 0.0,
+        "incremental fetches served: {incremental}"
+    );
 
     // Stop the leader: another replica leads, and it has every acknowledged record.
     let old = nodes.remove(leader_index);
@@ -392,6 +407,18 @@ async fn acknowledged_writes_survive_the_leader() {
         let _ = node.stop.send(true);
         node.task.await.unwrap().unwrap();
     }
+}
+
+/// One series of a node's `/metrics` (see [`common::metric`]).
+async fn node_metric(metrics: SocketAddr, series: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    common::metric(&out, series)
 }
 
 /// Produces `record-{i}` with `acks`; returns (error code, base offset).

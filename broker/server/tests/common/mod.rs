@@ -41,6 +41,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         default_replication_factor: 1,
         socket_request_max_bytes: 1024 * 1024,
         max_connections: 100,
+        fetch_session_cache_slots: 1000,
         default_topic_config: vec![],
         group: ironlog_server::group::GroupConfig::default(),
         net: ironlog_server::config::NetLimits::default(),
