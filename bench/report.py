@@ -75,11 +75,27 @@ def limits(work):
     iperf = load(os.path.join(work, "iperf.json"), "iperf3")
     tcp_bps = number(iperf.get("end", {}).get("sum_received", {}), "bits_per_second", "iperf3")
     out = {"loopback_tcp_mb_per_sec": tcp_bps / 8 / MB}
+    # CPU seconds per GB the kernel and tools spend at these limits: the floor under what a
+    # broker pays to receive (TCP) and write (page cache) a GB, or read and send it.
+    end = iperf.get("end", {})
+    cpu = end.get("cpu_utilization_percent", {})
+    secs = number(end.get("sum_received", {}), "seconds", "iperf3")
+    gb = number(end.get("sum_received", {}), "bytes", "iperf3") / 1e9
+    if gb > 0:
+        out["tcp_send_cpu_s_per_gb"] = number(cpu, "host_total", "iperf3 cpu") / 100 * secs / gb
+        out["tcp_receive_cpu_s_per_gb"] = number(cpu, "remote_total", "iperf3 cpu") / 100 * secs / gb
     for name, file in [("disk_seq_write_mb_per_sec", "fio-end.json"),
                        ("disk_seq_write_fsync_64k_mb_per_sec", "fio-sync.json")]:
         fio = load(os.path.join(work, file), "fio")
         jobs = fio.get("jobs") or [{}]
-        out[name] = number(jobs[0].get("write", {}), "bw_bytes", f"fio {file}") / MB
+        w = jobs[0].get("write", {})
+        out[name] = number(w, "bw_bytes", f"fio {file}") / MB
+        if file == "fio-end.json":
+            # usr+sys share of the job's run time, per GB written (through the page cache).
+            wgb = number(w, "io_bytes", f"fio {file}") / 1e9
+            run_s = number(w, "runtime", f"fio {file}") / 1000
+            if wgb > 0:
+                out["disk_write_cpu_s_per_gb"] = (number(jobs[0], "usr_cpu", "fio") + number(jobs[0], "sys_cpu", "fio")) / 100 * run_s / wgb
     return out
 
 
@@ -117,6 +133,9 @@ FIGURES = {
     "cpu_s_per_gb_moved": ("broker", "cpu_s_per_gb_moved"),
     "cpu_s_per_gb_produced": ("broker", "cpu_s_per_gb_produced"),
     "cpu_s_per_gb_consumed": ("broker", "cpu_s_per_gb_consumed"),
+    "system_cpu_s_per_gb_moved": ("broker", "system_cpu_s_per_gb_moved"),
+    "system_cpu_s_per_gb_produced": ("broker", "system_cpu_s_per_gb_produced"),
+    "system_cpu_s_per_gb_consumed": ("broker", "system_cpu_s_per_gb_consumed"),
     "rss_steady_mib": ("broker", "rss_steady_kb"),
     "rss_peak_mib": ("broker", "rss_peak_kb"),
     "compression_ratio": ("payload", "ratio_producer_codec"),
@@ -210,6 +229,10 @@ def main():
           f"({lim['loopback_tcp_mb_per_sec'] * 8 / 1000:.1f} Gbit/s, iperf3); "
           f"disk sequential write {lim['disk_seq_write_mb_per_sec']:.0f} MB/s (fsync at end), "
           f"{lim['disk_seq_write_fsync_64k_mb_per_sec']:.0f} MB/s (fsync every 64 KiB) (fio)")
+    print(f"CPU at those limits (the kernel's floor under a broker's cost): writing through the page cache "
+          f"{lim.get('disk_write_cpu_s_per_gb', float('nan')):.3f} s/GB (fio), TCP receive "
+          f"{lim.get('tcp_receive_cpu_s_per_gb', float('nan')):.3f} s/GB, TCP send "
+          f"{lim.get('tcp_send_cpu_s_per_gb', float('nan')):.3f} s/GB (iperf3)")
     print("Every figure: median (min-max) of the runs. MB = 10^6 bytes, MiB = 2^20 bytes, of record "
           "values. Publish latency = send -> delivery report (acks=all); end-to-end = send -> "
           "consumer has the record. CPU = broker user+system seconds from /proc over the measured "
@@ -217,7 +240,7 @@ def main():
           "produced / per GB consumed.")
     print()
     head = ["case", "runs", "publish MB/s", "publish p99 ms", "consume MB/s", "e2e p50 ms",
-            "e2e p99 ms", "e2e p99.9 ms", "broker cpu s/GB", "RSS MiB"]
+            "e2e p99 ms", "e2e p99.9 ms", "broker cpu s/GB", "of which kernel", "RSS MiB"]
     rows = []
     for name, c in cases.items():
         f = c["figures"]
@@ -226,10 +249,12 @@ def main():
         cost = f.get("cpu_s_per_gb_produced")
         cpu = (f"{fmt(cost, 3)} in / {fmt(f.get('cpu_s_per_gb_consumed'), 3)} out" if cost
                else fmt(f.get("cpu_s_per_gb_moved"), 3))
+        sys_cpu = (f"{fmt(f.get('system_cpu_s_per_gb_produced'), 3)} / {fmt(f.get('system_cpu_s_per_gb_consumed'), 3)}" if cost
+                   else fmt(f.get("system_cpu_s_per_gb_moved"), 3))
         consume = fmt(f.get("drain_mb_per_sec")) + " (drain)" if f.get("drain_mb_per_sec") else fmt(f.get("consume_mb_per_sec"))
         rows.append([name, c["runs"], fmt(f["publish_mb_per_sec"]), fmt(f["publish_p99_ms"], 2), consume,
                      fmt(f["e2e_p50_ms"], 2), fmt(f["e2e_p99_ms"], 2), fmt(f["e2e_p999_ms"], 2),
-                     cpu, fmt(f["rss_steady_mib"])])
+                     cpu, sys_cpu, fmt(f["rss_steady_mib"])])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
     print(line(head))

@@ -26,16 +26,17 @@ pub fn clock_ticks_per_second() -> anyhow::Result<u64> {
     }
 }
 
-/// utime + stime (fields 14 and 15) of a /proc/PID/stat line, in ticks. The command name
-/// (field 2) is in parentheses and may hold spaces and parentheses, so fields are counted
-/// from the last `)`.
-pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+/// (utime, stime): fields 14 and 15 of a /proc/PID/stat line, in ticks: CPU time in the
+/// process's own code and in the kernel on its behalf (system calls: socket and file
+/// copies, page-cache work). The command name (field 2) is in parentheses and may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_stat_ticks(stat: &str) -> Option<(u64, u64)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After ")" comes field 3 (state), so field n is at index n - 3.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// A `Key:   1234 kB` figure of /proc/PID/status, in kB.
@@ -49,7 +50,10 @@ pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
 /// One reading of a set of processes: ticks summed, RSS summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Sample {
+    /// User + system.
     pub cpu_ticks: u64,
+    /// The system (kernel) part of `cpu_ticks`.
+    pub system_ticks: u64,
     pub rss_kb: u64,
     /// Peak RSS since each process started (VmHWM), summed.
     pub hwm_kb: u64,
@@ -64,8 +68,10 @@ pub fn sample(pids: &[u32]) -> anyhow::Result<Sample> {
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .with_context(|| format!("reading /proc/{pid}/stat (is the broker running?)"))?;
-        s.cpu_ticks += parse_stat_ticks(&stat)
+        let (user, system) = parse_stat_ticks(&stat)
             .with_context(|| format!("/proc/{pid}/stat: no utime/stime in {stat:?}"))?;
+        s.cpu_ticks += user + system;
+        s.system_ticks += system;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("reading /proc/{pid}/status"))?;
         s.rss_kb += parse_status_kb(&status, "VmRSS")
@@ -84,7 +90,7 @@ mod tests {
         // A command name with a space and a parenthesis, as the kernel prints it.
         let line = "4242 (iron log) x) S 1 4242 4242 0 -1 4194560 2513 0 0 0 377 120 0 0 20 0 \
                     9 0 123456 1234567 3000 18446744073709551615";
-        assert_eq!(parse_stat_ticks(line), Some(497));
+        assert_eq!(parse_stat_ticks(line), Some((377, 120)));
         assert_eq!(parse_stat_ticks("12 (x) S 1 2"), None);
     }
 

@@ -271,6 +271,10 @@ pub struct BrokerReport {
     pub cpu_s_per_gb_produced: Option<f64>,
     pub consume_cpu_s: Option<f64>,
     pub cpu_s_per_gb_consumed: Option<f64>,
+    /// The kernel's part (system time: socket and page-cache copies) of each per-GB figure.
+    pub system_cpu_s_per_gb_moved: Option<f64>,
+    pub system_cpu_s_per_gb_produced: Option<f64>,
+    pub system_cpu_s_per_gb_consumed: Option<f64>,
     /// Median and largest of the RSS samples (one a second) taken while measuring.
     pub rss_steady_kb: u64,
     pub rss_peak_kb: u64,
@@ -340,12 +344,15 @@ impl Report {
         if let Some(b) = &self.broker {
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
             out += &format!(
-                "broker: cpu {} s ({} s/GB moved); produce {} s/GB, consume {} s/GB; \
-                 RSS steady {:.1} MiB, peak {:.1} MiB\n",
+                "broker: cpu {} s ({} s/GB moved, of which system {}); produce {} s/GB \
+                 (system {}), consume {} s/GB (system {}); RSS steady {:.1} MiB, peak {:.1} MiB\n",
                 f(b.cpu_s.or(b.produce_cpu_s)),
                 f(b.cpu_s_per_gb_moved),
+                f(b.system_cpu_s_per_gb_moved),
                 f(b.cpu_s_per_gb_produced),
+                f(b.system_cpu_s_per_gb_produced),
                 f(b.cpu_s_per_gb_consumed),
+                f(b.system_cpu_s_per_gb_consumed),
                 b.rss_steady_kb as f64 / 1024.0,
                 b.rss_peak_kb as f64 / 1024.0
             );
@@ -872,9 +879,14 @@ fn mark(shared: &Shared, pids: &[u32]) -> anyhow::Result<Mark> {
     })
 }
 
-fn cpu_seconds(a: &Mark, b: &Mark) -> Option<f64> {
+/// Broker CPU seconds between two marks: (user + system, system).
+fn cpu_seconds(a: &Mark, b: &Mark) -> Option<(f64, f64)> {
     let (a, b) = (a.broker?, b.broker?);
-    Some((b.cpu_ticks - a.cpu_ticks) as f64 / *CLK.get()? as f64)
+    let tck = *CLK.get()? as f64;
+    Some((
+        (b.cpu_ticks - a.cpu_ticks) as f64 / tck,
+        (b.system_ticks - a.system_ticks) as f64 / tck,
+    ))
 }
 
 fn median(xs: &mut [u64]) -> u64 {
@@ -1127,10 +1139,16 @@ fn drive(
             let gb = |bytes: u64| bytes as f64 / 1e9;
             let per_gb =
                 |cpu: Option<f64>, bytes: u64| cpu.filter(|_| bytes > 0).map(|c| c / gb(bytes));
-            let live_cpu = (!backlog_mode).then(|| cpu_seconds(&a, &b)).flatten();
+            let live = (!backlog_mode).then(|| cpu_seconds(&a, &b)).flatten();
             let moved = publish.bytes + consume_live.as_ref().map_or(0, |c| c.bytes);
-            let produce_cpu = backlog_mode.then(|| cpu_seconds(&a, &b)).flatten();
-            let consume_cpu = drain_marks.as_ref().and_then(|(c, d)| cpu_seconds(c, d));
+            let produce = backlog_mode.then(|| cpu_seconds(&a, &b)).flatten();
+            let consume = drain_marks.as_ref().and_then(|(c, d)| cpu_seconds(c, d));
+            let drained = drain.as_ref().map_or(0, |d| d.bytes);
+            let (live_cpu, produce_cpu, consume_cpu) = (
+                live.map(|c| c.0),
+                produce.map(|c| c.0),
+                consume.map(|c| c.0),
+            );
             let end = proc_stats::sample(pids).ok();
             BrokerReport {
                 pids: pids.to_vec(),
@@ -1140,7 +1158,10 @@ fn drive(
                 produce_cpu_s: produce_cpu,
                 cpu_s_per_gb_produced: per_gb(produce_cpu, publish.bytes),
                 consume_cpu_s: consume_cpu,
-                cpu_s_per_gb_consumed: per_gb(consume_cpu, drain.as_ref().map_or(0, |d| d.bytes)),
+                cpu_s_per_gb_consumed: per_gb(consume_cpu, drained),
+                system_cpu_s_per_gb_moved: per_gb(live.map(|c| c.1), moved),
+                system_cpu_s_per_gb_produced: per_gb(produce.map(|c| c.1), publish.bytes),
+                system_cpu_s_per_gb_consumed: per_gb(consume.map(|c| c.1), drained),
                 rss_steady_kb: median(&mut clock.rss_samples.clone()),
                 rss_peak_kb: clock.rss_samples.iter().copied().max().unwrap_or(0),
                 rss_hwm_kb: end.map_or(0, |s| s.hwm_kb),
