@@ -329,6 +329,14 @@ async fn handle_frame(
         .admits(request.api, std::time::Instant::now())
         .map_err(ConnectionError::Authentication)?;
     let body = request.decode_body()?;
-    let RawRequest { api, header, .. } = request;
+    // The frame goes before the request is handled: then a Produce request's records
+    // (decoded as the only slices of the frame, see `ironlog_protocol::request`) own its
+    // allocation, and the log patches batch headers in it without copying the payload.
+    let RawRequest {
+        api,
+        header,
+        body: frame,
+    } = request;
+    drop(frame);
     Ok(handler::dispatch(broker, session, api, &header, body).await?)
 }
