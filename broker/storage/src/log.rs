@@ -956,9 +956,8 @@ impl Log {
             result.first_batch_offset = None;
             return Ok(result);
         }
-        let mut data = vec![0u8; (end - start_pos) as usize];
-        seg.file
-            .read_exact_at(&mut data, start_pos)
+        let data = seg
+            .read(start_pos, (end - start_pos) as usize)
             .map_err(io_err("reading batches", &seg.log_path))?;
         result.data = Bytes::from(data);
         Ok(result)

@@ -48,11 +48,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use ironlog_protocol::kafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind};
+use ironlog_protocol::kafka_protocol::messages::{
+    FetchRequest, FetchResponse, RequestHeader, RequestKind,
+};
 use ironlog_protocol::kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use ironlog_protocol::legacy;
-use ironlog_protocol::response::{encode_response, EncodeError};
+use ironlog_protocol::response::{
+    encode_fetch_response, encode_response, EncodeError, ResponseFrame,
+};
 use ironlog_protocol::{ApiKey, ResponseError};
 
 use crate::authorizer::Access;
@@ -78,7 +81,7 @@ pub async fn dispatch(
     api: ApiKey,
     header: &RequestHeader,
     body: RequestKind,
-) -> Result<Option<Bytes>, EncodeError> {
+) -> Result<Option<ResponseFrame>, EncodeError> {
     // A legacy version (ironlog_protocol::legacy) was decoded as a newer one, and is
     // handled and answered as that one; only DescribeConfigs v0's answer differs.
     let v = legacy::effective_version(api, header.request_api_version);
@@ -124,7 +127,7 @@ async fn handle(
     body: RequestKind,
     api: &'static str,
     out: Reply,
-) -> Result<Option<Bytes>, EncodeError> {
+) -> Result<Option<ResponseFrame>, EncodeError> {
     let Reply { cid, v, .. } = out;
     let response = match body {
         RequestKind::ApiVersions(r) => Some(out.encode(api_versions::handle(&r, v))?),
@@ -160,7 +163,7 @@ async fn handle(
             } else {
                 quota(broker, session, header, QuotaType::Fetch, bytes)
             };
-            Some(out.encode_with(throttle, response)?)
+            Some(out.encode_fetch(throttle, response)?)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             Some(out.encode(offset_for_leader_epoch::handle(broker, access, r, v))?)
@@ -181,7 +184,7 @@ async fn handle(
             let mut response = describe_configs::handle(broker, access, r, v);
             Some(if header.request_api_version == 0 {
                 response.throttle_time_ms = out.throttle_ms;
-                legacy::encode_describe_configs_v0(cid, &response)?
+                legacy::encode_describe_configs_v0(cid, &response)?.into()
             } else {
                 out.encode(response)?
             })
@@ -287,16 +290,12 @@ async fn handle(
                 refused(broker, api)
             })?)
         }
-        RequestKind::SaslHandshake(r) => Some(encode_response(
-            cid,
-            v,
-            &sasl_handshake::handle(broker, session, r, v),
-        )?),
-        RequestKind::SaslAuthenticate(r) => Some(encode_response(
-            cid,
-            v,
-            &sasl_authenticate::handle(broker, session, r, v),
-        )?),
+        RequestKind::SaslHandshake(r) => {
+            Some(encode_response(cid, v, &sasl_handshake::handle(broker, session, r, v))?.into())
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            Some(encode_response(cid, v, &sasl_authenticate::handle(broker, session, r, v))?.into())
+        }
         RequestKind::DescribeUserScramCredentials(r) => {
             Some(out.encode(if access.cluster(AclOperation::Describe) {
                 describe_user_scram_credentials::handle(broker, r, v)
@@ -583,7 +582,7 @@ impl Reply {
     fn encode<R: Encodable + HeaderVersion + Throttled>(
         self,
         body: R,
-    ) -> Result<Bytes, EncodeError> {
+    ) -> Result<ResponseFrame, EncodeError> {
         self.encode_with(0, body)
     }
 
@@ -593,9 +592,20 @@ impl Reply {
         self,
         throttle_ms: i32,
         mut body: R,
-    ) -> Result<Bytes, EncodeError> {
+    ) -> Result<ResponseFrame, EncodeError> {
         body.set_throttle_time_ms(throttle_ms.max(self.throttle_ms));
-        encode_response(self.cid, self.v, &body)
+        encode_response(self.cid, self.v, &body).map(ResponseFrame::from)
+    }
+
+    /// [`Reply::encode_with`] for Fetch: the records stay in the buffers the log read them
+    /// into and are written from there (see [`encode_fetch_response`]).
+    fn encode_fetch(
+        self,
+        throttle_ms: i32,
+        mut body: FetchResponse,
+    ) -> Result<ResponseFrame, EncodeError> {
+        body.set_throttle_time_ms(throttle_ms.max(self.throttle_ms));
+        encode_fetch_response(self.cid, self.v, body)
     }
 }
 

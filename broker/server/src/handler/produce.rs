@@ -99,10 +99,15 @@ pub async fn handle(
                         Vec::new(),
                     )),
                     Some(records) => {
-                        // The log rewrites batch headers in place, so the bytes are copied
-                        // out of the request frame, which the decoded request (topic names
-                        // included) still shares. Profiled: one memcpy of the payload.
-                        let records = BytesMut::from(&records[..]);
+                        // The log rewrites batch headers in place, so it needs the records
+                        // to itself. They usually are the only owner of the request
+                        // frame's allocation (decoding copied the request's small fields
+                        // out of the frame, and the connection dropped the frame), and
+                        // `BytesMut::from` then takes the allocation over; it copies while
+                        // the frame is shared (the request's partitions not yet handled
+                        // hold it too, or the frame was small enough to have shared the
+                        // connection's read buffer).
+                        let records = BytesMut::from(records);
                         match append(broker, &name, data.index, records, acks).await {
                             Ok((info, epoch, partition)) if acks == -1 => {
                                 wait(&partition, info.last_offset, epoch, deadline)

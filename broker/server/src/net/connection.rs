@@ -21,6 +21,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use ironlog_protocol::frame::{frame_size, parse_frame, reserve_for_read, FrameError};
 use ironlog_protocol::request::{decode_header, DecodeError, RawRequest};
+use ironlog_protocol::response::ResponseFrame;
 use ironlog_protocol::ApiKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -152,7 +153,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let mut max_size = session.max_frame(configured_max);
         // Handle every complete frame already buffered. Small responses are gathered and
         // sent with one write; a large one (fetched records) is written as it is rather
-        // than copied into the gathering buffer.
+        // than copied into the gathering buffer: its pieces with vectored writes, the
+        // records from the buffers the log read them into.
         while let Some(size) = frame_size(&input, max_size)? {
             if permit.is_none() {
                 let started = frame_started.unwrap_or_else(Instant::now);
@@ -186,13 +188,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             permit = None;
             last_request = Instant::now();
             frame_started = (!input.is_empty()).then_some(last_request);
-            if let Some(response) = response {
+            if let Some(mut response) = response {
                 broker.metrics.bytes_out.inc_by(response.len() as u64);
                 if response.len() < GATHER_LIMIT {
-                    output.extend_from_slice(&response);
+                    for piece in response.pieces() {
+                        output.extend_from_slice(piece);
+                    }
                 } else {
                     flush(stream, &mut output).await?;
-                    stream.write_all(&response).await?;
+                    stream.write_all_buf(&mut response).await?;
                     stream.flush().await?;
                 }
             }
@@ -295,11 +299,11 @@ async fn handle_frame(
     frame: Bytes,
     broker: &Arc<Broker>,
     session: &mut Session,
-) -> Result<Option<Bytes>, ConnectionError> {
+) -> Result<Option<ResponseFrame>, ConnectionError> {
     if session.expects_raw_token() {
         // After SaslHandshake v0 the tokens come without a Kafka header.
         return handler::sasl_authenticate::raw_token(broker, session, &frame)
-            .map(Some)
+            .map(|token| Some(token.into()))
             .map_err(ConnectionError::Authentication);
     }
     let request = match decode_header(frame) {
@@ -315,9 +319,9 @@ async fn handle_frame(
                 "ApiVersions",
                 ironlog_protocol::ResponseError::UnsupportedVersion,
             );
-            return Ok(Some(handler::api_versions::unsupported_version_response(
-                correlation_id,
-            )?));
+            return Ok(Some(
+                handler::api_versions::unsupported_version_response(correlation_id)?.into(),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -325,6 +329,14 @@ async fn handle_frame(
         .admits(request.api, std::time::Instant::now())
         .map_err(ConnectionError::Authentication)?;
     let body = request.decode_body()?;
-    let RawRequest { api, header, .. } = request;
+    // The frame goes before the request is handled: then a Produce request's records
+    // (decoded as the only slices of the frame, see `ironlog_protocol::request`) own its
+    // allocation, and the log patches batch headers in it without copying the payload.
+    let RawRequest {
+        api,
+        header,
+        body: frame,
+    } = request;
+    drop(frame);
     Ok(handler::dispatch(broker, session, api, &header, body).await?)
 }
