@@ -297,7 +297,7 @@ stop_cluster() { # name: SIGTERM to all three at once, then wait for each
 # fsync per write) unless the workload sets flush.messages.
 WORKLOADS=$ROOT/bench/workloads
 start_broker single
-for name in cost fixed-50mb partitions-1 partitions-6 partitions-48 producers-1 producers-30 \
+for name in cost fixed-50mb fixed-50mb-3p partitions-1 partitions-6 partitions-48 producers-1 producers-30 \
     records-100b text-lz4 fsync-each; do
     workload_case "$name" single --workload "$WORKLOADS/$name.yaml"
 done
