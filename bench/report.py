@@ -212,6 +212,11 @@ def main():
                            "count": (rows[0].get("result") or {}).get("count"),
                            "figures": {"kib_per_connection": spread(per)}}
             continue
+        if any(row.get("failed") for row in rows):
+            fail(f"{name}: run(s) {[row.get('repeat') for row in rows if row.get('failed')]} failed (see the bench log)")
+            rows = [row for row in rows if not row.get("failed")]
+            if not rows:
+                continue
         for row in rows:
             check_run(name, row.get("repeat"), row.get("result"))
         figures = {}

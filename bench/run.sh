@@ -191,14 +191,18 @@ workload_case() { # case setup [workload flags...]
     for pid in "${BROKER_PIDS[@]}"; do pids+=(--broker-pid "$pid"); done
     for r in $(seq "$REPEATS"); do
         log "$name ($setup) run $r/$REPEATS: $*"
-        out=$(timeout $((WARMUP_S + DURATION_S + DRAIN_S + 240)) "$BIN" perf workload \
+        # A failed run (a record lost, duplicated or out of order; a delivery error) is a row
+        # too: the report lists it and exits non-zero, after printing everything else.
+        if out=$(timeout $((WARMUP_S + DURATION_S + DRAIN_S + 240)) "$BIN" perf workload \
             --bootstrap-server "$BOOTSTRAP" --name "$name" --warmup-s "$WARMUP_S" \
             --duration-s "$DURATION_S" --drain-s "$DRAIN_S" --reporting-interval-ms 5000 \
-            "${pids[@]}" --json "$@" | tail -n 1) || {
-            echo "bench: workload $name run $r failed" >&2
-            exit 1
-        }
-        echo "{\"case\":\"$name\",\"setup\":\"$setup\",\"repeat\":$r,\"result\":$out}" >>"$ROWS"
+            "${pids[@]}" --json "$@" 2>"$WORK/workload.err" | tail -n 1) && [[ $out == "{"* ]]; then
+            echo "{\"case\":\"$name\",\"setup\":\"$setup\",\"repeat\":$r,\"result\":$out}" >>"$ROWS"
+        else
+            log "workload $name run $r FAILED: $(grep -v PROTOERR "$WORK/workload.err" | tail -n 3 | tr '\n' ' ' | cut -c1-400)"
+            echo "{\"case\":\"$name\",\"setup\":\"$setup\",\"repeat\":$r,\"failed\":true}" >>"$ROWS"
+        fi
+        grep -v PROTOERR "$WORK/workload.err" | grep -E '^\[|^workload' >&2 || true
     done
 }
 

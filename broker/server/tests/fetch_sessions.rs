@@ -377,3 +377,38 @@ async fn no_sessions_when_the_cache_has_no_slots() {
     );
     broker.stop().await;
 }
+
+/// A partition answered with an error still has a record set, an empty one, as Kafka sends
+/// it: librdkafka takes a null record set for a corrupt response and never reads the error.
+#[tokio::test]
+async fn errors_come_with_empty_records_not_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path()).await;
+    let mut c = RawClient::connect(broker.addr).await.unwrap();
+    create_topic(&mut c, "t").await;
+    produce(&mut c, "t", 0, "x").await;
+    for version in [12i16, 16] {
+        let t = Topic {
+            name: "t",
+            // An id no topic has (v13+), so that partition is UNKNOWN_TOPIC_ID.
+            id: uuid::Uuid::from_u128(7),
+        };
+        // Offset 5 is past the log end (1): OFFSET_OUT_OF_RANGE for the topic by name.
+        let resp: FetchResponse = c
+            .call(
+                ApiKey::Fetch,
+                version,
+                &session_fetch(0, -1, vec![fetch_topic(version, t, &[(0, 5)])], vec![]),
+            )
+            .await;
+        let p = &resp.responses[0].partitions[0];
+        let expected = if version >= 13 {
+            ResponseError::UnknownTopicId.code()
+        } else {
+            ResponseError::OffsetOutOfRange.code()
+        };
+        assert_eq!(p.error_code, expected, "v{version}");
+        assert_eq!(p.records.as_deref(), Some(&b""[..]), "v{version}");
+    }
+    broker.stop().await;
+}

@@ -374,9 +374,12 @@ fn read_once(
                 name
             }
         };
+        // Records are never null, even beside an error: Kafka sends an empty record set,
+        // and librdkafka refuses a null one as a parse failure of the whole response (its
+        // consumer then never sees the error code and retries the same fetch forever).
         let mut data = PartitionData::default()
             .with_partition_index(key.partition)
-            .with_records(None);
+            .with_records(Some(Default::default()));
         if request.isolation_level == 0 {
             data.aborted_transactions = None;
         }
