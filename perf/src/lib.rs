@@ -112,6 +112,12 @@ impl Compression {
     }
 }
 
+/// Locks a mutex that guards only counters and histograms: after a panic elsewhere (a bug
+/// here) they are still fit for a report, so a poisoned lock is taken as it is.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Parses `KEY=VALUE` (the value may itself contain `=`).
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

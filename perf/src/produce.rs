@@ -18,7 +18,7 @@ use rdkafka::ClientContext;
 
 use crate::histogram::Histogram;
 use crate::report::{progress_line, Summary};
-use crate::{parse_key_value, Acks, Compression};
+use crate::{lock, parse_key_value, Acks, Compression};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProduceArgs {
@@ -100,12 +100,6 @@ impl Stats {
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock can only come from a bug here; the data (counters)
-    // is still usable for a report.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct DeliveryStats(Arc<Stats>);

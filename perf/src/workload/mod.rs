@@ -46,7 +46,7 @@ use serde::Serialize;
 use crate::histogram::Histogram;
 use crate::proc_stats;
 use crate::report::MB;
-use crate::{parse_key_value, Compression};
+use crate::{lock, parse_key_value, Compression};
 use payload::{codec_of, Header, Pool, Rng, HEADER_LEN};
 use spec::{ConsumeMode, KeyDistribution, PayloadKind, Workload};
 use verify::{Verifier, VerifyReport};
@@ -383,12 +383,6 @@ fn wall_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Only counters and histograms are behind these locks; after a panic elsewhere they
-    // are still fit for a report.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What producer, consumer and reporting threads share.
 struct Shared {
     start: Instant,
@@ -397,15 +391,15 @@ struct Shared {
     measuring: AtomicBool,
     stop_producers: AtomicBool,
     stop_consumers: AtomicBool,
-    /// Backlog mode, drain phase: records read again after a partition's end count only
-    /// towards the drain rate.
+    /// Records handed to librdkafka, per producer (its next sequence number).
     sent: Vec<AtomicU64>,
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     /// Records read for the first time (the ones verified).
     consumed: AtomicU64,
-    /// Every record read, re-reads included.
+    /// Every record read, including (backlog mode) those read again after a partition's
+    /// end, which count only towards the drain rate.
     read_total: AtomicU64,
     read_bytes: AtomicU64,
     publish_latency: Mutex<Histogram>,
