@@ -174,6 +174,7 @@ impl SecureBroker {
             default_replication_factor: 1,
             socket_request_max_bytes: 1024 * 1024,
             fetch_session_cache_slots: 1000,
+            log_write_behind_bytes: 16 << 20,
             max_connections: 100,
             default_topic_config: vec![],
             group: ironlog_server::group::GroupConfig::default(),

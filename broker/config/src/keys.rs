@@ -203,6 +203,11 @@ pub const TABLE: &[KeySpec] = &[
         int(0),
         Flag("max-incremental-fetch-session-cache-slots"),
     ),
+    key(
+        "ironlog.log.write.behind.bytes",
+        long(0),
+        Flag("log-write-behind-bytes"),
+    ),
     // TLS and SASL.
     key("ironlog.tls.cert", Kind::String, Flag("tls-cert")),
     key("ironlog.tls.key", Kind::String, Flag("tls-key")),

@@ -89,6 +89,7 @@
 //! | `max.connections.per.ip` | int ≥ 1 | `--max-connections-per-ip` |
 //! | `connections.max.idle.ms` | long ≥ 1 | `--connections-max-idle-ms` |
 //! | `max.incremental.fetch.session.cache.slots` | int ≥ 0 | `--max-incremental-fetch-session-cache-slots`: fetch sessions (KIP-227) kept at once; 0 disables them |
+//! | `ironlog.log.write.behind.bytes` | long ≥ 0 | `--log-write-behind-bytes`: bytes behind each partition's log end kept in the page cache, older appended data is written back and dropped from it (default 16 MiB; 0 leaves it to the OS, as Kafka does) |
 //! | `ironlog.tls.cert` | path | `--tls-cert`: the certificate chain (PEM) of SSL and SASL_SSL listeners |
 //! | `ironlog.tls.key` | path | `--tls-key`: its private key (PEM) |
 //! | `ironlog.tls.client.ca` | path | `--tls-client-ca`: CA certificates (PEM) client certificates must chain to (mutual TLS on SSL listeners) |

@@ -76,6 +76,7 @@ impl Broker {
             cluster.clone(),
             &config.data_dir,
             config.default_topic_config.clone(),
+            config.log_write_behind_bytes,
         )?;
         let metrics = Metrics::new();
         let groups = GroupCoordinator::new(config.group.clone(), metrics.groups.clone());

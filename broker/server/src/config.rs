@@ -154,6 +154,15 @@ pub struct BrokerArgs {
         default_value_t = crate::fetch_session::DEFAULT_CACHE_SLOTS
     )]
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// Bytes behind each partition's log end kept in the page cache; older appended data is
+    /// written back and dropped from it, so appends reuse warm pages (see the storage crate's
+    /// `write_behind`). 0 leaves the page cache to the OS, as Kafka does.
+    #[arg(
+        long,
+        env = "IRONLOG_LOG_WRITE_BEHIND_BYTES",
+        default_value_t = ironlog_storage::write_behind::DEFAULT_WINDOW
+    )]
+    pub log_write_behind_bytes: u64,
     /// Kafka's queued.max.request.bytes: the most bytes of requests being read or waiting to
     /// be handled, across all connections. Must be at least --socket-request-max-bytes, or a
     /// request of the largest allowed size could never be read.
@@ -387,6 +396,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `max.incremental.fetch.session.cache.slots`.
     pub fetch_session_cache_slots: usize,
+    /// `--log-write-behind-bytes`.
+    pub log_write_behind_bytes: u64,
     pub default_topic_config: Vec<(String, String)>,
     pub group: crate::group::GroupConfig,
     pub net: NetLimits,
@@ -636,6 +647,7 @@ impl BrokerConfig {
             socket_request_max_bytes: args.socket_request_max_bytes,
             max_connections: args.max_connections,
             fetch_session_cache_slots: args.max_incremental_fetch_session_cache_slots,
+            log_write_behind_bytes: args.log_write_behind_bytes,
             default_topic_config: args.default_topic_config.clone(),
             group,
             net,

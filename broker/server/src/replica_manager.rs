@@ -318,12 +318,17 @@ impl ReplicaManager {
         cluster: Arc<Cluster>,
         data_dir: &std::path::Path,
         default_configs: Vec<(String, String)>,
+        write_behind_bytes: u64,
     ) -> Result<Self, ReplicaError> {
         std::fs::create_dir_all(data_dir).map_err(|source| ReplicaError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let default_log_config = topic_config::log_config(&LogConfig::default(), &default_configs)?;
+        let base = LogConfig {
+            write_behind_bytes,
+            ..LogConfig::default()
+        };
+        let default_log_config = topic_config::log_config(&base, &default_configs)?;
         let logs = LogManager::open(data_dir, default_log_config.clone(), now_ms())?;
         let (appended, _) = watch::channel(0);
         let hw_checkpoint = OffsetCheckpoint::new(data_dir.join(HIGH_WATERMARK_FILE));

@@ -75,6 +75,9 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: dirty bytes / cleanable bytes at which a log is cleaned.
     pub min_cleanable_dirty_ratio: f64,
+    /// Not a topic config: the broker's `--log-write-behind-bytes`, the bytes behind the log
+    /// end kept in the page cache (see [`crate::write_behind`]); 0 leaves it to the OS.
+    pub write_behind_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -97,6 +100,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            write_behind_bytes: crate::write_behind::DEFAULT_WINDOW,
         }
     }
 }

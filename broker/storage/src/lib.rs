@@ -161,6 +161,7 @@ pub mod log;
 pub mod manager;
 pub mod segment;
 pub mod validator;
+pub mod write_behind;
 
 /// The batch header and record decoder live in `ironlog-wire` (the client reads fetched
 /// records with them too); re-exported so the log's paths read as before.

@@ -16,6 +16,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{scan, segment_file, AppendError, LogSegment, SegmentStats};
 use crate::validator::{LogValidator, ValidBatch, ValidatedRecords, ValidationError};
+use crate::write_behind::{self, WriteBehind};
 
 /// Name of the per-partition file holding the log start offset.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
@@ -186,6 +187,8 @@ pub struct Log {
     offline: Option<String>,
     /// Bumped whenever a segment is deleted or replaced (see `cleaning`).
     generation: u64,
+    /// Which appended bytes to write back and drop from the page cache.
+    write_behind: WriteBehind,
     /// Leader epochs of the stored batches, persisted in `leader-epoch-checkpoint`.
     epochs: LeaderEpochCache,
     /// Tests: the cleaner's swap fails after this many more steps, as a crash would.
@@ -346,6 +349,7 @@ impl Log {
 
         let mut log = Log {
             dir: dir.to_path_buf(),
+            write_behind: WriteBehind::new(config.write_behind_bytes),
             config,
             segments,
             log_start_offset,
@@ -531,6 +535,9 @@ impl Log {
 
     /// Replaces the config; takes effect for the next append, roll and retention run.
     pub fn set_config(&mut self, config: LogConfig) {
+        if config.write_behind_bytes != self.config.write_behind_bytes {
+            self.write_behind = WriteBehind::new(config.write_behind_bytes);
+        }
         self.config = config;
     }
 
@@ -745,7 +752,37 @@ impl Log {
         } else {
             self.unflushed_messages += record_count;
         }
+        self.write_behind();
         Ok(())
+    }
+
+    /// Hands the kernel the byte ranges [`WriteBehind`] says are due. Advice only: a failure
+    /// costs memory, not data, so it is logged and the append stands.
+    fn write_behind(&mut self) {
+        let (base, size) = (self.active().base_offset, self.active().size);
+        for step in self.write_behind.after_append(base, size) {
+            let (segment, range) = match &step {
+                write_behind::Step::StartWriteback { segment, range }
+                | write_behind::Step::Drop { segment, range } => (*segment, range),
+            };
+            // The segment before the active one may have been deleted since (retention).
+            let Some(seg) = self.segments.get(&segment) else {
+                continue;
+            };
+            let Some(len) = std::num::NonZeroU64::new(range.end - range.start) else {
+                continue; // (`None` would mean "to the end of the file")
+            };
+            // On Linux DONTNEED starts writeback of dirty pages and drops clean ones: the
+            // same call does both steps.
+            if let Err(error) = rustix::fs::fadvise(
+                &seg.file,
+                range.start,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            ) {
+                debug!(file = %seg.log_path.display(), ?step, %error, "write-behind advice failed");
+            }
+        }
     }
 
     /// [`LogError::Offline`] once a failed write could not be undone.

@@ -42,6 +42,7 @@ pub fn config(data_dir: &Path, listen: SocketAddr, metrics: SocketAddr) -> Broke
         socket_request_max_bytes: 1024 * 1024,
         max_connections: 100,
         fetch_session_cache_slots: 1000,
+        log_write_behind_bytes: ironlog_storage::write_behind::DEFAULT_WINDOW,
         default_topic_config: vec![],
         group: ironlog_server::group::GroupConfig::default(),
         net: ironlog_server::config::NetLimits::default(),
