@@ -103,8 +103,11 @@ gcc -shared -fPIC -O2 -Wall -o "$STATE/serialize_lookups.so" \
   || fail_setup "building e2e/k8s/resolver/serialize_lookups.c (needs gcc)"
 e2e_setup
 "$CP" build >"$LOG/build.log" 2>&1 || fail_setup "building the control plane (see $LOG/build.log)"
-"$IRONLOG_SHARED/k8s/install-helm-kubectl.sh" >"$LOG/tools.log" 2>&1 \
-  || fail_setup "installing helm/kubectl (see $LOG/tools.log)"
+# The shared recipe ends with `kubectl version --client | head -1` under pipefail, which
+# fails now and then after a good install (head exits first and kubectl gets SIGPIPE); a
+# second run finds both binaries in place (or retries a failed download).
+install_tools() { "$IRONLOG_SHARED/k8s/install-helm-kubectl.sh" >>"$LOG/tools.log" 2>&1; }
+install_tools || install_tools || fail_setup "installing helm/kubectl (see $LOG/tools.log)"
 eval "$("$CP" env)"
 export KUBECONFIG PATH
 
