@@ -86,21 +86,21 @@ def limits(work):
     if gb > 0:
         out["tcp_send_cpu_s_per_gb"] = number(cpu, "host_total", "iperf3 cpu") / 100 * secs / gb
         out["tcp_receive_cpu_s_per_gb"] = number(cpu, "remote_total", "iperf3 cpu") / 100 * secs / gb
-    for name, file in [("disk_seq_write_mb_per_sec", "fio-end.json"),
-                       ("disk_seq_write_warm_mb_per_sec", "fio-warm.json"),
-                       ("disk_seq_write_fsync_64k_mb_per_sec", "fio-sync.json")]:
+    # (bandwidth figure, fio's JSON, CPU-per-GB figure or None). The CPU figures are the
+    # usr+sys share of the job's run time per GB written through the page cache: onto new
+    # pages, and over pages already cached.
+    for name, file, cpu_name in [("disk_seq_write_mb_per_sec", "fio-end.json", "disk_write_cpu_s_per_gb"),
+                                 ("disk_seq_write_warm_mb_per_sec", "fio-warm.json", "disk_write_warm_cpu_s_per_gb"),
+                                 ("disk_seq_write_fsync_64k_mb_per_sec", "fio-sync.json", None)]:
         fio = load(os.path.join(work, file), "fio")
         jobs = fio.get("jobs") or [{}]
         w = jobs[0].get("write", {})
         out[name] = number(w, "bw_bytes", f"fio {file}") / MB
-        if file in ("fio-end.json", "fio-warm.json"):
-            # usr+sys share of the job's run time, per GB written (through the page cache):
-            # onto new pages, and over pages already cached.
+        if cpu_name:
             wgb = number(w, "io_bytes", f"fio {file}") / 1e9
             run_s = number(w, "runtime", f"fio {file}") / 1000
-            key = "disk_write_cpu_s_per_gb" if file == "fio-end.json" else "disk_write_warm_cpu_s_per_gb"
             if wgb > 0:
-                out[key] = (number(jobs[0], "usr_cpu", "fio") + number(jobs[0], "sys_cpu", "fio")) / 100 * run_s / wgb
+                out[cpu_name] = (number(jobs[0], "usr_cpu", "fio") + number(jobs[0], "sys_cpu", "fio")) / 100 * run_s / wgb
     return out
 
 

@@ -16,7 +16,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{scan, segment_file, AppendError, LogSegment, SegmentStats};
 use crate::validator::{LogValidator, ValidBatch, ValidatedRecords, ValidationError};
-use crate::write_behind::{self, WriteBehind};
+use crate::write_behind::WriteBehind;
 
 /// Name of the per-partition file holding the log start offset.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
@@ -761,22 +761,18 @@ impl Log {
     fn write_behind(&mut self) {
         let (base, size) = (self.active().base_offset, self.active().size);
         for step in self.write_behind.after_append(base, size) {
-            let (segment, range) = match &step {
-                write_behind::Step::StartWriteback { segment, range }
-                | write_behind::Step::Drop { segment, range } => (*segment, range),
-            };
             // The segment before the active one may have been deleted since (retention).
-            let Some(seg) = self.segments.get(&segment) else {
+            let Some(seg) = self.segments.get(&step.segment) else {
                 continue;
             };
-            let Some(len) = std::num::NonZeroU64::new(range.end - range.start) else {
+            let Some(len) = std::num::NonZeroU64::new(step.range.end - step.range.start) else {
                 continue; // (`None` would mean "to the end of the file")
             };
             // On Linux DONTNEED starts writeback of dirty pages and drops clean ones: the
-            // same call does both steps.
+            // same call does both kinds of step.
             if let Err(error) = rustix::fs::fadvise(
                 &seg.file,
-                range.start,
+                step.range.start,
                 Some(len),
                 rustix::fs::Advice::DontNeed,
             ) {

@@ -41,13 +41,23 @@ const PAGE: u64 = 4096;
 /// Largest range handed over at once: a quarter of the window, at most 8 MiB.
 const MAX_CHUNK: u64 = 8 << 20;
 
-/// What to do with a byte range of a segment (named by its base offset).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+/// What a [`Step`] asks of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
     /// Start writing these dirty pages back (asynchronously).
-    StartWriteback { segment: i64, range: Range<u64> },
+    StartWriteback,
     /// Drop these pages from the page cache (clean ones go; dirty ones stay).
-    Drop { segment: i64, range: Range<u64> },
+    Drop,
+}
+
+/// What to do with a byte range of a segment (named by its base offset). On Linux one call,
+/// `posix_fadvise(DONTNEED)`, does either, so `Log` treats both kinds alike; the kind says
+/// why the range is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub segment: i64,
+    pub range: Range<u64>,
 }
 
 /// The progress of write-behind over a log's active segment (and the one before it).
@@ -112,14 +122,16 @@ impl WriteBehind {
         if size > self.window {
             let behind = page_floor(size - self.window).min(self.started);
             if behind >= self.dropped + self.chunk {
-                steps.push(Step::Drop {
+                steps.push(Step {
+                    kind: StepKind::Drop,
                     segment,
                     range: self.dropped..behind,
                 });
                 self.dropped = behind;
             }
             if let Some((base, from, to)) = self.previous.take() {
-                steps.push(Step::Drop {
+                steps.push(Step {
+                    kind: StepKind::Drop,
                     segment: base,
                     range: from..to,
                 });
@@ -127,7 +139,8 @@ impl WriteBehind {
         }
         let end = page_floor(size);
         if end - self.started >= self.chunk {
-            steps.push(Step::StartWriteback {
+            steps.push(Step {
+                kind: StepKind::StartWriteback,
                 segment,
                 range: self.started..end,
             });
@@ -143,23 +156,19 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    fn of_kind(steps: &[Step], kind: StepKind) -> impl Iterator<Item = &Step> {
+        steps.iter().filter(move |s| s.kind == kind)
+    }
+
     fn drops(steps: &[Step]) -> Vec<(i64, Range<u64>)> {
-        steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Drop { segment, range } => Some((*segment, range.clone())),
-                Step::StartWriteback { .. } => None,
-            })
+        of_kind(steps, StepKind::Drop)
+            .map(|s| (s.segment, s.range.clone()))
             .collect()
     }
 
     fn writebacks(steps: &[Step]) -> Vec<Range<u64>> {
-        steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::StartWriteback { range, .. } => Some(range.clone()),
-                Step::Drop { .. } => None,
-            })
+        of_kind(steps, StepKind::StartWriteback)
+            .map(|s| s.range.clone())
             .collect()
     }
 
